@@ -1,0 +1,3 @@
+module github.com/dislog/dislog/storelog
+
+go 1.26.8
