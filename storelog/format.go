@@ -1,0 +1,206 @@
+package storelog
+
+import (
+	"encoding/binary"
+	"hash/crc32"
+)
+
+// The on-disk format. Every constant in this file is part of it: changing one makes existing logs
+// unreadable, so a change needs a new formatVersion and a migration.
+//
+// A log directory holds one meta file and, per segment, a store file and an index file named after the
+// segment's base offset (its first record), zero-padded to 20 digits so that names sort:
+//
+//	storelog.meta
+//	00000000000000000000.store   00000000000000000000.index
+//	00000000000000065536.store   00000000000000065536.index
+//
+// Store file: frames, back to back, one per record. All integers little-endian.
+//
+//	0         4         8                 16                24
+//	+---------+---------+-----------------+-----------------+----------------+
+//	| length  | crc     | offset          | time            | value          |
+//	| uint32  | uint32  | uint64          | int64 (unix ns) | length bytes   |
+//	+---------+---------+-----------------+-----------------+----------------+
+//
+// length is the value's length. crc is CRC-32C (Castagnoli) over the length, offset, time and value
+// bytes, that is the whole frame but the crc field itself. The offset makes a frame self-describing: a
+// frame read from the wrong place, or left over from an earlier incarnation of the file, does not
+// pass for the record that belongs there.
+//
+// Index file: one 16-byte entry per record, entry i describing offset base+i. It is memory-mapped.
+//
+//	0          4          8                 16
+//	+----------+----------+-----------------+
+//	| position | length   | time            |
+//	| uint32   | uint32   | int64 (unix ns) |
+//	+----------+----------+-----------------+
+//
+// position is where the record's frame starts in the store file, length its value's length, time a
+// copy of the frame's time so that a lookup by time needs no store reads. A sealed segment's index is
+// exactly 16 bytes per record and was fsynced when sealed, so it is trusted. The active segment's index
+// is preallocated and written through the mapping without fsync: after a crash it is rebuilt from the
+// store, whose frames carry their own checksums.
+//
+// Meta file (written whole to a temporary file, fsynced, renamed over the old one, directory fsynced):
+//
+//	0        4         8               16       20           24            32            40      44
+//	+--------+---------+---------------+--------+------------+-------------+-------------+-------+
+//	| "DSLG" | version | low watermark | flags  | store size | active base | active count| crc   |
+//	| [4]    | uint32  | uint64        | uint32 | uint32     | uint64      | uint64      | uint32|
+//	+--------+---------+---------------+--------+------------+-------------+-------------+-------+
+//
+// low watermark is the lowest offset the log still holds (head truncation may fall inside a segment).
+// flags bit 0 (clean) says the log was closed cleanly with an active segment of active base, active
+// count records and store size bytes: only then is the active segment opened without a scan. Open
+// clears the flag (durably) before the log takes a write. crc is CRC-32C of bytes [0, 40).
+const (
+	formatVersion = 1
+
+	frameHeaderSize = 24
+	indexEntrySize  = 16
+	metaSize        = 44
+
+	metaFileName = "storelog.meta"
+	storeSuffix  = ".store"
+	indexSuffix  = ".index"
+	tmpSuffix    = ".tmp"
+	baseDigits   = 20
+
+	metaFlagClean = 1 << 0
+)
+
+var (
+	castagnoli = crc32.MakeTable(crc32.Castagnoli)
+	metaMagic  = [4]byte{'D', 'S', 'L', 'G'}
+)
+
+// frameHeader is a decoded store frame header.
+type frameHeader struct {
+	length uint32
+	crc    uint32
+	offset uint64
+	time   int64
+}
+
+// appendFrame appends the frame of one record to dst.
+func appendFrame(dst []byte, offset uint64, timeNanos int64, value []byte) []byte {
+	start := len(dst)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(value)))
+	dst = binary.LittleEndian.AppendUint32(dst, 0)
+	dst = binary.LittleEndian.AppendUint64(dst, offset)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(timeNanos))
+	dst = append(dst, value...)
+	binary.LittleEndian.PutUint32(dst[start+4:], frameCRC(dst[start:]))
+	return dst
+}
+
+// frameCRC is the checksum of a whole frame, skipping its crc field.
+func frameCRC(frame []byte) uint32 {
+	c := crc32.Update(0, castagnoli, frame[0:4])
+	return crc32.Update(c, castagnoli, frame[8:])
+}
+
+// decodeFrameHeader reads a frame header from b, which must hold at least frameHeaderSize bytes.
+func decodeFrameHeader(b []byte) frameHeader {
+	return frameHeader{
+		length: binary.LittleEndian.Uint32(b[0:]),
+		crc:    binary.LittleEndian.Uint32(b[4:]),
+		offset: binary.LittleEndian.Uint64(b[8:]),
+		time:   int64(binary.LittleEndian.Uint64(b[16:])),
+	}
+}
+
+// decodeFrame checks the frame at the start of b and returns its header and value (aliasing b). It
+// fails with ErrCorrupt when b is too short for the header or the value, when the value is longer than
+// maxValue (so a corrupt length never sizes an allocation), or when the checksum does not match.
+func decodeFrame(b []byte, maxValue uint32) (frameHeader, []byte, error) {
+	if len(b) < frameHeaderSize {
+		return frameHeader{}, nil, corruptf("frame header truncated: %d of %d bytes", len(b), frameHeaderSize)
+	}
+	h := decodeFrameHeader(b)
+	if h.length > maxValue {
+		return frameHeader{}, nil, corruptf("frame length %d exceeds the maximum record size %d", h.length, maxValue)
+	}
+	end := frameHeaderSize + int(h.length)
+	if len(b) < end {
+		return frameHeader{}, nil, corruptf("frame value truncated: %d of %d bytes", len(b)-frameHeaderSize, h.length)
+	}
+	if got := frameCRC(b[:end]); got != h.crc {
+		return frameHeader{}, nil, corruptf("frame checksum mismatch at offset field %d: stored %#x, computed %#x", h.offset, h.crc, got)
+	}
+	return h, b[frameHeaderSize:end], nil
+}
+
+// indexEntry is one decoded index entry.
+type indexEntry struct {
+	position uint32
+	length   uint32
+	time     int64
+}
+
+func putIndexEntry(b []byte, e indexEntry) {
+	binary.LittleEndian.PutUint32(b[0:], e.position)
+	binary.LittleEndian.PutUint32(b[4:], e.length)
+	binary.LittleEndian.PutUint64(b[8:], uint64(e.time))
+}
+
+func decodeIndexEntry(b []byte) indexEntry {
+	return indexEntry{
+		position: binary.LittleEndian.Uint32(b[0:]),
+		length:   binary.LittleEndian.Uint32(b[4:]),
+		time:     int64(binary.LittleEndian.Uint64(b[8:])),
+	}
+}
+
+// meta is the decoded meta file.
+type meta struct {
+	version      uint32
+	lowWatermark uint64
+	clean        bool
+	storeSize    uint32
+	activeBase   uint64
+	activeCount  uint64
+}
+
+func encodeMeta(m meta) []byte {
+	b := make([]byte, 0, metaSize)
+	b = append(b, metaMagic[:]...)
+	b = binary.LittleEndian.AppendUint32(b, m.version)
+	b = binary.LittleEndian.AppendUint64(b, m.lowWatermark)
+	var flags uint32
+	if m.clean {
+		flags |= metaFlagClean
+	}
+	b = binary.LittleEndian.AppendUint32(b, flags)
+	b = binary.LittleEndian.AppendUint32(b, m.storeSize)
+	b = binary.LittleEndian.AppendUint64(b, m.activeBase)
+	b = binary.LittleEndian.AppendUint64(b, m.activeCount)
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// decodeMeta parses a meta file. A file written by a newer format gives ErrUnsupportedVersion; any
+// other damage gives ErrCorrupt.
+func decodeMeta(b []byte) (meta, error) {
+	if len(b) < 8 || [4]byte(b[0:4]) != metaMagic {
+		return meta{}, corruptf("%s: not a storelog meta file", metaFileName)
+	}
+	version := binary.LittleEndian.Uint32(b[4:])
+	if version > formatVersion {
+		return meta{}, versionErrorf("%s: format version %d, this build reads up to %d", metaFileName, version, formatVersion)
+	}
+	if len(b) != metaSize {
+		return meta{}, corruptf("%s: %d bytes, want %d", metaFileName, len(b), metaSize)
+	}
+	if got, want := crc32.Checksum(b[:40], castagnoli), binary.LittleEndian.Uint32(b[40:]); got != want {
+		return meta{}, corruptf("%s: checksum mismatch", metaFileName)
+	}
+	return meta{
+		version:      version,
+		lowWatermark: binary.LittleEndian.Uint64(b[8:]),
+		clean:        binary.LittleEndian.Uint32(b[16:])&metaFlagClean != 0,
+		storeSize:    binary.LittleEndian.Uint32(b[20:]),
+		activeBase:   binary.LittleEndian.Uint64(b[24:]),
+		activeCount:  binary.LittleEndian.Uint64(b[32:]),
+	}, nil
+}

@@ -1,0 +1,623 @@
+package storelog
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Record is one record read from a log.
+type Record struct {
+	Offset uint64
+	// Time is when the record was appended, in Unix nanoseconds. Times never decrease along a log.
+	Time  int64
+	Value []byte
+}
+
+// Log is an append-only sequence of records in segment files. It takes one writer and many
+// concurrent readers; every method is safe to call from any goroutine.
+type Log struct {
+	dir  string
+	opts Options
+
+	// Lock order: syncMu, then wmu, then mu.
+	//
+	// syncMu is held across an fsync of the active store and by every call that closes or deletes
+	// segment files, so that an fsync never runs on a file being closed.
+	syncMu  sync.Mutex
+	durable uint64 // offsets below are fsynced (SyncEveryBatch)
+
+	// wmu serializes writers. The fields below it are the writer's.
+	wmu       sync.Mutex
+	active    *segment
+	nextWrite uint64 // next offset to write; records below it are written, maybe not yet published
+	lastTime  int64
+	failErr   error
+	buf       []byte
+
+	// mu guards segments: readers hold it for reading while they use a segment's mappings.
+	mu       sync.RWMutex
+	segments []*segment
+
+	next   atomic.Uint64 // published: records below are readable
+	low    atomic.Uint64 // lowest offset the log holds
+	closed atomic.Bool
+
+	notifyMu sync.Mutex
+	notify   chan struct{} // closed and cleared when next advances or the log closes
+
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Open opens the log in dir, creating dir and an empty log if need be. Sealed segments are trusted
+// and opened lazily; the active segment is trusted after a clean Close and rebuilt from its store
+// after a crash, cutting any torn tail. Stray files in dir are logged and left alone.
+func Open(dir string, opts Options) (*Log, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{dir: dir, opts: opts, done: make(chan struct{})}
+	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("storelog: open %s: %w", dir, err)
+	}
+	if err := l.load(); err != nil {
+		l.mu.Lock()
+		for _, s := range l.segments {
+			s.closeFiles()
+		}
+		l.mu.Unlock()
+		return nil, err
+	}
+	l.startBackground()
+	return l, nil
+}
+
+// load reads the directory and brings the log to a consistent, writable state.
+func (l *Log) load() error {
+	fs := l.opts.FS
+	names, err := fs.ReadDir(l.dir)
+	if err != nil {
+		return fmt.Errorf("storelog: open %s: %w", l.dir, err)
+	}
+	m := meta{version: formatVersion}
+	stores, indexes := map[uint64]bool{}, map[uint64]bool{}
+	var bases []uint64
+	for _, name := range names {
+		if name == metaFileName {
+			b, err := readFile(fs, filepath.Join(l.dir, name))
+			if err != nil {
+				return err
+			}
+			if m, err = decodeMeta(b); err != nil {
+				return fmt.Errorf("%w (in %s)", err, l.dir)
+			}
+			continue
+		}
+		if strings.HasSuffix(name, tmpSuffix) {
+			// A meta file whose rename did not happen: the old meta file is still in force.
+			if err := fs.Remove(filepath.Join(l.dir, name)); err != nil {
+				return fmt.Errorf("storelog: remove %s: %w", name, err)
+			}
+			continue
+		}
+		base, suffix, ok := parseSegmentName(name)
+		if !ok {
+			l.opts.Logger.Warn("storelog: skipping a file that is not part of the log", slog.String("dir", l.dir), slog.String("file", name))
+			continue
+		}
+		if !stores[base] && !indexes[base] {
+			bases = append(bases, base)
+		}
+		if suffix == storeSuffix {
+			stores[base] = true
+		} else {
+			indexes[base] = true
+		}
+	}
+	slices.Sort(bases)
+
+	for i, base := range bases {
+		s := newSegment(l.dir, base)
+		last := i == len(bases)-1
+		if !stores[base] {
+			return corruptf("segment %d has an index file but no store file %s", base, s.storePath)
+		}
+		if !last {
+			if !indexes[base] {
+				return corruptf("sealed segment %d has no index file %s", base, s.indexPath)
+			}
+			if err := l.statSealed(s, bases[i+1]); err != nil {
+				return err
+			}
+		}
+		l.segments = append(l.segments, s)
+	}
+
+	// Finish a head truncation that a crash interrupted: drop sealed segments wholly below the low
+	// watermark.
+	for len(l.segments) > 1 && l.segments[1].base <= m.lowWatermark {
+		if err := l.segments[0].remove(fs); err != nil {
+			return err
+		}
+		l.segments = l.segments[1:]
+	}
+
+	if len(l.segments) == 0 {
+		s := newSegment(l.dir, m.lowWatermark)
+		if err := s.openActive(fs, l.opts.MaxSegmentRecords, l.opts.MaxSegmentBytes); err != nil {
+			return err
+		}
+		if err := fs.SyncDir(l.dir); err != nil {
+			return fmt.Errorf("storelog: sync %s: %w", l.dir, err)
+		}
+		l.segments = []*segment{s}
+	} else {
+		s := l.segments[len(l.segments)-1]
+		trusted := false
+		if m.clean && m.activeBase == s.base && indexes[s.base] {
+			if trusted, err = l.openActiveClean(s, m); err != nil {
+				return err
+			}
+		}
+		if !trusted {
+			if err := l.recoverActive(s); err != nil {
+				return err
+			}
+		}
+	}
+
+	l.active = l.segments[len(l.segments)-1]
+	l.nextWrite = l.active.base + l.active.count
+	l.lastTime = l.active.lastTime
+	l.durable = l.nextWrite
+	low := max(m.lowWatermark, l.segments[0].base)
+	if low > l.nextWrite {
+		// Records the low watermark counted on were never synced (SyncNever) and are gone: the log is
+		// empty from the watermark on.
+		l.opts.Logger.Warn("storelog: low watermark is past the last record; starting empty at it",
+			slog.Uint64("low_watermark", low), slog.Uint64("next", l.nextWrite))
+		if err := l.resetLocked(low); err != nil {
+			return err
+		}
+	}
+	l.low.Store(low)
+	l.next.Store(l.nextWrite)
+	return l.writeMeta(false)
+}
+
+// statSealed learns a sealed segment's record count from its index size, without opening it, and
+// checks that it ends where the next segment begins.
+func (l *Log) statSealed(s *segment, nextBase uint64) error {
+	ifi, err := statFile(l.opts.FS, s.indexPath)
+	if err != nil {
+		return err
+	}
+	sfi, err := statFile(l.opts.FS, s.storePath)
+	if err != nil {
+		return err
+	}
+	if ifi.Size()%indexEntrySize != 0 {
+		return corruptf("sealed segment %d: index is %d bytes, not a whole number of %d-byte entries", s.base, ifi.Size(), indexEntrySize)
+	}
+	s.count = uint64(ifi.Size() / indexEntrySize)
+	if s.base+s.count != nextBase {
+		return corruptf("sealed segment %d holds %d records but the next segment starts at %d", s.base, s.count, nextBase)
+	}
+	s.storeSize = sfi.Size()
+	return nil
+}
+
+func statFile(fs FS, path string) (os.FileInfo, error) {
+	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("storelog: %w", err)
+	}
+	defer f.Close()
+	return f.Stat()
+}
+
+func readFile(fs FS, path string) ([]byte, error) {
+	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("storelog: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("storelog: %w", err)
+	}
+	if fi.Size() > metaSize {
+		return nil, corruptf("%s is %d bytes, want %d", path, fi.Size(), metaSize)
+	}
+	b := make([]byte, fi.Size())
+	if _, err := f.ReadAt(b, 0); err != nil {
+		return nil, fmt.Errorf("storelog: read %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// writeMeta replaces the meta file atomically: temporary file, fsync, rename, directory fsync.
+// The caller holds wmu (or has the log to itself).
+func (l *Log) writeMeta(clean bool) error {
+	m := meta{version: formatVersion, lowWatermark: l.low.Load(), clean: clean}
+	if clean {
+		m.activeBase, m.activeCount, m.storeSize = l.active.base, l.active.count, l.active.size
+	}
+	path := filepath.Join(l.dir, metaFileName)
+	tmp := path + tmpSuffix
+	f, err := l.opts.FS.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("storelog: write meta: %w", err)
+	}
+	_, err = f.Write(encodeMeta(m))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = l.opts.FS.Rename(tmp, path)
+	}
+	if err == nil {
+		err = l.opts.FS.SyncDir(l.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("storelog: write meta: %w", err)
+	}
+	return nil
+}
+
+// Append appends one record and returns its offset. Under SyncEveryBatch it returns once the record
+// is durable; concurrent Appends share one fsync.
+func (l *Log) Append(value []byte) (uint64, error) {
+	return l.AppendBatch([][]byte{value})
+}
+
+// AppendBatch appends records with consecutive offsets, in one write where they fit one segment, and
+// returns the first offset. If any record is larger than Options.MaxRecordBytes it returns
+// ErrRecordTooLarge and writes nothing. An empty batch writes nothing and returns the next offset.
+func (l *Log) AppendBatch(values [][]byte) (uint64, error) {
+	for i, v := range values {
+		if uint64(len(v)) > uint64(l.opts.MaxRecordBytes) {
+			return 0, fmt.Errorf("%w: record %d of the batch is %d bytes, the maximum is %d", ErrRecordTooLarge, i, len(v), l.opts.MaxRecordBytes)
+		}
+	}
+	l.wmu.Lock()
+	if err := l.writableLocked(); err != nil {
+		l.wmu.Unlock()
+		return 0, err
+	}
+	first := l.nextWrite
+	if err := l.writeLocked(values); err != nil {
+		err = l.failLocked(err)
+		l.wmu.Unlock()
+		return 0, err
+	}
+	last := l.nextWrite
+	if l.opts.Sync != SyncEveryBatch {
+		l.publishLocked(last)
+	}
+	l.wmu.Unlock()
+	if l.opts.Sync == SyncEveryBatch && last > first {
+		if err := l.syncTo(last); err != nil {
+			return 0, err
+		}
+	}
+	return first, nil
+}
+
+func (l *Log) writableLocked() error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	return l.failErr
+}
+
+// failLocked makes err the log's sticky error.
+func (l *Log) failLocked(err error) error {
+	if l.failErr == nil {
+		l.failErr = fmt.Errorf("%w: %w", ErrFailed, err)
+		l.opts.Logger.Error("storelog: log failed; it takes no more writes", slog.String("dir", l.dir), slog.Any("error", err))
+	}
+	return l.failErr
+}
+
+// writeLocked writes values to the active segment, rolling as segments fill. Nothing is published.
+func (l *Log) writeLocked(values [][]byte) error {
+	now := max(l.opts.Clock().UnixNano(), l.lastTime)
+	l.lastTime = now
+	for len(values) > 0 {
+		s := l.active
+		if s.count > 0 && l.opts.MaxSegmentAge > 0 && now-s.firstTime >= int64(l.opts.MaxSegmentAge) {
+			if err := l.rollLocked(); err != nil {
+				return err
+			}
+			continue
+		}
+		n, bytes := 0, uint64(s.size)
+		for n < len(values) && s.count+uint64(n) < s.capacity() {
+			frame := frameHeaderSize + uint64(len(values[n]))
+			if bytes+frame > uint64(l.opts.MaxSegmentBytes) {
+				break
+			}
+			bytes += frame
+			n++
+		}
+		if n == 0 {
+			if err := l.rollLocked(); err != nil {
+				return err
+			}
+			continue
+		}
+		buf := l.buf[:0]
+		for i, v := range values[:n] {
+			off := s.count + uint64(i)
+			putIndexEntry(s.indexMap[off*indexEntrySize:], indexEntry{position: s.size + uint32(len(buf)), length: uint32(len(v)), time: now})
+			buf = appendFrame(buf, l.nextWrite+uint64(i), now, v)
+		}
+		if _, err := s.store.WriteAt(buf, int64(s.size)); err != nil {
+			return err
+		}
+		if cap(buf) <= 8<<20 {
+			l.buf = buf
+		}
+		if s.count == 0 {
+			s.firstTime = now
+		}
+		s.lastTime = now
+		s.count += uint64(n)
+		s.size = uint32(bytes)
+		l.nextWrite += uint64(n)
+		values = values[n:]
+	}
+	return nil
+}
+
+// rollLocked seals the active segment and starts a new one at the next offset.
+func (l *Log) rollLocked() error {
+	old := l.active
+	if err := old.seal(); err != nil {
+		return err
+	}
+	s := newSegment(l.dir, l.nextWrite)
+	if err := s.openActive(l.opts.FS, l.opts.MaxSegmentRecords, l.opts.MaxSegmentBytes); err != nil {
+		return err
+	}
+	if err := l.opts.FS.SyncDir(l.dir); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.segments = append(l.segments, s)
+	l.mu.Unlock()
+	l.active = s
+	return nil
+}
+
+// publishLocked makes offsets below next readable and wakes waiters.
+func (l *Log) publishLocked(next uint64) {
+	l.next.Store(next)
+	l.wake()
+}
+
+func (l *Log) wake() {
+	l.notifyMu.Lock()
+	if l.notify != nil {
+		close(l.notify)
+		l.notify = nil
+	}
+	l.notifyMu.Unlock()
+}
+
+// syncTo returns once offsets below target are durable. Whoever holds syncMu fsyncs everything
+// written so far, so the appenders that queue behind one fsync are all covered by the next.
+func (l *Log) syncTo(target uint64) error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	if l.durable >= target {
+		return nil
+	}
+	l.wmu.Lock()
+	if err := l.writableLocked(); err != nil {
+		l.wmu.Unlock()
+		return err
+	}
+	s, upto := l.active, l.nextWrite
+	l.wmu.Unlock()
+
+	// Segments before s were fsynced when they were sealed.
+	err := s.store.Sync()
+
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if err != nil {
+		return l.failLocked(err)
+	}
+	l.durable = upto
+	if upto > l.next.Load() {
+		l.publishLocked(upto)
+	}
+	return nil
+}
+
+// Sync makes every record appended so far durable and readable.
+func (l *Log) Sync() error {
+	l.wmu.Lock()
+	if err := l.writableLocked(); err != nil {
+		l.wmu.Unlock()
+		return err
+	}
+	target := l.nextWrite
+	l.wmu.Unlock()
+	return l.syncTo(target)
+}
+
+// Read returns the record at offset. It fails with ErrOffsetOutOfRange below LowestOffset or at or
+// past NextOffset, and with ErrCorrupt if the record's bytes fail their checks.
+func (l *Log) Read(offset uint64) (Record, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	s, err := l.segmentForLocked(offset)
+	if err != nil {
+		return Record{}, err
+	}
+	h, value, err := s.frame(offset)
+	if err != nil {
+		return Record{}, err
+	}
+	return Record{Offset: offset, Time: h.time, Value: append([]byte(nil), value...)}, nil
+}
+
+// segmentForLocked finds, and opens if need be, the segment holding offset. The caller holds mu.
+func (l *Log) segmentForLocked(offset uint64) (*segment, error) {
+	if l.closed.Load() {
+		return nil, ErrClosed
+	}
+	low, next := l.low.Load(), l.next.Load()
+	if offset < low || offset >= next {
+		return nil, fmt.Errorf("%w: offset %d, the log holds [%d, %d)", ErrOffsetOutOfRange, offset, low, next)
+	}
+	i, found := slices.BinarySearchFunc(l.segments, offset, func(s *segment, off uint64) int {
+		switch {
+		case s.base > off:
+			return 1
+		case s.base < off:
+			return -1
+		}
+		return 0
+	})
+	if !found {
+		i--
+	}
+	s := l.segments[i]
+	if err := s.openSealed(l.opts.FS); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// OffsetForTime returns the first offset whose record was appended at or after t (Unix nanoseconds).
+// If every record is older, it returns NextOffset: a reader starting there sees the next append.
+func (l *Log) OffsetForTime(t int64) (uint64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	low, next := l.low.Load(), l.next.Load()
+	var err error
+	lo, hi := low, next
+	for lo < hi && err == nil {
+		mid := lo + (hi-lo)/2
+		var s *segment
+		if s, err = l.segmentForLocked(mid); err != nil {
+			break
+		}
+		var e indexEntry
+		if e, err = s.entry(mid - s.base); err != nil {
+			break
+		}
+		if e.time >= t {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	return lo, nil
+}
+
+// LowestOffset is the offset of the oldest record the log holds, or NextOffset if it holds none.
+func (l *Log) LowestOffset() uint64 { return l.low.Load() }
+
+// NextOffset is the offset the next append gets. The log is empty when it equals LowestOffset.
+func (l *Log) NextOffset() uint64 { return l.next.Load() }
+
+// Stats describe a log's size.
+type Stats struct {
+	LowestOffset uint64
+	NextOffset   uint64
+	Segments     int
+	Bytes        int64 // store bytes, frame headers included
+}
+
+// Stats returns the log's offsets, segment count and size.
+func (l *Log) Stats() Stats {
+	l.wmu.Lock()
+	activeSize := int64(l.active.size)
+	l.wmu.Unlock()
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	st := Stats{LowestOffset: l.low.Load(), NextOffset: l.next.Load(), Segments: len(l.segments)}
+	for _, s := range l.segments[:len(l.segments)-1] {
+		st.Bytes += s.sealedSize()
+	}
+	st.Bytes += activeSize
+	return st
+}
+
+// Wait blocks until the record at offset is readable (offset < NextOffset), ctx is done, or the log
+// closes (ErrClosed). It never polls: appends wake it.
+func (l *Log) Wait(ctx context.Context, offset uint64) error {
+	for {
+		l.notifyMu.Lock()
+		if l.notify == nil {
+			l.notify = make(chan struct{})
+		}
+		ch := l.notify
+		l.notifyMu.Unlock()
+		if l.closed.Load() {
+			return ErrClosed
+		}
+		if offset < l.next.Load() {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close syncs the log, records a clean close so the next Open need not scan, and closes its files.
+// Calls after Close return ErrClosed.
+func (l *Log) Close() error {
+	l.syncMu.Lock()
+	l.wmu.Lock()
+	if l.closed.Load() {
+		l.wmu.Unlock()
+		l.syncMu.Unlock()
+		return ErrClosed
+	}
+	var err error
+	if l.failErr == nil {
+		if err = l.active.syncActive(); err == nil {
+			err = l.writeMeta(true)
+		}
+	}
+	l.mu.Lock()
+	l.closed.Store(true)
+	for _, s := range l.segments {
+		if cerr := s.closeFiles(); err == nil {
+			err = cerr
+		}
+	}
+	l.mu.Unlock()
+	l.wmu.Unlock()
+	l.syncMu.Unlock()
+	close(l.done)
+	l.wg.Wait()
+	l.wake()
+	return err
+}
+
+// Dir is the directory the log lives in.
+func (l *Log) Dir() string { return l.dir }

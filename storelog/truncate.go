@@ -1,0 +1,167 @@
+package storelog
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Truncate removes the records below lowest (head truncation, as Raft compaction does). Whole
+// segments below lowest are deleted; the rest of the log is untouched, and lowest is persisted as the
+// low watermark before any file is deleted. lowest may equal NextOffset, which empties the log
+// without moving its next offset; a lowest past it is ErrOffsetOutOfRange, and one at or below
+// LowestOffset does nothing.
+func (l *Log) Truncate(lowest uint64) error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if err := l.writableLocked(); err != nil {
+		return err
+	}
+	if lowest <= l.low.Load() {
+		return nil
+	}
+	if lowest > l.nextWrite {
+		return fmt.Errorf("%w: truncate below %d, past the next offset %d", ErrOffsetOutOfRange, lowest, l.nextWrite)
+	}
+	l.mu.Lock()
+	l.low.Store(lowest)
+	l.mu.Unlock()
+	if err := l.writeMeta(false); err != nil {
+		return l.failLocked(err)
+	}
+	var drop []*segment
+	l.mu.Lock()
+	for len(l.segments) > 1 && l.segments[1].base <= lowest {
+		drop = append(drop, l.segments[0])
+		l.segments = l.segments[1:]
+	}
+	l.mu.Unlock()
+	return l.removeSegmentsLocked(drop)
+}
+
+// removeSegmentsLocked deletes segments already taken out of the list, in the given order, and
+// syncs the directory. The caller holds syncMu and wmu.
+func (l *Log) removeSegmentsLocked(drop []*segment) error {
+	for _, s := range drop {
+		if err := s.remove(l.opts.FS); err != nil {
+			return l.failLocked(err)
+		}
+	}
+	if len(drop) > 0 {
+		if err := l.opts.FS.SyncDir(l.dir); err != nil {
+			return l.failLocked(err)
+		}
+	}
+	return nil
+}
+
+// TruncateAfter removes the records after offset (tail truncation, as Raft does on a conflict), so
+// that the next append gets offset+1. offset may be LowestOffset-1, which empties the log; an offset
+// below that is ErrOffsetOutOfRange, and one at or past the last record does nothing. Segments are
+// deleted from the highest down, so a crash part-way leaves a shorter log, never a gap.
+func (l *Log) TruncateAfter(offset uint64) error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if err := l.writableLocked(); err != nil {
+		return err
+	}
+	newNext := offset + 1
+	if newNext >= l.nextWrite {
+		return nil
+	}
+	if newNext < l.low.Load() {
+		return fmt.Errorf("%w: truncate after %d, below the lowest offset %d", ErrOffsetOutOfRange, offset, l.low.Load())
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.next.Store(min(l.next.Load(), newNext))
+	keep := 0
+	for keep < len(l.segments) && l.segments[keep].base < newNext {
+		keep++
+	}
+	drop := slices.Clone(l.segments[keep:])
+	slices.Reverse(drop)
+	l.segments = l.segments[:keep]
+	if err := l.removeSegmentsLocked(drop); err != nil {
+		return err
+	}
+	if keep == 0 {
+		return l.startEmptyLocked(newNext)
+	}
+	s := l.segments[keep-1]
+	if !s.active {
+		if err := s.openActive(l.opts.FS, l.opts.MaxSegmentRecords, l.opts.MaxSegmentBytes); err != nil {
+			return l.failLocked(err)
+		}
+	}
+	s.count = newNext - s.base
+	last, err := s.entry(s.count - 1)
+	if err != nil {
+		return l.failLocked(err)
+	}
+	s.size = last.position + frameHeaderSize + last.length
+	s.lastTime = last.time
+	if first, err := s.entry(0); err == nil {
+		s.firstTime = first.time
+	}
+	if err := s.store.Truncate(int64(s.size)); err != nil {
+		return l.failLocked(err)
+	}
+	if err := s.store.Sync(); err != nil {
+		return l.failLocked(err)
+	}
+	l.active, l.nextWrite, l.durable = s, newNext, min(l.durable, newNext)
+	return nil
+}
+
+// Reset empties the log and makes firstOffset its next (and lowest) offset, as Raft needs after
+// restoring a snapshot. Segments are deleted from the lowest up, so a crash part-way leaves a log
+// that lost its head, never one with a gap.
+func (l *Log) Reset(firstOffset uint64) error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if err := l.writableLocked(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.resetLocked(firstOffset)
+}
+
+// resetLocked deletes every segment and starts an empty one at first. The caller holds every lock
+// (or, during Open, has the log to itself).
+func (l *Log) resetLocked(first uint64) error {
+	drop := l.segments
+	l.segments = nil
+	l.next.Store(min(l.next.Load(), first))
+	if err := l.removeSegmentsLocked(drop); err != nil {
+		return err
+	}
+	return l.startEmptyLocked(first)
+}
+
+// startEmptyLocked makes an empty active segment at first the log's only one, with first as its
+// low watermark, persisted before the segment file exists.
+func (l *Log) startEmptyLocked(first uint64) error {
+	l.low.Store(first)
+	if err := l.writeMeta(false); err != nil {
+		return l.failLocked(err)
+	}
+	s := newSegment(l.dir, first)
+	if err := s.openActive(l.opts.FS, l.opts.MaxSegmentRecords, l.opts.MaxSegmentBytes); err != nil {
+		return l.failLocked(err)
+	}
+	if err := l.opts.FS.SyncDir(l.dir); err != nil {
+		return l.failLocked(err)
+	}
+	l.segments = []*segment{s}
+	l.active, l.nextWrite, l.durable = s, first, first
+	l.next.Store(first)
+	l.wake()
+	return nil
+}
