@@ -28,8 +28,9 @@ type Options struct {
 	// logs it.
 	OnReload func(error)
 	// MaxCachedDecisions bounds the decisions remembered per loaded policy.
-	// Past it, decisions are still right but each one runs the Casbin
-	// matcher. Default 100,000.
+	// A decision not remembered runs the Casbin matcher over every rule
+	// (see docs/BENCHMARKS.md for the cost); when the cache is full it is
+	// emptied and refills with the decisions in use. Default 100,000.
 	MaxCachedDecisions int
 }
 
@@ -246,9 +247,10 @@ func (p *policy) decide(d decision) (bool, error) {
 		return false, err
 	}
 	p.mu.Lock()
-	if len(p.decisions) < p.max {
-		p.decisions[d] = ok
+	if len(p.decisions) >= p.max {
+		clear(p.decisions)
 	}
+	p.decisions[d] = ok
 	p.mu.Unlock()
 	return ok, nil
 }

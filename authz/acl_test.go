@@ -36,7 +36,9 @@ func newAuthorizer(t *testing.T, opts authz.Options) *authz.Authorizer {
 }
 
 func TestAuthorizeFollowsPolicy(t *testing.T) {
-	a := newAuthorizer(t, authz.Options{PolicyFile: "testdata/policy.csv", ReloadInterval: -1})
+	full := newAuthorizer(t, authz.Options{PolicyFile: "testdata/policy.csv", ReloadInterval: -1})
+	// A cache of one decision is emptied on nearly every call.
+	tiny := newAuthorizer(t, authz.Options{PolicyFile: "testdata/policy.csv", ReloadInterval: -1, MaxCachedDecisions: 1})
 	const allow, deny = true, false
 	for _, tc := range []struct {
 		sub    authz.Subject
@@ -85,12 +87,14 @@ func TestAuthorizeFollowsPolicy(t *testing.T) {
 		}
 		t.Run(fmt.Sprintf("%s %s %s %s", tc.sub.Name, verb, tc.act, tc.object), func(t *testing.T) {
 			is := is.New(t)
-			for range 2 { // the second answer comes from the decision cache
-				err := a.Authorize(tc.sub, tc.object, tc.act)
-				if tc.want {
-					is.NoErr(err)
-				} else {
-					is.True(errors.Is(err, authz.ErrPermissionDenied))
+			for _, a := range []*authz.Authorizer{full, tiny} {
+				for range 2 { // the second answer comes from the decision cache
+					err := a.Authorize(tc.sub, tc.object, tc.act)
+					if tc.want {
+						is.NoErr(err)
+					} else {
+						is.True(errors.Is(err, authz.ErrPermissionDenied))
+					}
 				}
 			}
 		})
@@ -346,7 +350,7 @@ func writePolicy(t *testing.T, text string) string {
 
 // replace writes path whole by renaming a finished file over it, the way an
 // operator should.
-func replace(t *testing.T, path, text string) {
+func replace(t testing.TB, path, text string) {
 	t.Helper()
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(text), 0o600); err != nil {
