@@ -39,7 +39,8 @@ type Options struct {
 	// FS is the file system the log lives on. Default: the operating system's. Tests pass a
 	// fault-injecting one (package faultfs).
 	FS FS
-	// MaxRecordBytes is the largest value one record may hold. Default 4 MiB.
+	// MaxRecordBytes is the largest value one record may hold. Default 4 MiB, or less if a segment
+	// cannot hold that.
 	MaxRecordBytes uint32
 	// MaxSegmentBytes rolls the active segment before an append would make its store file larger.
 	// Default 64 MiB; at most 4 GiB - 1, since index positions are 32-bit.
@@ -81,11 +82,11 @@ func (o Options) withDefaults() (Options, error) {
 	if o.FS == nil {
 		o.FS = OSFS()
 	}
-	if o.MaxRecordBytes == 0 {
-		o.MaxRecordBytes = defaultMaxRecordBytes
-	}
 	if o.MaxSegmentBytes == 0 {
 		o.MaxSegmentBytes = defaultMaxSegmentBytes
+	}
+	if o.MaxRecordBytes == 0 && o.MaxSegmentBytes > frameHeaderSize {
+		o.MaxRecordBytes = min(defaultMaxRecordBytes, o.MaxSegmentBytes-frameHeaderSize)
 	}
 	if o.MaxSegmentRecords == 0 {
 		o.MaxSegmentRecords = defaultMaxSegmentRecords
@@ -103,6 +104,8 @@ func (o Options) withDefaults() (Options, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	switch {
+	case o.MaxRecordBytes == 0:
+		return o, fmt.Errorf("%w: MaxSegmentBytes %d leaves no room for a record", ErrInvalidOptions, o.MaxSegmentBytes)
 	case uint64(o.MaxRecordBytes)+frameHeaderSize > uint64(o.MaxSegmentBytes):
 		return o, fmt.Errorf("%w: MaxRecordBytes %d plus a %d-byte frame header does not fit in MaxSegmentBytes %d",
 			ErrInvalidOptions, o.MaxRecordBytes, frameHeaderSize, o.MaxSegmentBytes)
