@@ -16,6 +16,21 @@ import (
 
 func value(i uint64) []byte { return fmt.Appendf(nil, "record-%06d", i) }
 
+// waitFor polls cond until it holds, failing the test at the deadline.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(timeout)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline:
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		case <-tick.C:
+		}
+	}
+}
+
 func openLog(t *testing.T, dir string, opts storelog.Options) *storelog.Log {
 	t.Helper()
 	l, err := storelog.Open(dir, opts)
