@@ -1,0 +1,204 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+
+	dislogv1 "github.com/dislog/dislog/client/api/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// ErrNoTLS is returned by Dial without WithTLSFiles or WithTLSConfig: Dislog speaks TLS only.
+var ErrNoTLS = errors.New("client: no TLS configuration: pass WithTLSFiles or WithTLSConfig")
+
+// Option configures Dial.
+type Option func(*options)
+
+type options struct {
+	tlsFiles    *tlsFiles
+	tlsConfig   *tls.Config
+	dialOptions []grpc.DialOption
+}
+
+type tlsFiles struct{ ca, cert, key string }
+
+// WithTLSFiles dials with the client certificate and key in certFile and keyFile (PEM), trusting the
+// CA certificates in caFile. The certificate's common name is the subject the server's ACL checks.
+func WithTLSFiles(caFile, certFile, keyFile string) Option {
+	return func(o *options) { o.tlsFiles = &tlsFiles{caFile, certFile, keyFile} }
+}
+
+// WithTLSConfig dials with conf, for certificates that are not in files. It replaces WithTLSFiles.
+func WithTLSConfig(conf *tls.Config) Option {
+	return func(o *options) { o.tlsConfig = conf }
+}
+
+// WithDialOptions adds gRPC dial options (interceptors, keepalive, a resolver).
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(o *options) { o.dialOptions = append(o.dialOptions, opts...) }
+}
+
+// Client is a connection to a Dislog server. It is safe for concurrent use.
+type Client struct {
+	conn *grpc.ClientConn
+	api  dislogv1.LogServiceClient
+}
+
+// Dial returns a client of the server at target ("host:port", or any gRPC target). It does not
+// wait for the connection: the first call does, and reports what went wrong.
+func Dial(target string, opts ...Option) (*Client, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	conf := o.tlsConfig
+	if conf == nil && o.tlsFiles != nil {
+		var err error
+		if conf, err = loadTLS(*o.tlsFiles); err != nil {
+			return nil, err
+		}
+	}
+	if conf == nil {
+		return nil, ErrNoTLS
+	}
+	dialOpts := append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(conf))}, o.dialOptions...)
+	conn, err := grpc.NewClient(target, dialOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("client: dial %s: %w", target, err)
+	}
+	return &Client{conn: conn, api: dislogv1.NewLogServiceClient(conn)}, nil
+}
+
+// loadTLS builds a TLS 1.3 configuration from PEM files.
+func loadTLS(f tlsFiles) (*tls.Config, error) {
+	caPEM, err := os.ReadFile(f.ca)
+	if err != nil {
+		return nil, fmt.Errorf("client: read CA: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("client: %s holds no PEM certificate", f.ca)
+	}
+	cert, err := tls.LoadX509KeyPair(f.cert, f.key)
+	if err != nil {
+		return nil, fmt.Errorf("client: load certificate: %w", err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots, Certificates: []tls.Certificate{cert}}, nil
+}
+
+// Close closes the connection. Calls in progress fail with codes.Canceled.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// API returns the generated stub on the client's connection, for the streaming calls
+// (ProduceStream, ConsumeStream) and anything Client does not wrap.
+func (c *Client) API() dislogv1.LogServiceClient { return c.api }
+
+// Produce appends one record to topic and returns its offset once it is durable.
+func (c *Client) Produce(ctx context.Context, topic string, rec Record) (uint64, error) {
+	return c.ProduceBatch(ctx, topic, []Record{rec})
+}
+
+// ProduceBatch appends records to topic in one call and returns the offset of the first; record i
+// gets the returned offset + i. Nothing of a batch that fails is written.
+func (c *Client) ProduceBatch(ctx context.Context, topic string, recs []Record) (uint64, error) {
+	req := &dislogv1.ProduceRequest{Topic: topic, Records: make([]*dislogv1.Record, len(recs))}
+	for i := range recs {
+		req.Records[i] = recs[i].proto()
+	}
+	resp, err := c.api.Produce(ctx, req)
+	if err != nil {
+		return 0, err
+	}
+	return resp.GetBaseOffset(), nil
+}
+
+// Consume reads the record at offset in topic.
+func (c *Client) Consume(ctx context.Context, topic string, offset uint64) (Record, error) {
+	resp, err := c.api.Consume(ctx, &dislogv1.ConsumeRequest{Topic: topic, Offset: offset})
+	if err != nil {
+		return Record{}, err
+	}
+	return RecordFromProto(resp.GetRecord()), nil
+}
+
+// CreateTopic creates an empty topic with the given retention.
+func (c *Client) CreateTopic(ctx context.Context, topic string, conf TopicConfig) (TopicInfo, error) {
+	req := &dislogv1.CreateTopicRequest{Topic: topic, Config: &dislogv1.TopicConfig{RetentionBytes: conf.RetentionBytes}}
+	if conf.RetentionAge > 0 {
+		req.Config.RetentionAge = durationpb.New(conf.RetentionAge)
+	}
+	resp, err := c.api.CreateTopic(ctx, req)
+	if err != nil {
+		return TopicInfo{}, err
+	}
+	return topicInfoFromProto(resp.GetTopic()), nil
+}
+
+// DeleteTopic deletes a topic with its records and the offsets consumer groups committed on it.
+func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
+	_, err := c.api.DeleteTopic(ctx, &dislogv1.DeleteTopicRequest{Topic: topic})
+	return err
+}
+
+// DescribeTopic returns a topic's configuration, offsets and size.
+func (c *Client) DescribeTopic(ctx context.Context, topic string) (TopicInfo, error) {
+	resp, err := c.api.DescribeTopic(ctx, &dislogv1.DescribeTopicRequest{Topic: topic})
+	if err != nil {
+		return TopicInfo{}, err
+	}
+	return topicInfoFromProto(resp.GetTopic()), nil
+}
+
+// ListTopics lists, sorted by name, the topics the caller may use.
+func (c *Client) ListTopics(ctx context.Context) ([]TopicInfo, error) {
+	resp, err := c.api.ListTopics(ctx, &dislogv1.ListTopicsRequest{})
+	if err != nil {
+		return nil, err
+	}
+	infos := make([]TopicInfo, len(resp.GetTopics()))
+	for i, t := range resp.GetTopics() {
+		infos[i] = topicInfoFromProto(t)
+	}
+	return infos, nil
+}
+
+// CommitOffset records that group will next read offset on topic.
+func (c *Client) CommitOffset(ctx context.Context, group, topic string, offset uint64) error {
+	_, err := c.api.CommitOffset(ctx, &dislogv1.CommitOffsetRequest{Group: group, Topic: topic, Offset: offset})
+	return err
+}
+
+// FetchOffset returns the offset group committed on topic; ok is false if it committed none.
+func (c *Client) FetchOffset(ctx context.Context, group, topic string) (offset uint64, ok bool, err error) {
+	resp, err := c.api.FetchOffset(ctx, &dislogv1.FetchOffsetRequest{Group: group, Topic: topic})
+	if err != nil {
+		return 0, false, err
+	}
+	return resp.GetOffset(), resp.GetCommitted(), nil
+}
+
+// Server is one server of the cluster.
+type Server struct {
+	ID       string
+	RPCAddr  string
+	IsLeader bool
+}
+
+// GetServers lists the servers of the cluster.
+func (c *Client) GetServers(ctx context.Context) ([]Server, error) {
+	resp, err := c.api.GetServers(ctx, &dislogv1.GetServersRequest{})
+	if err != nil {
+		return nil, err
+	}
+	servers := make([]Server, len(resp.GetServers()))
+	for i, s := range resp.GetServers() {
+		servers[i] = Server{ID: s.GetId(), RPCAddr: s.GetRpcAddr(), IsLeader: s.GetIsLeader()}
+	}
+	return servers, nil
+}

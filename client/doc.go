@@ -1,0 +1,18 @@
+// Package client is the Go client of Dislog, a distributed commit log.
+//
+// Dial a server with the client's certificate, then produce and consume records:
+//
+//	c, err := client.Dial("127.0.0.1:7070", client.WithTLSFiles("ca.pem", "dev.pem", "dev-key.pem"))
+//	if err != nil { ... }
+//	defer c.Close()
+//	offset, err := c.Produce(ctx, "orders", client.Record{Key: []byte("o-17"), Value: []byte("paid")})
+//	rec, err := c.Consume(ctx, "orders", offset)
+//
+// Calls return the server's gRPC status errors unchanged: status.Code(err) is codes.NotFound for an
+// unknown topic, codes.OutOfRange for an offset the topic does not hold, codes.PermissionDenied when
+// the ACL refuses the call, and so on (the list is in api/v1/dislog.proto). The messages say what
+// to do about them.
+//
+// Client covers the synchronous calls. For streams, API returns the generated LogService stub on
+// the same connection.
+package client
