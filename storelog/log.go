@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -26,12 +27,18 @@ type Log struct {
 	dir  string
 	opts Options
 
-	// Lock order: syncMu, then wmu, then mu.
+	// Lock order: syncMu, then wmu, then mu, then gcMu.
 	//
 	// syncMu is held across an fsync of the active store and by every call that closes or deletes
 	// segment files, so that an fsync never runs on a file being closed.
-	syncMu  sync.Mutex
-	durable uint64 // offsets below are fsynced (SyncEveryBatch)
+	syncMu sync.Mutex
+
+	// Group commit: one appender at a time (the one that finds syncing false) fsyncs everything
+	// written so far; the others wait on gcCond and are all released by one broadcast.
+	gcMu    sync.Mutex
+	gcCond  sync.Cond
+	syncing bool
+	durable uint64 // offsets below are fsynced
 
 	// wmu serializes writers. The fields below it are the writer's.
 	wmu       sync.Mutex
@@ -65,6 +72,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{dir: dir, opts: opts, done: make(chan struct{})}
+	l.gcCond.L = &l.gcMu
 	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storelog: open %s: %w", dir, err)
 	}
@@ -177,7 +185,7 @@ func (l *Log) load() error {
 	l.active = l.segments[len(l.segments)-1]
 	l.nextWrite = l.active.base + l.active.count
 	l.lastTime = l.active.lastTime
-	l.durable = l.nextWrite
+	l.setDurableLocked(l.nextWrite)
 	low := max(m.lowWatermark, l.segments[0].base)
 	if low > l.nextWrite {
 		// Records the low watermark counted on were never synced (SyncNever) and are gone: the log is
@@ -417,14 +425,37 @@ func (l *Log) wake() {
 	l.notifyMu.Unlock()
 }
 
-// syncTo returns once offsets below target are durable. Whoever holds syncMu fsyncs everything
-// written so far, so the appenders that queue behind one fsync are all covered by the next.
+// syncTo returns once offsets below target are durable. If no fsync is running, the caller runs one
+// covering everything written so far; otherwise it waits for that fsync, and all the appenders that
+// queued behind one fsync are covered by the next.
 func (l *Log) syncTo(target uint64) error {
+	l.gcMu.Lock()
+	defer l.gcMu.Unlock()
+	for l.durable < target {
+		if l.syncing {
+			l.gcCond.Wait()
+			continue
+		}
+		l.syncing = true
+		l.gcMu.Unlock()
+		err := l.syncWritten()
+		l.gcMu.Lock()
+		l.syncing = false
+		l.gcCond.Broadcast()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncWritten fsyncs the active store and publishes everything written before the fsync began.
+func (l *Log) syncWritten() error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
-	if l.durable >= target {
-		return nil
-	}
+	// Appenders that the last fsync released are runnable now; letting them write first puts their
+	// records in this fsync instead of the next.
+	runtime.Gosched()
 	l.wmu.Lock()
 	if err := l.writableLocked(); err != nil {
 		l.wmu.Unlock()
@@ -441,11 +472,19 @@ func (l *Log) syncTo(target uint64) error {
 	if err != nil {
 		return l.failLocked(err)
 	}
-	l.durable = upto
+	l.setDurableLocked(upto)
 	if upto > l.next.Load() {
 		l.publishLocked(upto)
 	}
 	return nil
+}
+
+// setDurableLocked records that offsets below d are durable (or, after a truncation, that no more
+// than those are). The caller holds wmu.
+func (l *Log) setDurableLocked(d uint64) {
+	l.gcMu.Lock()
+	l.durable = d
+	l.gcMu.Unlock()
 }
 
 // Sync makes every record appended so far durable and readable.

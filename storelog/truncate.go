@@ -113,7 +113,8 @@ func (l *Log) TruncateAfter(offset uint64) error {
 	if err := s.store.Sync(); err != nil {
 		return l.failLocked(err)
 	}
-	l.active, l.nextWrite, l.durable = s, newNext, min(l.durable, newNext)
+	l.active, l.nextWrite = s, newNext
+	l.setDurableLocked(min(l.durable, newNext))
 	return nil
 }
 
@@ -160,7 +161,8 @@ func (l *Log) startEmptyLocked(first uint64) error {
 		return l.failLocked(err)
 	}
 	l.segments = []*segment{s}
-	l.active, l.nextWrite, l.durable = s, first, first
+	l.active, l.nextWrite = s, first
+	l.setDurableLocked(first)
 	l.next.Store(first)
 	l.wake()
 	return nil
