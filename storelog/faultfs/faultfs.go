@@ -199,7 +199,11 @@ func (fs *FS) SyncDir(name string) error {
 }
 
 // Crash simulates a power loss, choosing with rng what survives of each file's unsynced bytes.
-// Files opened before it fail from now on; close them to release their descriptors.
+//
+// Each surviving file's crash image is written to a new file renamed over the old one, so a process
+// still holding the old files (handles, memory mappings) goes on touching the old inodes and never
+// the files a reopen sees, just as a process that died could not. Files opened before the crash fail
+// every call but Close from now on; close them to release their descriptors.
 func (fs *FS) Crash(rng *rand.Rand) error {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
@@ -214,45 +218,31 @@ func (fs *FS) Crash(rng *rand.Rand) error {
 			delete(fs.state, path)
 			continue
 		}
-		fi, err := os.Stat(path)
+		b, err := os.ReadFile(path)
 		if err != nil {
 			return err
 		}
-		size := fi.Size()
-		if size <= st.synced {
-			st.synced = size
-			continue
+		if size := int64(len(b)); size > st.synced {
+			unsynced := size - st.synced
+			switch rng.IntN(4) {
+			case 0: // lost
+				b = b[:st.synced]
+			case 1: // torn
+				b = b[:st.synced+rng.Int64N(unsynced+1)]
+			case 2: // holes
+				from := st.synced + rng.Int64N(unsynced)
+				clear(b[from:min(size, from+1+rng.Int64N(64<<10))])
+			}
 		}
-		unsynced := size - st.synced
-		switch rng.IntN(4) {
-		case 0: // lost
-			err = os.Truncate(path, st.synced)
-			size = st.synced
-		case 1: // torn
-			size = st.synced + rng.Int64N(unsynced+1)
-			err = os.Truncate(path, size)
-		case 2: // holes
-			from := st.synced + rng.Int64N(unsynced)
-			err = zero(path, from, min(size-from, 1+rng.Int64N(64<<10)))
-		}
-		if err != nil {
+		st.synced = int64(len(b))
+		if err := os.WriteFile(path+".crash", b, 0o644); err != nil {
 			return err
 		}
-		st.synced = size
+		if err := os.Rename(path+".crash", path); err != nil {
+			return err
+		}
 	}
 	return nil
-}
-
-func zero(path string, off, n int64) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteAt(make([]byte, n), off); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 type file struct {
