@@ -512,7 +512,9 @@ func (l *Log) Read(offset uint64) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	return Record{Offset: offset, Time: h.time, Value: append([]byte(nil), value...)}, nil
+	v := make([]byte, len(value))
+	copy(v, value)
+	return Record{Offset: offset, Time: h.time, Value: v}, nil
 }
 
 // segmentForLocked finds, and opens if need be, the segment holding offset. The caller holds mu.

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tysonmote/gommap"
 )
@@ -25,6 +26,7 @@ type segment struct {
 	indexPath string
 
 	openMu   sync.Mutex
+	ready    atomic.Bool // opened, for readers' lock-free check
 	opened   bool
 	active   bool
 	store    File
@@ -72,6 +74,9 @@ func parseSegmentName(name string) (base uint64, suffix string, ok bool) {
 
 // openSealed maps a sealed segment read-only. Safe to call concurrently; only the first call works.
 func (s *segment) openSealed(fs FS) error {
+	if s.ready.Load() {
+		return nil
+	}
 	s.openMu.Lock()
 	defer s.openMu.Unlock()
 	if s.opened {
@@ -100,6 +105,7 @@ func (s *segment) openSealed(fs FS) error {
 	}
 	s.store, s.index, s.storeMap = store, index, storeMap
 	s.opened = true
+	s.ready.Store(true)
 	return nil
 }
 
@@ -174,6 +180,7 @@ func (s *segment) openActive(fs FS, capacity, maxBytes uint32) error {
 	}
 	s.store, s.index, s.storeMap, s.indexMap = store, index, storeMap, indexMap
 	s.opened, s.active = true, true
+	s.ready.Store(true)
 	return nil
 }
 
@@ -261,6 +268,7 @@ func (s *segment) closeFilesLocked() error {
 	errs = append(errs, s.store.Close(), s.index.Close())
 	s.store, s.index, s.storeMap, s.indexMap = nil, nil, nil, nil
 	s.opened, s.active = false, false
+	s.ready.Store(false)
 	for _, err := range errs {
 		if err != nil {
 			return fmt.Errorf("storelog: close segment %d: %w", s.base, err)
