@@ -8,6 +8,7 @@ require (
 	github.com/cockroachdb/pebble/v2 v2.1.7
 	github.com/dislog/dislog/storelog v0.0.0-00010101000000-000000000000
 	github.com/hashicorp/raft v1.8.0
+	github.com/matryer/is v1.4.1
 )
 
 require (
