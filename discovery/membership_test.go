@@ -261,16 +261,16 @@ func TestFailedMembersAreReapedAfterTheReconnectTimeout(t *testing.T) {
 			_, n := member(nd.Members(), victim.name)
 			return n == 0
 		})
-		// Failure and reap each call Leave.
-		leaves := 0
-		for _, e := range nd.rec.Events() {
-			if e.ID == victim.name && e.Kind == discoverytest.Leave {
-				leaves++
+		// Failure and reap each call Leave; the handler hears of the reap just after Members shows it.
+		discoverytest.WaitFor(t, settle, nd.name+"'s handler to hear two leaves (failed, reaped)", func() bool {
+			leaves := 0
+			for _, e := range nd.rec.Events() {
+				if e.ID == victim.name && e.Kind == discoverytest.Leave {
+					leaves++
+				}
 			}
-		}
-		if leaves != 2 {
-			t.Fatalf("%s's handler heard %d leaves for %s, want 2 (failed, reaped)", nd.name, leaves, victim.name)
-		}
+			return leaves == 2
+		})
 	}
 }
 
