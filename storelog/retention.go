@@ -49,13 +49,11 @@ func (l *Log) startBackground() {
 // now. Only whole sealed segments go, never the active one. A read in progress in a segment finishes
 // before the segment is unmapped; a later read of its offsets gets ErrOffsetOutOfRange.
 func (l *Log) ApplyRetention() error {
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	if err := l.writableLocked(); err != nil {
+	unlock, err := l.lockWriters()
+	if err != nil {
 		return err
 	}
+	defer unlock()
 	now := l.opts.Clock().UnixNano()
 	if s := l.active; s.count > 0 && l.opts.MaxSegmentAge > 0 && now-s.firstTime >= int64(l.opts.MaxSegmentAge) {
 		if err := l.rollLocked(); err != nil {

@@ -11,13 +11,11 @@ import (
 // without moving its next offset; a lowest past it is ErrOffsetOutOfRange, and one at or below
 // LowestOffset does nothing.
 func (l *Log) Truncate(lowest uint64) error {
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	if err := l.writableLocked(); err != nil {
+	unlock, err := l.lockWriters()
+	if err != nil {
 		return err
 	}
+	defer unlock()
 	if lowest <= l.low.Load() {
 		return nil
 	}
@@ -38,6 +36,22 @@ func (l *Log) Truncate(lowest uint64) error {
 	}
 	l.mu.Unlock()
 	return l.removeSegmentsLocked(drop)
+}
+
+// lockWriters takes syncMu and wmu, for a call that changes the log's files, and returns their
+// unlock; it fails, holding nothing, if the log takes no more writes.
+func (l *Log) lockWriters() (unlock func(), err error) {
+	l.syncMu.Lock()
+	l.wmu.Lock()
+	if err := l.writableLocked(); err != nil {
+		l.wmu.Unlock()
+		l.syncMu.Unlock()
+		return nil, err
+	}
+	return func() {
+		l.wmu.Unlock()
+		l.syncMu.Unlock()
+	}, nil
 }
 
 // removeSegmentsLocked deletes segments already taken out of the list, in the given order, and
@@ -61,13 +75,11 @@ func (l *Log) removeSegmentsLocked(drop []*segment) error {
 // below that is ErrOffsetOutOfRange, and one at or past the last record does nothing. Segments are
 // deleted from the highest down, so a crash part-way leaves a shorter log, never a gap.
 func (l *Log) TruncateAfter(offset uint64) error {
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	if err := l.writableLocked(); err != nil {
+	unlock, err := l.lockWriters()
+	if err != nil {
 		return err
 	}
+	defer unlock()
 	newNext := offset + 1
 	if newNext >= l.nextWrite {
 		return nil
@@ -122,13 +134,11 @@ func (l *Log) TruncateAfter(offset uint64) error {
 // restoring a snapshot. Segments are deleted from the lowest up, so a crash part-way leaves a log
 // that lost its head, never one with a gap.
 func (l *Log) Reset(firstOffset uint64) error {
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	if err := l.writableLocked(); err != nil {
+	unlock, err := l.lockWriters()
+	if err != nil {
 		return err
 	}
+	defer unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.resetLocked(firstOffset)
