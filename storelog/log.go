@@ -512,9 +512,8 @@ func (l *Log) Read(offset uint64) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	v := make([]byte, len(value))
-	copy(v, value)
-	return Record{Offset: offset, Time: h.time, Value: v}, nil
+	// append, not make and copy: the new slice is not zeroed before the copy.
+	return Record{Offset: offset, Time: h.time, Value: append([]byte(nil), value...)}, nil
 }
 
 // segmentForLocked finds, and opens if need be, the segment holding offset. The caller holds mu.
