@@ -3,6 +3,7 @@ module github.com/dislog/dislog/client
 go 1.26.8
 
 require (
+	github.com/matryer/is v1.4.1
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 )
