@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dislog/dislog/client/internal/fakelog"
+	"github.com/matryer/is"
+)
+
+// ctl runs dislogctl in-process with stdin and the environment variables vars, and returns its
+// exit code, stdout and stderr.
+func ctl(t *testing.T, stdin string, vars map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code := run(ctx, args, env{
+		stdin:  strings.NewReader(stdin),
+		stdout: &stdout,
+		stderr: &stderr,
+		lookupEnv: func(k string) (string, bool) {
+			v, ok := vars[k]
+			return v, ok
+		},
+	})
+	return code, stdout.String(), stderr.String()
+}
+
+// devNode starts a fake server and writes its client files where a dev node would, under a data
+// directory; it returns the environment that points dislogctl at both.
+func devNode(t *testing.T) (*fakelog.Server, map[string]string) {
+	t.Helper()
+	srv := fakelog.Start(t)
+	dataDir := t.TempDir()
+	srv.WriteTLSFiles(t, filepath.Join(dataDir, "pki", "dev"), "dev")
+	return srv, map[string]string{"DISLOG_ADDR": srv.Addr, "DISLOG_DATA_DIR": dataDir}
+}
+
+func TestProduceFromStdinAndConsumeRoundTrip(t *testing.T) {
+	is := is.New(t)
+	srv, vars := devNode(t)
+	srv.AddTopic("orders")
+	code, out, errOut := ctl(t, "paid\nshipped\n\ndelivered\n", vars, "produce", "orders", "--batch-records", "2")
+	is.Equal(errOut, "")
+	is.Equal(code, 0)
+	is.Equal(out, "produced 4 records to \"orders\", offsets 0 to 3\n")
+
+	code, out, _ = ctl(t, "", vars, "consume", "orders")
+	is.Equal(code, 0)
+	is.Equal(out, "paid\nshipped\n\ndelivered\n") // every line is a record, the empty one too
+}
+
+func TestProduceArgumentsWithKeyAndHeadersAsJSON(t *testing.T) {
+	is := is.New(t)
+	srv, vars := devNode(t)
+	srv.AddTopic("orders")
+	code, out, _ := ctl(t, "", vars, "produce", "orders", "--key", "o-17", "-H", "source=web", "-o", "json", "paid", "\xff\xfe")
+	is.Equal(code, 0)
+	var summary map[string]any
+	is.NoErr(json.Unmarshal([]byte(out), &summary))
+	is.Equal(summary["records"], 2.0)
+	is.Equal(summary["first_offset"], 0.0)
+	is.Equal(summary["last_offset"], 1.0)
+
+	code, out, _ = ctl(t, "", vars, "consume", "orders", "-o", "json")
+	is.Equal(code, 0)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	is.Equal(len(lines), 2)
+	var first, second jsonRecord
+	is.NoErr(json.Unmarshal([]byte(lines[0]), &first))
+	is.NoErr(json.Unmarshal([]byte(lines[1]), &second))
+	is.Equal(*first.Key, "o-17")
+	is.Equal(*first.Value, "paid")
+	is.Equal(first.Headers[0].Key, "source")
+	is.Equal(*first.Headers[0].Value, "web")
+	is.Equal(second.Offset, uint64(1))
+	is.Equal(second.Value, nil)
+	is.Equal(*second.ValueBase64, "//4=") // bytes that are not UTF-8 come as base64
+}
+
+func TestProduceWithKeySeparator(t *testing.T) {
+	is := is.New(t)
+	srv, vars := devNode(t)
+	srv.AddTopic("orders")
+	code, _, _ := ctl(t, "o-1:paid\no-2:shipped:late\n", vars, "produce", "orders", "--key-separator", ":")
+	is.Equal(code, 0)
+	recs := srv.Records("orders")
+	is.Equal(string(recs[0].Key), "o-1")
+	is.Equal(string(recs[0].Value), "paid")
+	is.Equal(string(recs[1].Key), "o-2")
+	is.Equal(string(recs[1].Value), "shipped:late")
+
+	code, _, errOut := ctl(t, "no separator\n", vars, "produce", "orders", "--key-separator", ":")
+	is.Equal(code, 1)
+	is.True(strings.Contains(errOut, `record 1 has no key separator ":"`))
+}
+
+func TestConsumeFromOffsetWithLimit(t *testing.T) {
+	is := is.New(t)
+	srv, vars := devNode(t)
+	srv.AddTopic("t")
+	code, _, _ := ctl(t, "a\nb\nc\nd\ne\n", vars, "produce", "t")
+	is.Equal(code, 0)
+	code, out, _ := ctl(t, "", vars, "consume", "t", "--offset", "1", "-n", "2")
+	is.Equal(code, 0)
+	is.Equal(out, "b\nc\n")
+	code, out, _ = ctl(t, "", vars, "tail", "t", "-n", "2")
+	is.Equal(code, 0)
+	is.Equal(out, "d\ne\n")
+}
+
+func TestProgressLineWithFlag(t *testing.T) {
+	is := is.New(t)
+	srv, vars := devNode(t)
+	srv.AddTopic("t")
+	code, _, errOut := ctl(t, "a\nb\n", vars, "produce", "t", "--progress")
+	is.Equal(code, 0)
+	is.True(strings.HasPrefix(errOut, "produced 2 records, "))
+	is.True(strings.Contains(errOut, "records/s"))
+	code, _, errOut = ctl(t, "", vars, "consume", "t", "--progress")
+	is.Equal(code, 0)
+	is.True(strings.HasPrefix(errOut, "consumed 2 records, "))
+	code, _, errOut = ctl(t, "", vars, "consume", "t")
+	is.Equal(code, 0)
+	is.Equal(errOut, "") // not a terminal, no --progress: no progress line
+}
+
+func TestErrorsSayWhatToDo(t *testing.T) {
+	srv, vars := devNode(t)
+	srv.AddTopic("t")
+	noDev := map[string]string{"DISLOG_ADDR": srv.Addr, "DISLOG_DATA_DIR": t.TempDir()}
+	for _, tc := range []struct {
+		name string
+		vars map[string]string
+		args []string
+		want string
+	}{
+		{"an unknown topic names it", vars, []string{"consume", "nope"}, `topic "nope" does not exist`},
+		{"a produce to an unknown topic counts the records lost", vars, []string{"produce", "nope", "x", "y"}, `2 of 2 records not written; the first error: topic "nope" does not exist`},
+		{"no dev certificate says how to get one", noDev, []string{"topics", "list"}, "Start a dev node"},
+		{"some but not all TLS files", map[string]string{"DISLOG_CA": "ca.pem"}, []string{"topics", "list"}, "give all of --ca, --cert and --key"},
+		{"no server at the address", map[string]string{"DISLOG_ADDR": "127.0.0.1:1", "DISLOG_DATA_DIR": vars["DISLOG_DATA_DIR"]}, []string{"servers"}, "no server is listening at 127.0.0.1:1"},
+		{"a bad output format", vars, []string{"topics", "list", "-o", "yaml"}, `--output "yaml": want text or json`},
+		{"a bad start time", vars, []string{"consume", "t", "--from-time", "yesterday"}, `--from-time "yesterday": want an RFC 3339 time`},
+		{"a bad header", vars, []string{"produce", "t", "-H", "novalue", "x"}, `--header "novalue": want KEY=VALUE`},
+		{"a bad offset", vars, []string{"offsets", "commit", "g", "t", "ten"}, `offset "ten": want a number`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			code, _, errOut := ctl(t, "", tc.vars, tc.args...)
+			is.Equal(code, 1)
+			is.True(strings.HasPrefix(errOut, "dislogctl: "))
+			if !strings.Contains(errOut, tc.want) {
+				t.Errorf("stderr %q does not contain %q", errOut, tc.want)
+			}
+		})
+	}
+}
+
+func TestFlagsWinOverTheEnvironment(t *testing.T) {
+	is := is.New(t)
+	srv, vars := devNode(t)
+	srv.AddTopic("t")
+	wrong := map[string]string{"DISLOG_ADDR": "127.0.0.1:1", "DISLOG_DATA_DIR": vars["DISLOG_DATA_DIR"]}
+	code, out, _ := ctl(t, "", wrong, "--addr", srv.Addr, "tail", "t")
+	is.Equal(code, 0)
+	is.Equal(out, "")
+
+	ca, cert, key := srv.WriteTLSFiles(t, t.TempDir(), "me")
+	code, _, errOut := ctl(t, "", map[string]string{"DISLOG_ADDR": srv.Addr, "DISLOG_CA": ca, "DISLOG_CERT": cert, "DISLOG_KEY": key}, "tail", "t")
+	is.Equal(errOut, "")
+	is.Equal(code, 0)
+}
+
+func TestParseTime(t *testing.T) {
+	is := is.New(t)
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	got, err := parseTime("15m", now)
+	is.NoErr(err)
+	is.Equal(got, now.Add(-15*time.Minute))
+	got, err = parseTime("2026-05-01T10:00:00Z", now)
+	is.NoErr(err)
+	is.Equal(got, time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC))
+	_, err = parseTime("-5m", now)
+	is.True(err != nil)
+}
+
+func TestDialAddrUsesLoopbackForAnUnspecifiedHost(t *testing.T) {
+	is := is.New(t)
+	for addr, want := range map[string]string{
+		"0.0.0.0:7070":      "127.0.0.1:7070",
+		"[::]:7070":         "127.0.0.1:7070",
+		":7070":             "127.0.0.1:7070",
+		"10.0.0.5:7070":     "10.0.0.5:7070",
+		"dislog.local:7070": "dislog.local:7070",
+	} {
+		is.Equal((&app{addr: addr}).dialAddr(), want)
+	}
+}
