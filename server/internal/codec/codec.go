@@ -1,0 +1,143 @@
+// Package codec turns a record (key, headers, value) into the bytes one storelog entry holds, and
+// back. The log itself stores the offset and the append time; this is what goes in its value.
+package codec
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	dislogv1 "github.com/dislog/dislog/client/api/v1"
+)
+
+// The record format. It is part of the on-disk format of every topic: a change needs a new version
+// byte, and Decode must go on reading every version written before.
+//
+//	+---------+------------+-----+--------------+----------------------------------------+-------+
+//	| version | key length | key | header count | header count × (key length, key,       | value |
+//	|         |            |     |              |                 value length, value)   |       |
+//	| 1 byte  | uvarint    |     | uvarint      | uvarint, bytes, uvarint, bytes         | rest  |
+//	+---------+------------+-----+--------------+----------------------------------------+-------+
+//
+// The value runs to the end of the entry, which storelog delimits and checksums. Header keys are
+// UTF-8, as protobuf strings must be.
+const (
+	version1 = 1
+	// minHeaderSize is the smallest encoded header: two zero lengths. It bounds the header count a
+	// decoder believes before allocating.
+	minHeaderSize = 2
+)
+
+// ErrMalformed is returned by Decode for bytes that are not a record of a version it knows.
+var ErrMalformed = errors.New("codec: malformed record")
+
+// Size is the length of rec's encoding.
+func Size(rec *dislogv1.Record) int {
+	n := 1 + uvarintLen(len(rec.GetKey())) + len(rec.GetKey()) + uvarintLen(len(rec.GetHeaders()))
+	for _, h := range rec.GetHeaders() {
+		n += uvarintLen(len(h.GetKey())) + len(h.GetKey()) + uvarintLen(len(h.GetValue())) + len(h.GetValue())
+	}
+	return n + len(rec.GetValue())
+}
+
+// Append appends the encoding of rec's key, headers and value to dst. Offset and append time are not
+// encoded: the log keeps them.
+func Append(dst []byte, rec *dislogv1.Record) []byte {
+	dst = append(dst, version1)
+	dst = binary.AppendUvarint(dst, uint64(len(rec.GetKey())))
+	dst = append(dst, rec.GetKey()...)
+	dst = binary.AppendUvarint(dst, uint64(len(rec.GetHeaders())))
+	for _, h := range rec.GetHeaders() {
+		dst = binary.AppendUvarint(dst, uint64(len(h.GetKey())))
+		dst = append(dst, h.GetKey()...)
+		dst = binary.AppendUvarint(dst, uint64(len(h.GetValue())))
+		dst = append(dst, h.GetValue()...)
+	}
+	return append(dst, rec.GetValue()...)
+}
+
+// Decode sets rec's key, headers and value from b. The byte slices alias b. Nil key, header values
+// and value stand for empty ones.
+func Decode(b []byte, rec *dislogv1.Record) error {
+	if len(b) == 0 {
+		return fmt.Errorf("%w: empty", ErrMalformed)
+	}
+	if b[0] != version1 {
+		return fmt.Errorf("%w: unknown version %d", ErrMalformed, b[0])
+	}
+	d := decoder{b: b[1:]}
+	rec.Key = d.bytes("key")
+	count := d.uvarint("header count")
+	if d.err == nil && count > uint64(len(d.b)/minHeaderSize) {
+		d.err = fmt.Errorf("%w: %d headers in %d bytes", ErrMalformed, count, len(d.b))
+	}
+	rec.Headers = nil
+	if d.err == nil && count > 0 {
+		rec.Headers = make([]*dislogv1.Header, count)
+		for i := range rec.Headers {
+			key := d.bytes("header key")
+			value := d.bytes("header value")
+			if d.err != nil {
+				break
+			}
+			if !utf8.Valid(key) {
+				d.err = fmt.Errorf("%w: header %d key is not UTF-8", ErrMalformed, i)
+				break
+			}
+			rec.Headers[i] = &dislogv1.Header{Key: string(key), Value: value}
+		}
+	}
+	if d.err != nil {
+		rec.Key, rec.Headers = nil, nil
+		return d.err
+	}
+	rec.Value = d.b
+	if len(rec.Value) == 0 {
+		rec.Value = nil
+	}
+	return nil
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) uvarint(what string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = fmt.Errorf("%w: bad %s varint", ErrMalformed, what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes(what string) []byte {
+	n := d.uvarint(what + " length")
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.err = fmt.Errorf("%w: %s of %d bytes, %d left", ErrMalformed, what, n, len(d.b))
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	if n == 0 {
+		return nil
+	}
+	return v
+}
+
+func uvarintLen(n int) int {
+	l := 1
+	for x := uint64(n); x >= 0x80; x >>= 7 {
+		l++
+	}
+	return l
+}

@@ -1,0 +1,287 @@
+// Package server is a Dislog server: the dislog.v1 LogService over topics stored in storelog, behind
+// mutual TLS and an ACL, with gRPC health and reflection, and an HTTP admin port with Prometheus
+// metrics and pprof.
+//
+//	srv, err := server.New(
+//		server.WithDataDir("dislog-data"),
+//		server.WithTLS(authz.TLSOptions{CAFile: "ca.pem", CertFile: "node.pem", KeyFile: "node-key.pem"}),
+//		server.WithPolicyFile("policy.csv"),
+//	)
+//	if err != nil { ... }
+//	err = srv.Serve(ctx) // until ctx is canceled, then a graceful shutdown
+//
+// Every produce is durable before it is acknowledged: topics fsync every batch, and concurrent
+// produces to a topic share fsyncs. The dislog command (cmd/dislog) runs a server from flags, the
+// environment or a config file, and makes a development CA and certificates when given none.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	dislogv1 "github.com/dislog/dislog/client/api/v1"
+	"github.com/dislog/dislog/authz"
+	"github.com/dislog/dislog/server/internal/acl"
+	"github.com/dislog/dislog/server/internal/offsets"
+	"github.com/dislog/dislog/server/internal/rpc"
+	"github.com/dislog/dislog/server/internal/topics"
+	"github.com/dislog/dislog/storelog"
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+)
+
+// Server is one Dislog server. New opens its data and listens; Serve serves until its context ends.
+type Server struct {
+	opts    options
+	log     *slog.Logger
+	topics  *topics.Registry
+	offsets *offsets.Store
+	acl     *authz.Authorizer
+
+	grpc     *grpc.Server
+	health   *health.Server
+	lis      net.Listener
+	admin    *http.Server
+	adminLis net.Listener
+	metrics  *prometheus.Registry
+
+	stopping context.Context
+	stop     context.CancelFunc
+}
+
+// New opens the data directory, loads the TLS files and the ACL policy, and listens on the API and
+// admin addresses. Call Serve to serve, or Close to release it all without serving.
+func New(opts ...Option) (_ *Server, err error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.nodeID == "" {
+		if o.nodeID, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("server: node id: %w", err)
+		}
+	}
+	s := &Server{opts: o, log: o.logger}
+	s.stopping, s.stop = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			s.release()
+		}
+	}()
+
+	tlsConf, err := authz.ServerTLSConfig(authz.TLSOptions{
+		CAFile: o.tls.CAFile, CertFile: o.tls.CertFile, KeyFile: o.tls.KeyFile,
+		OnReload: func(err error) { s.logReload("certificate", err) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: TLS: %w", err)
+	}
+	// gRPC clients insist on ALPN h2; every handshake clones this configuration.
+	tlsConf.NextProtos = []string{"h2"}
+	if s.acl, err = authz.New(authz.Options{
+		PolicyFile: o.policyFile, ReloadInterval: o.policyReloadInterval,
+		OnReload: func(err error) { s.logReload("ACL policy", err) },
+	}); err != nil {
+		return nil, fmt.Errorf("server: ACL: %w", err)
+	}
+	if s.topics, err = topics.Open(filepath.Join(o.dataDir, "topics"), topics.Options{
+		Log: storelog.Options{
+			MaxRecordBytes:         uint32(o.maxRecordBytes),
+			MaxSegmentBytes:        uint32(o.segmentBytes),
+			Sync:                   storelog.SyncEveryBatch,
+			RetentionCheckInterval: o.retentionInterval,
+		},
+		Logger: s.log,
+	}); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if s.offsets, err = offsets.Open(filepath.Join(o.dataDir, "offsets")); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if s.lis, err = net.Listen("tcp", o.listenAddr); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if o.adminAddr != "" {
+		if s.adminLis, err = net.Listen("tcp", o.adminAddr); err != nil {
+			return nil, fmt.Errorf("server: admin: %w", err)
+		}
+	}
+	advertise := o.advertiseAddr
+	if advertise == "" {
+		advertise = s.lis.Addr().String()
+	}
+
+	interceptors := acl.New(s.acl)
+	service := rpc.New(rpc.Config{
+		Topics: s.topics, Offsets: s.offsets, MaxRecordBytes: o.maxRecordBytes,
+		NodeID: o.nodeID, RPCAddr: advertise, Stopping: s.stopping,
+		Visible: interceptors.Visible, Logger: s.log,
+	})
+	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
+	s.grpc = grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(tlsConf)),
+		grpc.MaxRecvMsgSize(o.maxMessageBytes),
+		grpc.MaxSendMsgSize(o.maxMessageBytes),
+		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(), interceptors.Unary),
+		grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), interceptors.Stream),
+	)
+	dislogv1.RegisterLogServiceServer(s.grpc, service)
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	grpcMetrics.InitializeMetrics(s.grpc)
+
+	s.metrics = prometheus.NewRegistry()
+	s.metrics.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		grpcMetrics,
+		topicCollector{s.topics},
+	)
+	s.metrics.MustRegister(service.Collectors()...)
+	if s.adminLis != nil {
+		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	}
+	return s, nil
+}
+
+func (o *options) validate() error {
+	switch {
+	case o.dataDir == "":
+		return errors.New("server: a data directory is required (WithDataDir)")
+	case o.tls.CertFile == "" || o.tls.KeyFile == "" || o.tls.CAFile == "":
+		return errors.New("server: TLS certificate, key and CA files are required (WithTLS)")
+	case o.policyFile == "":
+		return errors.New("server: an ACL policy file is required (WithPolicyFile)")
+	case o.maxRecordBytes <= 0:
+		return fmt.Errorf("server: max record bytes %d must be positive", o.maxRecordBytes)
+	case o.segmentBytes <= 0 || o.segmentBytes >= 1<<32:
+		return fmt.Errorf("server: segment bytes %d must be between 1 and 4 GiB", o.segmentBytes)
+	case o.maxRecordBytes+storelogFrameBytes > o.segmentBytes:
+		return fmt.Errorf("server: max record bytes %d does not fit in a %d-byte segment", o.maxRecordBytes, o.segmentBytes)
+	case o.maxMessageBytes <= o.maxRecordBytes:
+		return fmt.Errorf("server: max message bytes %d must exceed max record bytes %d", o.maxMessageBytes, o.maxRecordBytes)
+	case o.shutdownTimeout <= 0:
+		return fmt.Errorf("server: shutdown timeout %v must be positive", o.shutdownTimeout)
+	}
+	return nil
+}
+
+// storelogFrameBytes is the per-record framing a storelog segment holds beside each value.
+const storelogFrameBytes = 24
+
+func (s *Server) logReload(what string, err error) {
+	if err != nil {
+		s.log.Error("reload failed; the old one stays in force", slog.String("what", what), slog.Any("error", err))
+		return
+	}
+	s.log.Info("reloaded", slog.String("what", what))
+}
+
+// Addr is the address the API listens on.
+func (s *Server) Addr() string { return s.lis.Addr().String() }
+
+// AdminAddr is the address of the HTTP admin server, or "" if it is off.
+func (s *Server) AdminAddr() string {
+	if s.adminLis == nil {
+		return ""
+	}
+	return s.adminLis.Addr().String()
+}
+
+// Serve serves until ctx is canceled or serving fails, then shuts down: health turns NOT_SERVING,
+// streams end with UNAVAILABLE, calls in flight get the shutdown timeout to finish, and the topics'
+// logs are closed cleanly. It returns nil after a shutdown ctx asked for.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- s.grpc.Serve(s.lis) }()
+	if s.admin != nil {
+		go func() { errc <- s.admin.Serve(s.adminLis) }()
+	}
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.health.SetServingStatus(dislogv1.LogService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	s.log.Info("serving", slog.String("node", s.opts.nodeID), slog.String("addr", s.Addr()),
+		slog.String("admin", s.AdminAddr()), slog.String("data", s.opts.dataDir))
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+		serveErr = fmt.Errorf("server: serve: %w", serveErr)
+	}
+	return errors.Join(serveErr, s.shutdown())
+}
+
+// shutdown stops serving and releases everything.
+func (s *Server) shutdown() error {
+	s.log.Info("shutting down")
+	s.health.Shutdown()
+	s.stop()
+	stopped := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(s.opts.shutdownTimeout):
+		s.log.Warn("calls still in flight after the shutdown timeout; cutting them", slog.Duration("timeout", s.opts.shutdownTimeout))
+		s.grpc.Stop()
+		<-stopped
+	}
+	var err error
+	if s.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.shutdownTimeout)
+		err = s.admin.Shutdown(ctx)
+		cancel()
+	}
+	err = errors.Join(err, s.release())
+	s.log.Info("stopped")
+	return err
+}
+
+// Close releases a server that was never served.
+func (s *Server) Close() error {
+	s.grpc.Stop()
+	if s.admin != nil {
+		s.admin.Close()
+	}
+	return s.release()
+}
+
+// release closes the listeners, the topics and the ACL watcher.
+func (s *Server) release() error {
+	var errs []error
+	s.stop()
+	for _, l := range []net.Listener{s.lis, s.adminLis} {
+		if l != nil {
+			l.Close()
+		}
+	}
+	if s.topics != nil {
+		errs = append(errs, s.topics.Close())
+	}
+	if s.acl != nil {
+		s.acl.Close()
+	}
+	return errors.Join(errs...)
+}
