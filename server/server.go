@@ -26,8 +26,8 @@ import (
 	"path/filepath"
 	"time"
 
-	dislogv1 "github.com/dislog/dislog/client/api/v1"
 	"github.com/dislog/dislog/authz"
+	dislogv1 "github.com/dislog/dislog/client/api/v1"
 	"github.com/dislog/dislog/server/internal/acl"
 	"github.com/dislog/dislog/server/internal/offsets"
 	"github.com/dislog/dislog/server/internal/rpc"

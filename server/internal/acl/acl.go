@@ -9,8 +9,8 @@ import (
 	"errors"
 	"strings"
 
-	dislogv1 "github.com/dislog/dislog/client/api/v1"
 	"github.com/dislog/dislog/authz"
+	dislogv1 "github.com/dislog/dislog/client/api/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
