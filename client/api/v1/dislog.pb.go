@@ -237,7 +237,14 @@ type ProduceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
 	// records must hold at least one record.
-	Records       []*Record `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
+	Records []*Record `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
+	// producer_id and sequence make a retried batch idempotent. A producer picks a random non-zero
+	// producer_id once and numbers its batches to a topic 1, 2, 3, ...; the cluster appends a batch only
+	// if its sequence is the next one for (producer_id, topic). A retry of the last appended batch gets
+	// the original base_offset back (with duplicate set) and writes nothing; a gap or an older sequence is
+	// FAILED_PRECONDITION. producer_id 0 turns deduplication off.
+	ProducerId    uint64 `protobuf:"varint,3,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	Sequence      uint64 `protobuf:"varint,4,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -286,10 +293,27 @@ func (x *ProduceRequest) GetRecords() []*Record {
 	return nil
 }
 
+func (x *ProduceRequest) GetProducerId() uint64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *ProduceRequest) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
 type ProduceResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// base_offset is the offset of the first record of the batch; record i got base_offset + i.
-	BaseOffset    uint64 `protobuf:"varint,1,opt,name=base_offset,json=baseOffset,proto3" json:"base_offset,omitempty"`
+	BaseOffset uint64 `protobuf:"varint,1,opt,name=base_offset,json=baseOffset,proto3" json:"base_offset,omitempty"`
+	// duplicate is true when the batch had been appended before (same producer_id and sequence) and
+	// this call wrote nothing.
+	Duplicate     bool `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -331,12 +355,23 @@ func (x *ProduceResponse) GetBaseOffset() uint64 {
 	return 0
 }
 
+func (x *ProduceResponse) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
 type ConsumeRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	Offset        uint64                 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Topic  string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Offset uint64                 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	// read_your_writes makes a server that has not yet replicated the offset, but whose cluster has
+	// committed it, wait for it instead of answering OUT_OF_RANGE: a client reading on any server sees
+	// every record it was acknowledged.
+	ReadYourWrites bool `protobuf:"varint,3,opt,name=read_your_writes,json=readYourWrites,proto3" json:"read_your_writes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ConsumeRequest) Reset() {
@@ -381,6 +416,13 @@ func (x *ConsumeRequest) GetOffset() uint64 {
 		return x.Offset
 	}
 	return 0
+}
+
+func (x *ConsumeRequest) GetReadYourWrites() bool {
+	if x != nil {
+		return x.ReadYourWrites
+	}
+	return false
 }
 
 type ConsumeResponse struct {
@@ -439,9 +481,11 @@ type ConsumeStreamRequest struct {
 	//	*ConsumeStreamRequest_Position
 	Start isConsumeStreamRequest_Start `protobuf_oneof:"start"`
 	// follow keeps the stream open past the last record, delivering new records as they are written.
-	Follow        bool `protobuf:"varint,5,opt,name=follow,proto3" json:"follow,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Follow bool `protobuf:"varint,5,opt,name=follow,proto3" json:"follow,omitempty"`
+	// read_your_writes: as in ConsumeRequest, for the start offset.
+	ReadYourWrites bool `protobuf:"varint,6,opt,name=read_your_writes,json=readYourWrites,proto3" json:"read_your_writes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ConsumeStreamRequest) Reset() {
@@ -518,6 +562,13 @@ func (x *ConsumeStreamRequest) GetPosition() StartPosition {
 func (x *ConsumeStreamRequest) GetFollow() bool {
 	if x != nil {
 		return x.Follow
+	}
+	return false
+}
+
+func (x *ConsumeStreamRequest) GetReadYourWrites() bool {
+	if x != nil {
+		return x.ReadYourWrites
 	}
 	return false
 }
@@ -634,7 +685,12 @@ type Server struct {
 	// rpc_addr is the host:port clients dial for this API.
 	RpcAddr string `protobuf:"bytes,2,opt,name=rpc_addr,json=rpcAddr,proto3" json:"rpc_addr,omitempty"`
 	// is_leader is true for the server that takes produce requests.
-	IsLeader      bool `protobuf:"varint,3,opt,name=is_leader,json=isLeader,proto3" json:"is_leader,omitempty"`
+	IsLeader bool `protobuf:"varint,3,opt,name=is_leader,json=isLeader,proto3" json:"is_leader,omitempty"`
+	// is_voter is true for a server that votes in elections and counts toward commits; a server still
+	// catching up joins as a non-voter first.
+	IsVoter bool `protobuf:"varint,4,opt,name=is_voter,json=isVoter,proto3" json:"is_voter,omitempty"`
+	// last_index is the last Raft log index the server has (as the answering server last heard).
+	LastIndex     uint64 `protobuf:"varint,5,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -688,6 +744,20 @@ func (x *Server) GetIsLeader() bool {
 		return x.IsLeader
 	}
 	return false
+}
+
+func (x *Server) GetIsVoter() bool {
+	if x != nil {
+		return x.IsVoter
+	}
+	return false
+}
+
+func (x *Server) GetLastIndex() uint64 {
+	if x != nil {
+		return x.LastIndex
+	}
+	return 0
 }
 
 type GetServersResponse struct {
@@ -1444,32 +1514,41 @@ const file_dislog_proto_rawDesc = "" +
 	"appendTime\"0\n" +
 	"\x06Header\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"S\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\x90\x01\n" +
 	"\x0eProduceRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12+\n" +
-	"\arecords\x18\x02 \x03(\v2\x11.dislog.v1.RecordR\arecords\"2\n" +
+	"\arecords\x18\x02 \x03(\v2\x11.dislog.v1.RecordR\arecords\x12\x1f\n" +
+	"\vproducer_id\x18\x03 \x01(\x04R\n" +
+	"producerId\x12\x1a\n" +
+	"\bsequence\x18\x04 \x01(\x04R\bsequence\"P\n" +
 	"\x0fProduceResponse\x12\x1f\n" +
 	"\vbase_offset\x18\x01 \x01(\x04R\n" +
-	"baseOffset\">\n" +
+	"baseOffset\x12\x1c\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"h\n" +
 	"\x0eConsumeRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x16\n" +
-	"\x06offset\x18\x02 \x01(\x04R\x06offset\"<\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12(\n" +
+	"\x10read_your_writes\x18\x03 \x01(\bR\x0ereadYourWrites\"<\n" +
 	"\x0fConsumeResponse\x12)\n" +
-	"\x06record\x18\x01 \x01(\v2\x11.dislog.v1.RecordR\x06record\"\xd1\x01\n" +
+	"\x06record\x18\x01 \x01(\v2\x11.dislog.v1.RecordR\x06record\"\xfb\x01\n" +
 	"\x14ConsumeStreamRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x18\n" +
 	"\x06offset\x18\x02 \x01(\x04H\x00R\x06offset\x120\n" +
 	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampH\x00R\x04time\x126\n" +
 	"\bposition\x18\x04 \x01(\x0e2\x18.dislog.v1.StartPositionH\x00R\bposition\x12\x16\n" +
-	"\x06follow\x18\x05 \x01(\bR\x06followB\a\n" +
+	"\x06follow\x18\x05 \x01(\bR\x06follow\x12(\n" +
+	"\x10read_your_writes\x18\x06 \x01(\bR\x0ereadYourWritesB\a\n" +
 	"\x05start\"D\n" +
 	"\x15ConsumeStreamResponse\x12+\n" +
 	"\arecords\x18\x01 \x03(\v2\x11.dislog.v1.RecordR\arecords\"\x13\n" +
-	"\x11GetServersRequest\"P\n" +
+	"\x11GetServersRequest\"\x8a\x01\n" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\brpc_addr\x18\x02 \x01(\tR\arpcAddr\x12\x1b\n" +
-	"\tis_leader\x18\x03 \x01(\bR\bisLeader\"A\n" +
+	"\tis_leader\x18\x03 \x01(\bR\bisLeader\x12\x19\n" +
+	"\bis_voter\x18\x04 \x01(\bR\aisVoter\x12\x1d\n" +
+	"\n" +
+	"last_index\x18\x05 \x01(\x04R\tlastIndex\"A\n" +
 	"\x12GetServersResponse\x12+\n" +
 	"\aservers\x18\x01 \x03(\v2\x11.dislog.v1.ServerR\aservers\"v\n" +
 	"\vTopicConfig\x12'\n" +
