@@ -39,7 +39,7 @@ func (s *Service) ConsumeStream(req *dislogv1.ConsumeStreamRequest, stream dislo
 	stop := context.AfterFunc(s.cfg.Stopping, cancel)
 	defer stop()
 
-	off, err := startOffset(t, req)
+	off, err := s.startOffset(t, req)
 	if err != nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func (s *Service) ConsumeStream(req *dislogv1.ConsumeStreamRequest, stream dislo
 			if s.cfg.Stopping.Err() != nil && stream.Context().Err() == nil {
 				return errShuttingDown
 			}
-			return logError(ctx, err, t)
+			return s.logError(ctx, err, t)
 		}
 	}
 }
@@ -94,7 +94,7 @@ func (s *Service) readBatch(ctx context.Context, t *topics.Topic, off, next uint
 }
 
 // startOffset resolves where a ConsumeStream starts.
-func startOffset(t *topics.Topic, req *dislogv1.ConsumeStreamRequest) (uint64, error) {
+func (s *Service) startOffset(t *topics.Topic, req *dislogv1.ConsumeStreamRequest) (uint64, error) {
 	switch start := req.GetStart().(type) {
 	case *dislogv1.ConsumeStreamRequest_Offset:
 		off := start.Offset
@@ -108,7 +108,7 @@ func startOffset(t *topics.Topic, req *dislogv1.ConsumeStreamRequest) (uint64, e
 		}
 		off, err := t.Log.OffsetForTime(start.Time.AsTime().UnixNano())
 		if err != nil {
-			return 0, logError(context.Background(), err, t)
+			return 0, s.logError(context.Background(), err, t)
 		}
 		return off, nil
 	case *dislogv1.ConsumeStreamRequest_Position:

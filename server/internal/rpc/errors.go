@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/dislog/dislog/server/internal/codec"
 	"github.com/dislog/dislog/server/internal/topics"
@@ -30,8 +31,17 @@ func topicError(err error, topic string) error {
 	return status.Errorf(codes.Internal, "topic %q: %v", topic, err)
 }
 
-// logError turns an error from a topic's log into a status.
-func logError(ctx context.Context, err error, t *topics.Topic) error {
+// logError turns an error from a topic's log into a status, and logs the ones that mean the server
+// or its disk is in trouble.
+func (s *Service) logError(ctx context.Context, err error, t *topics.Topic) error {
+	st := statusOf(ctx, err, t)
+	if c := status.Code(st); c == codes.Internal || c == codes.DataLoss {
+		s.cfg.Logger.Error("topic log error", slog.String("topic", t.Name), slog.String("code", c.String()), slog.Any("error", err))
+	}
+	return st
+}
+
+func statusOf(ctx context.Context, err error, t *topics.Topic) error {
 	switch {
 	case errors.Is(err, storelog.ErrClosed):
 		if t.Deleted() {

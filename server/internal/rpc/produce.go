@@ -65,7 +65,7 @@ func (s *Service) Produce(ctx context.Context, req *dislogv1.ProduceRequest) (*d
 	}
 	base, err := b.topic.Log.AppendBatch(b.values)
 	if err != nil {
-		return nil, logError(ctx, err, b.topic)
+		return nil, s.logError(ctx, err, b.topic)
 	}
 	s.countProduced(b.topic.Name, len(b.values), b.bytes)
 	return &dislogv1.ProduceResponse{BaseOffset: base}, nil
@@ -155,7 +155,7 @@ func (s *Service) ProduceStream(stream dislogv1.LogService_ProduceStreamServer) 
 		}
 		base, err := first.topic.Log.AppendBatch(values)
 		if err != nil {
-			return logError(ctx, err, first.topic)
+			return s.logError(ctx, err, first.topic)
 		}
 		s.countProduced(first.topic.Name, len(values), bytes)
 		for _, b := range group {

@@ -100,11 +100,11 @@ func (s *Service) read(ctx context.Context, t *topics.Topic, offset uint64) (*di
 		if isRange(err) {
 			return nil, rangeError(t, offset)
 		}
-		return nil, logError(ctx, err, t)
+		return nil, s.logError(ctx, err, t)
 	}
 	rec := &dislogv1.Record{Offset: offset, AppendTime: timestamppb.New(timeOf(stored.Time))}
 	if err := codec.Decode(stored.Value, rec); err != nil {
-		return nil, logError(ctx, err, t)
+		return nil, s.logError(ctx, err, t)
 	}
 	return rec, nil
 }
