@@ -144,7 +144,7 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 		{"an unknown topic names it", vars, []string{"consume", "nope"}, `topic "nope" does not exist`},
 		{"a produce to an unknown topic counts the records lost", vars, []string{"produce", "nope", "x", "y"}, `2 of 2 records not written; the first error: topic "nope" does not exist`},
 		{"no dev certificate says how to get one", noDev, []string{"topics", "list"}, "Start a dev node"},
-		{"some but not all TLS files", map[string]string{"DISLOG_CA": "ca.pem"}, []string{"topics", "list"}, "give all of --ca, --cert and --key"},
+		{"some but not all TLS files", map[string]string{"DISLOG_CA": "ca.pem"}, []string{"topics", "list"}, "give all of --tls-ca, --tls-cert and --tls-key"},
 		{"no server at the address", map[string]string{"DISLOG_ADDR": "127.0.0.1:1", "DISLOG_DATA_DIR": vars["DISLOG_DATA_DIR"]}, []string{"servers"}, "no server is listening at 127.0.0.1:1"},
 		{"a bad output format", vars, []string{"topics", "list", "-o", "yaml"}, `--output "yaml": want text or json`},
 		{"a bad start time", vars, []string{"consume", "t", "--from-time", "yesterday"}, `--from-time "yesterday": want an RFC 3339 time`},
@@ -173,9 +173,15 @@ func TestFlagsWinOverTheEnvironment(t *testing.T) {
 	is.Equal(out, "")
 
 	ca, cert, key := srv.WriteTLSFiles(t, t.TempDir(), "me")
-	code, _, errOut := ctl(t, "", map[string]string{"DISLOG_ADDR": srv.Addr, "DISLOG_CA": ca, "DISLOG_CERT": cert, "DISLOG_KEY": key}, "tail", "t")
+	tlsVars := map[string]string{"DISLOG_ADDR": srv.Addr, "DISLOG_CA": ca, "DISLOG_CERT": cert, "DISLOG_KEY": key}
+	code, _, errOut := ctl(t, "", tlsVars, "tail", "t")
 	is.Equal(errOut, "")
 	is.Equal(code, 0)
+	// produce --key is the records' key; DISLOG_KEY is still the certificate's.
+	code, _, errOut = ctl(t, "", tlsVars, "produce", "t", "--key", "k", "v")
+	is.Equal(errOut, "")
+	is.Equal(code, 0)
+	is.Equal(string(srv.Records("t")[0].Key), "k")
 }
 
 func TestParseTime(t *testing.T) {

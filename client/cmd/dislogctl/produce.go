@@ -43,7 +43,7 @@ Exits with status 1 if any record was not written, naming the first error.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.key, "key", "", "key of every record")
+	fl.StringVarP(&f.key, "key", "k", "", "key of every record")
 	fl.StringVar(&f.keySeparator, "key-separator", "", "split each value at the first SEP into key and value")
 	fl.StringArrayVarP(&f.headers, "header", "H", nil, "header KEY=VALUE of every record (repeatable)")
 	fl.DurationVar(&f.opts.Linger, "linger", client.DefaultLinger, "how long a batch waits for more records")
