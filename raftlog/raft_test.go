@@ -1,0 +1,364 @@
+package raftlog
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/matryer/is"
+)
+
+// hashFSM folds every command it applies, in order, into a checksum: two FSMs with equal counts and
+// sums applied the same commands in the same order.
+type hashFSM struct {
+	mu    sync.Mutex
+	count uint64
+	sum   uint32
+}
+
+func (f *hashFSM) Apply(l *raft.Log) any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.count++
+	f.sum = crc32.Update(f.sum, crc32.IEEETable, l.Data)
+	return nil
+}
+
+func (f *hashFSM) state() (uint64, uint32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.count, f.sum
+}
+
+func (f *hashFSM) Snapshot() (raft.FSMSnapshot, error) {
+	count, sum := f.state()
+	return fsmSnapshot{count, sum}, nil
+}
+
+func (f *hashFSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var b [12]byte
+	if _, err := io.ReadFull(rc, b[:]); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.count, f.sum = binary.BigEndian.Uint64(b[:]), binary.BigEndian.Uint32(b[8:])
+	return nil
+}
+
+type fsmSnapshot struct {
+	count uint64
+	sum   uint32
+}
+
+func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	b := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, s.count), s.sum)
+	if _, err := sink.Write(b); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (fsmSnapshot) Release() {}
+
+// node is one raft server on raftlog stores in its own directory.
+type node struct {
+	id    raft.ServerID
+	dir   string
+	store *Store
+	fsm   *hashFSM
+	trans *raft.InmemTransport
+	raft  *raft.Raft
+}
+
+type cluster struct {
+	t     *testing.T
+	nodes []*node
+	// restoreCommitted sets raft.Config.RestoreCommittedLogs, without which raft neither stages
+	// commit indexes nor replays from them. raft v1.8.0 replays from NewRaft into a channel of 128 batches that nothing drains until NewRaft
+	// returns, so it blocks for good when more than 128*MaxAppendEntries entries are to be replayed:
+	// the tests use it only on logs shorter than that.
+	restoreCommitted bool
+}
+
+func newCluster(t *testing.T, n int, restoreCommitted bool) *cluster {
+	c := &cluster{t: t, restoreCommitted: restoreCommitted}
+	dir := t.TempDir()
+	var servers []raft.Server
+	for i := range n {
+		id := raft.ServerID(fmt.Sprintf("node-%d", i))
+		c.nodes = append(c.nodes, &node{id: id, dir: filepath.Join(dir, string(id))})
+		servers = append(servers, raft.Server{ID: id, Address: raft.ServerAddress(id)})
+	}
+	for _, nd := range c.nodes {
+		c.start(nd)
+	}
+	for _, nd := range c.nodes {
+		if err := nd.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+			t.Fatalf("bootstrap %s: %v", nd.id, err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, nd := range c.nodes {
+			if nd.raft != nil {
+				c.stop(nd)
+			}
+		}
+	})
+	return c
+}
+
+// start opens a node's stores and starts its raft, connected to every other running node.
+func (c *cluster) start(nd *node) {
+	c.t.Helper()
+	var err error
+	if nd.store, err = Open(nd.dir, Options{}); err != nil {
+		c.t.Fatal(err)
+	}
+	snaps, err := raft.NewFileSnapshotStore(nd.dir, 2, io.Discard)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	conf := raft.DefaultConfig()
+	conf.LocalID = nd.id
+	conf.HeartbeatTimeout = 100 * time.Millisecond
+	conf.ElectionTimeout = 100 * time.Millisecond
+	conf.LeaderLeaseTimeout = 100 * time.Millisecond
+	conf.CommitTimeout = 5 * time.Millisecond
+	conf.SnapshotThreshold = 1 << 40 // snapshots only when the test asks
+	conf.TrailingLogs = 100
+	conf.RestoreCommittedLogs = c.restoreCommitted
+	conf.LogOutput = io.Discard
+	_, nd.trans = raft.NewInmemTransport(raft.ServerAddress(nd.id))
+	nd.fsm = &hashFSM{}
+	if nd.raft, err = raft.NewRaft(conf, nd.fsm, nd.store, nd.store, snaps, nd.trans); err != nil {
+		c.t.Fatalf("start %s: %v", nd.id, err)
+	}
+	for _, other := range c.nodes {
+		if other != nd && other.raft != nil {
+			nd.trans.Connect(raft.ServerAddress(other.id), other.trans)
+			other.trans.Connect(raft.ServerAddress(nd.id), nd.trans)
+		}
+	}
+}
+
+// stop shuts a node's raft down and closes its stores.
+func (c *cluster) stop(nd *node) {
+	c.t.Helper()
+	if err := nd.raft.Shutdown().Error(); err != nil {
+		c.t.Fatalf("shut down %s: %v", nd.id, err)
+	}
+	nd.raft = nil
+	for _, other := range c.nodes {
+		if other.raft != nil {
+			other.trans.Disconnect(raft.ServerAddress(nd.id))
+		}
+	}
+	if err := nd.store.Close(); err != nil {
+		c.t.Fatalf("close %s: %v", nd.id, err)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func (c *cluster) waitFor(what string, cond func() bool) {
+	c.t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("timed out waiting for %s", what)
+		}
+		<-time.After(5 * time.Millisecond)
+	}
+}
+
+func (c *cluster) leader() *node {
+	c.t.Helper()
+	var leader *node
+	c.waitFor("a leader", func() bool {
+		for _, nd := range c.nodes {
+			if nd.raft != nil && nd.raft.State() == raft.Leader {
+				leader = nd
+				return true
+			}
+		}
+		return false
+	})
+	return leader
+}
+
+// apply applies commands [from, to) on the leader, many in flight at once, as a busy client would.
+func (c *cluster) apply(from, to int) {
+	c.t.Helper()
+	leader := c.leader()
+	futures := make([]raft.ApplyFuture, 0, to-from)
+	for i := from; i < to; i++ {
+		futures = append(futures, leader.raft.Apply(fmt.Appendf(nil, "command %d", i), 10*time.Second))
+	}
+	for i, f := range futures {
+		if err := f.Error(); err != nil {
+			c.t.Fatalf("apply command %d: %v", from+i, err)
+		}
+	}
+}
+
+// waitApplied waits until every running node's FSM has applied count commands, the same ones.
+func (c *cluster) waitApplied(count uint64) {
+	c.t.Helper()
+	c.waitFor(fmt.Sprintf("every FSM to apply %d commands", count), func() bool {
+		var sums []uint32
+		for _, nd := range c.nodes {
+			if nd.raft == nil {
+				continue
+			}
+			n, sum := nd.fsm.state()
+			if n != count {
+				return false
+			}
+			sums = append(sums, sum)
+		}
+		for _, s := range sums {
+			if s != sums[0] {
+				c.t.Fatalf("FSMs applied %d commands with different checksums %v", count, sums)
+			}
+		}
+		return true
+	})
+}
+
+// checkLogsMatch asserts that running nodes hold the same last index and the same entries wherever
+// their logs overlap.
+func (c *cluster) checkLogsMatch() {
+	c.t.Helper()
+	var running []*node
+	for _, nd := range c.nodes {
+		if nd.raft != nil {
+			running = append(running, nd)
+		}
+	}
+	c.waitFor("every log to reach the same last index", func() bool {
+		want, _ := running[0].store.LastIndex()
+		for _, nd := range running[1:] {
+			if last, _ := nd.store.LastIndex(); last != want {
+				return false
+			}
+		}
+		return true
+	})
+	a := running[0].store
+	for _, nd := range running[1:] {
+		b := nd.store
+		fa, _ := a.FirstIndex()
+		fb, _ := b.FirstIndex()
+		last, _ := a.LastIndex()
+		var la, lb raft.Log
+		for i := max(fa, fb); i <= last; i++ {
+			if err := a.GetLog(i, &la); err != nil {
+				c.t.Fatalf("%s GetLog(%d): %v", running[0].id, i, err)
+			}
+			if err := b.GetLog(i, &lb); err != nil {
+				c.t.Fatalf("%s GetLog(%d): %v", nd.id, i, err)
+			}
+			if la.Term != lb.Term || la.Type != lb.Type || !bytes.Equal(la.Data, lb.Data) {
+				c.t.Fatalf("index %d differs: %s has term %d %q, %s has term %d %q", i, running[0].id, la.Term, la.Data, nd.id, lb.Term, lb.Data)
+			}
+		}
+	}
+}
+
+func TestRaftClusterOnRaftlog(t *testing.T) {
+	is := is.New(t)
+	c := newCluster(t, 3, false)
+
+	c.apply(0, 10_000)
+	c.waitApplied(10_000)
+	c.checkLogsMatch()
+
+	t.Log("restarting every node")
+	for _, nd := range c.nodes {
+		c.stop(nd)
+	}
+	for _, nd := range c.nodes {
+		c.start(nd)
+	}
+	c.waitApplied(10_000)
+	c.apply(10_000, 10_100)
+	c.waitApplied(10_100)
+	c.checkLogsMatch()
+
+	t.Log("snapshotting and compacting every node")
+	for _, nd := range c.nodes {
+		is.NoErr(nd.raft.Snapshot().Error())
+		first, err := nd.store.FirstIndex()
+		is.NoErr(err)
+		last, err := nd.store.LastIndex()
+		is.NoErr(err)
+		if first <= 1 || last-first+1 > 200 {
+			t.Fatalf("%s holds [%d, %d] after a snapshot with 100 trailing logs", nd.id, first, last)
+		}
+	}
+	c.checkLogsMatch()
+
+	t.Log("bringing a far-behind follower back through a snapshot")
+	leader := c.leader()
+	var behind *node
+	for _, nd := range c.nodes {
+		if nd != leader {
+			behind = nd
+			break
+		}
+	}
+	c.stop(behind)
+	c.apply(10_100, 12_000)
+	is.NoErr(leader.raft.Snapshot().Error())
+	leaderFirst, err := leader.store.FirstIndex()
+	is.NoErr(err)
+	before, err := OpenLogStore(filepath.Join(behind.dir, "log"), Options{})
+	is.NoErr(err)
+	behindLast, err := before.LastIndex()
+	is.NoErr(err)
+	is.NoErr(before.Close())
+	if leaderFirst <= behindLast+1 {
+		t.Fatalf("the leader's log starts at %d, the stopped follower's ends at %d: it is not behind the compaction", leaderFirst, behindLast)
+	}
+	c.start(behind)
+	c.waitApplied(12_000)
+	c.apply(12_000, 12_010) // the follower's log, emptied by the snapshot, starts again after it
+	c.waitApplied(12_010)
+	c.checkLogsMatch()
+	first, err := behind.store.FirstIndex()
+	is.NoErr(err)
+	if first <= behindLast {
+		t.Fatalf("the follower's log starts at %d, not past its old end %d: it was not reset by a snapshot", first, behindLast)
+	}
+}
+
+func TestRaftReplaysCommittedLogsFromTheStoredCommitIndex(t *testing.T) {
+	c := newCluster(t, 3, true)
+	c.apply(0, 500)
+	c.waitApplied(500)
+	c.apply(500, 501) // stored with a commit index that covers the first 500
+	c.waitApplied(501)
+	for _, nd := range c.nodes {
+		c.stop(nd)
+	}
+
+	// Alone, a node has no quorum: it can neither elect a leader nor learn a commit index, so
+	// whatever its FSM applies comes from the commit index raftlog stored.
+	lone := c.nodes[0]
+	c.start(lone)
+	c.waitFor("the lone node to replay its committed entries", func() bool {
+		n, _ := lone.fsm.state()
+		return n >= 500
+	})
+	if n, _ := lone.fsm.state(); n > 501 || lone.raft.State() == raft.Leader {
+		t.Fatalf("lone node applied %d commands in state %v", n, lone.raft.State())
+	}
+}
