@@ -13,6 +13,10 @@
 // the ACL refuses the call, and so on (the list is in api/v1/dislog.proto). The messages say what
 // to do about them.
 //
-// Client covers the synchronous calls. For streams, API returns the generated LogService stub on
-// the same connection.
+// Client covers the synchronous calls. Producer is the asynchronous, batching producer for
+// throughput: Send returns at once with a Result per record, and batches go pipelined on one
+// ProduceStream. Subscribe is a Go iterator over a topic's records from an offset, a time, the
+// earliest or the latest record, which follows the tail and resumes after a dropped connection
+// without skipping or repeating a record. For anything else, API returns the generated
+// LogService stub on the same connection.
 package client

@@ -14,6 +14,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -46,16 +47,16 @@ type Server struct {
 	mu     sync.Mutex
 	topics map[string]*topic
 	// grew is closed and replaced whenever a topic grows.
-	grew    chan struct{}
-	offsets map[[2]string]uint64
+	grew chan struct{}
 
 	// Hooks, read under mu; see the setters.
 	refuse      func(req *dislogv1.ProduceRequest) error
 	breakStream func(sent int) error
 	produceReqs int
 
-	pem  pemFiles
-	grpc *grpc.Server
+	pem    pemFiles
+	grpc   *grpc.Server
+	served chan struct{}
 }
 
 type topic struct {
@@ -67,28 +68,39 @@ type pemFiles struct{ ca, cert, key []byte }
 // Start serves a fake on 127.0.0.1 until the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{topics: map[string]*topic{}, offsets: map[[2]string]uint64{}, grew: make(chan struct{})}
+	s, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// New serves a fake on 127.0.0.1 until Close; Start is New for a test.
+func New() (*Server, error) {
+	s := &Server{topics: map[string]*topic{}, grew: make(chan struct{}), served: make(chan struct{})}
 	serverTLS, err := s.makeTLS()
 	if err != nil {
-		t.Fatalf("fakelog: TLS: %v", err)
+		return nil, fmt.Errorf("fakelog: TLS: %w", err)
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("fakelog: listen: %v", err)
+		return nil, fmt.Errorf("fakelog: listen: %w", err)
 	}
 	s.Addr = lis.Addr().String()
 	s.grpc = grpc.NewServer(grpc.Creds(credentials.NewTLS(serverTLS)))
 	dislogv1.RegisterLogServiceServer(s.grpc, s)
-	done := make(chan struct{})
 	go func() {
-		defer close(done)
+		defer close(s.served)
 		_ = s.grpc.Serve(lis)
 	}()
-	t.Cleanup(func() {
-		s.grpc.Stop()
-		<-done
-	})
-	return s
+	return s, nil
+}
+
+// Close stops the server, cutting the calls in progress.
+func (s *Server) Close() {
+	s.grpc.Stop()
+	<-s.served
 }
 
 // WriteTLSFiles writes the CA, client certificate and key as PEM files ca.pem, <name>.pem and

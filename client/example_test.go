@@ -1,0 +1,82 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+
+	"github.com/dislog/dislog/client"
+	"github.com/dislog/dislog/client/internal/fakelog"
+)
+
+// exampleClient dials a fake server holding an empty topic "orders". An application dials its
+// cluster instead:
+//
+//	c, err := client.Dial("127.0.0.1:7070", client.WithTLSFiles(
+//		"dislog-data/pki/dev/ca.pem", "dislog-data/pki/dev/dev.pem", "dislog-data/pki/dev/dev-key.pem"))
+func exampleClient() (c *client.Client, closeAll func()) {
+	srv, err := fakelog.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv.AddTopic("orders")
+	c, err = client.Dial(srv.Addr, client.WithTLSConfig(srv.ClientTLS))
+	if err != nil {
+		log.Fatal(err)
+	}
+	return c, func() {
+		c.Close()
+		srv.Close()
+	}
+}
+
+func ExampleProducer() {
+	c, closeAll := exampleClient()
+	defer closeAll()
+	ctx := context.Background()
+
+	p, err := client.NewProducer(c, "orders", client.ProducerOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	var results []client.Result
+	for _, v := range []string{"placed", "paid", "shipped"} {
+		results = append(results, p.Send(ctx, client.Record{Key: []byte("o-17"), Value: []byte(v)}))
+	}
+	// Close sends what is queued and waits for every result.
+	if err := p.Close(); err != nil {
+		log.Fatal(err)
+	}
+	for _, r := range results {
+		off, err := r.Wait(ctx)
+		if err != nil {
+			log.Printf("not written: %v", err)
+			continue
+		}
+		fmt.Println("offset", off)
+	}
+	// Output:
+	// offset 0
+	// offset 1
+	// offset 2
+}
+
+func ExampleClient_Subscribe() {
+	c, closeAll := exampleClient()
+	defer closeAll()
+	ctx := context.Background()
+	if _, err := c.ProduceBatch(ctx, "orders", []client.Record{{Value: []byte("placed")}, {Value: []byte("paid")}, {Value: []byte("shipped")}}); err != nil {
+		log.Fatal(err)
+	}
+
+	// Without StopAtEnd the loop would go on with each new record, until ctx ends or it breaks.
+	for rec, err := range c.Subscribe(ctx, "orders", client.AtOffset(1), client.StopAtEnd()) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(rec.Offset, string(rec.Value))
+	}
+	// Output:
+	// 1 paid
+	// 2 shipped
+}
