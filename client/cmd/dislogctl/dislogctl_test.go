@@ -135,6 +135,8 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 	srv, vars := devNode(t)
 	srv.AddTopic("t")
 	noDev := map[string]string{"DISLOG_ADDR": srv.Addr, "DISLOG_DATA_DIR": t.TempDir()}
+	ca, cert, key := fakelog.Start(t).WriteTLSFiles(t, t.TempDir(), "stranger")
+	foreign := map[string]string{"DISLOG_ADDR": srv.Addr, "DISLOG_CA": ca, "DISLOG_CERT": cert, "DISLOG_KEY": key}
 	for _, tc := range []struct {
 		name string
 		vars map[string]string
@@ -146,6 +148,7 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 		{"no dev certificate says how to get one", noDev, []string{"topics", "list"}, "Start a dev node"},
 		{"some but not all TLS files", map[string]string{"DISLOG_CA": "ca.pem"}, []string{"topics", "list"}, "give all of --tls-ca, --tls-cert and --tls-key"},
 		{"no server at the address", map[string]string{"DISLOG_ADDR": "127.0.0.1:1", "DISLOG_DATA_DIR": vars["DISLOG_DATA_DIR"]}, []string{"servers"}, "no server is listening at 127.0.0.1:1"},
+		{"another cluster's certificates", foreign, []string{"servers"}, "the TLS handshake with " + srv.Addr + " failed"},
 		{"a bad output format", vars, []string{"topics", "list", "-o", "yaml"}, `--output "yaml": want text or json`},
 		{"a bad start time", vars, []string{"consume", "t", "--from-time", "yesterday"}, `--from-time "yesterday": want an RFC 3339 time`},
 		{"a bad header", vars, []string{"produce", "t", "-H", "novalue", "x"}, `--header "novalue": want KEY=VALUE`},
