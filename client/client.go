@@ -17,6 +17,12 @@ import (
 // ErrNoTLS is returned by Dial without WithTLSFiles or WithTLSConfig: Dislog speaks TLS only.
 var ErrNoTLS = errors.New("client: no TLS configuration: pass WithTLSFiles or WithTLSConfig")
 
+const (
+	streamWindowBytes = 4 << 20
+	connWindowBytes   = 16 << 20
+	ioBufferBytes     = 256 << 10
+)
+
 // Option configures Dial.
 type Option func(*options)
 
@@ -67,7 +73,15 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	if conf == nil {
 		return nil, ErrNoTLS
 	}
-	dialOpts := append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(conf))}, o.dialOptions...)
+	dialOpts := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(credentials.NewTLS(conf)),
+		// Windows and buffers sized for streams of megabytes a second (a replay, a pipelined
+		// producer): gRPC's 64 KiB windows and 32 KiB buffers stall them. WithDialOptions may override.
+		grpc.WithInitialWindowSize(streamWindowBytes),
+		grpc.WithInitialConnWindowSize(connWindowBytes),
+		grpc.WithWriteBufferSize(ioBufferBytes),
+		grpc.WithReadBufferSize(ioBufferBytes),
+	}, o.dialOptions...)
 	conn, err := grpc.NewClient(target, dialOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", target, err)
