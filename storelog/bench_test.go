@@ -144,3 +144,45 @@ func BenchmarkOpen1000Segments(b *testing.B) {
 		})
 	}
 }
+
+// Sequential replay of 1 KiB records, one at a time with Read and 256 at a time with ReadBatch.
+func BenchmarkReplay(b *testing.B) {
+	l, err := storelog.Open(b.TempDir(), storelog.Options{Sync: storelog.SyncNever})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	batch := make([][]byte, 100)
+	for i := range batch {
+		batch[i] = make([]byte, 1024)
+	}
+	for range 1000 {
+		if _, err := l.AppendBatch(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	n := l.NextOffset()
+	b.Run("Read", func(b *testing.B) {
+		off := uint64(0)
+		for b.Loop() {
+			if _, err := l.Read(off % n); err != nil {
+				b.Fatal(err)
+			}
+			off++
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	})
+	b.Run("ReadBatch256", func(b *testing.B) {
+		var recs []storelog.Record
+		off, read := uint64(0), 0
+		for b.Loop() {
+			recs, err = l.ReadBatch(recs[:0], off%n, 256, 1<<20)
+			if err != nil {
+				b.Fatal(err)
+			}
+			off += uint64(len(recs))
+			read += len(recs)
+		}
+		b.ReportMetric(float64(read)/b.Elapsed().Seconds(), "records/s")
+	})
+}

@@ -340,3 +340,36 @@ func TestConcurrentReadersAndWriter(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestReadBatch(t *testing.T) {
+	is := is.New(t)
+	l := openLog(t, t.TempDir(), storelog.Options{MaxSegmentRecords: 4})
+	appendN(t, l, 10)
+	cases := []struct {
+		name                 string
+		from                 uint64
+		maxRecords, maxBytes int
+		want                 []uint64
+	}{
+		{"across segments up to maxRecords", 2, 5, 1 << 20, []uint64{2, 3, 4, 5, 6}},
+		{"stops at the end of the log", 7, 100, 1 << 20, []uint64{7, 8, 9}},
+		{"stops before maxBytes", 0, 100, 30, []uint64{0, 1}},
+		{"returns one record even over maxBytes", 5, 100, 1, []uint64{5}},
+	}
+	for _, c := range cases {
+		recs, err := l.ReadBatch(nil, c.from, c.maxRecords, c.maxBytes)
+		is.NoErr(err)
+		var got []uint64
+		for _, r := range recs {
+			is.Equal(r.Value, value(r.Offset)) // each value is its own record's
+			got = append(got, r.Offset)
+		}
+		is.Equal(got, c.want) // c.name
+	}
+	recs, err := l.ReadBatch(nil, 1, 3, 1<<20)
+	is.NoErr(err)
+	recs[0].Value = append(recs[0].Value, 'x') // values do not overlap: appending to one leaves the next alone
+	is.Equal(recs[1].Value, value(2))
+	_, err = l.ReadBatch(nil, 10, 5, 1<<20)
+	is.True(errors.Is(err, storelog.ErrOffsetOutOfRange))
+}
