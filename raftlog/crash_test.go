@@ -182,9 +182,9 @@ func killChild(t *testing.T, dir string, killAfter int) uint64 {
 // of a StoreLogs whose fsync failed, and the store must come back with every acknowledged entry, with
 // its compactions and tail deletions intact, and no entry from before a tail deletion resurrected.
 func TestLostUnsyncedWritesLoseNoAcknowledgedEntry(t *testing.T) {
-	rounds := 60
+	rounds := 200
 	if testing.Short() {
-		rounds = 15
+		rounds = 30
 	}
 	is := is.New(t)
 	dir := t.TempDir()
