@@ -27,7 +27,12 @@ type Log struct {
 	dir  string
 	opts Options
 
-	// Lock order: syncMu, then wmu, then mu, then gcMu.
+	// Lock order: removeMu, syncMu, wmu, mu, gcMu.
+	//
+	// removeMu is held by calls that delete segment files outside the writer locks (Truncate,
+	// ApplyRetention) and by those that may create a segment whose name a pending deletion could
+	// still hold (TruncateAfter, Reset).
+	removeMu sync.Mutex
 	//
 	// syncMu is held across an fsync of the active store and by every call that closes or deletes
 	// segment files, so that an fsync never runs on a file being closed.

@@ -49,19 +49,31 @@ func (l *Log) startBackground() {
 // now. Only whole sealed segments go, never the active one. A read in progress in a segment finishes
 // before the segment is unmapped; a later read of its offsets gets ErrOffsetOutOfRange.
 func (l *Log) ApplyRetention() error {
-	unlock, err := l.lockWriters()
+	l.removeMu.Lock()
+	defer l.removeMu.Unlock()
+	drop, err := l.detachExpired()
 	if err != nil {
 		return err
+	}
+	return l.removeDetached(drop)
+}
+
+// detachExpired rolls an aged active segment and takes expired sealed segments out of the list,
+// under the writer locks; their files are left for removeDetached.
+func (l *Log) detachExpired() ([]*segment, error) {
+	unlock, err := l.lockWriters()
+	if err != nil {
+		return nil, err
 	}
 	defer unlock()
 	now := l.opts.Clock().UnixNano()
 	if s := l.active; s.count > 0 && l.opts.MaxSegmentAge > 0 && now-s.firstTime >= int64(l.opts.MaxSegmentAge) {
 		if err := l.rollLocked(); err != nil {
-			return l.failLocked(err)
+			return nil, l.failLocked(err)
 		}
 	}
 	if l.opts.RetentionBytes == 0 && l.opts.RetentionAge == 0 {
-		return nil
+		return nil, nil
 	}
 
 	l.mu.Lock()
@@ -78,7 +90,7 @@ func (l *Log) ApplyRetention() error {
 			newest, err := l.newestTimeLocked(s)
 			if err != nil {
 				l.mu.Unlock()
-				return err
+				return nil, err
 			}
 			overAge = newest < now-int64(l.opts.RetentionAge)
 		}
@@ -95,7 +107,7 @@ func (l *Log) ApplyRetention() error {
 			slog.Int("segments", len(drop)), slog.Uint64("lowest_offset", l.low.Load()))
 	}
 	l.mu.Unlock()
-	return l.removeSegmentsLocked(drop)
+	return drop, nil
 }
 
 // newestTimeLocked is the time of a sealed segment's last record. The caller holds mu and wmu.

@@ -11,22 +11,34 @@ import (
 // without moving its next offset; a lowest past it is ErrOffsetOutOfRange, and one at or below
 // LowestOffset does nothing.
 func (l *Log) Truncate(lowest uint64) error {
-	unlock, err := l.lockWriters()
+	l.removeMu.Lock()
+	defer l.removeMu.Unlock()
+	drop, err := l.detachHead(lowest)
 	if err != nil {
 		return err
 	}
+	return l.removeDetached(drop)
+}
+
+// detachHead persists lowest as the low watermark and takes the segments wholly below it out of the
+// list, under the writer locks; their files are left for removeDetached.
+func (l *Log) detachHead(lowest uint64) ([]*segment, error) {
+	unlock, err := l.lockWriters()
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 	if lowest <= l.low.Load() {
-		return nil
+		return nil, nil
 	}
 	if lowest > l.nextWrite {
-		return fmt.Errorf("%w: truncate below %d, past the next offset %d", ErrOffsetOutOfRange, lowest, l.nextWrite)
+		return nil, fmt.Errorf("%w: truncate below %d, past the next offset %d", ErrOffsetOutOfRange, lowest, l.nextWrite)
 	}
 	l.mu.Lock()
 	l.low.Store(lowest)
 	l.mu.Unlock()
 	if err := l.writeMeta(false); err != nil {
-		return l.failLocked(err)
+		return nil, l.failLocked(err)
 	}
 	var drop []*segment
 	l.mu.Lock()
@@ -35,7 +47,27 @@ func (l *Log) Truncate(lowest uint64) error {
 		l.segments = l.segments[1:]
 	}
 	l.mu.Unlock()
-	return l.removeSegmentsLocked(drop)
+	return drop, nil
+}
+
+// removeDetached deletes the files of sealed segments already taken out of the list, without the
+// writer locks: deleting a large file can take milliseconds (the file system may discard its blocks),
+// and appends must not wait for it. No reader can reach the segments any more, and the active segment
+// is never among them. The caller holds removeMu, so no call that creates segment files runs
+// meanwhile. A failure here loses nothing and does not fail the log: a segment left behind below the
+// low watermark is removed by the next Open.
+func (l *Log) removeDetached(drop []*segment) error {
+	for _, s := range drop {
+		if err := s.remove(l.opts.FS); err != nil {
+			return err
+		}
+	}
+	if len(drop) > 0 {
+		if err := l.opts.FS.SyncDir(l.dir); err != nil {
+			return fmt.Errorf("storelog: sync %s after removing segments: %w", l.dir, err)
+		}
+	}
+	return nil
 }
 
 // lockWriters takes syncMu and wmu, for a call that changes the log's files, and returns their
@@ -75,6 +107,8 @@ func (l *Log) removeSegmentsLocked(drop []*segment) error {
 // below that is ErrOffsetOutOfRange, and one at or past the last record does nothing. Segments are
 // deleted from the highest down, so a crash part-way leaves a shorter log, never a gap.
 func (l *Log) TruncateAfter(offset uint64) error {
+	l.removeMu.Lock()
+	defer l.removeMu.Unlock()
 	unlock, err := l.lockWriters()
 	if err != nil {
 		return err
@@ -134,6 +168,8 @@ func (l *Log) TruncateAfter(offset uint64) error {
 // restoring a snapshot. Segments are deleted from the lowest up, so a crash part-way leaves a log
 // that lost its head, never one with a gap.
 func (l *Log) Reset(firstOffset uint64) error {
+	l.removeMu.Lock()
+	defer l.removeMu.Unlock()
 	unlock, err := l.lockWriters()
 	if err != nil {
 		return err

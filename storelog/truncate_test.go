@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/dislog/dislog/storelog"
+	"github.com/dislog/dislog/storelog/faultfs"
 	"github.com/matryer/is"
 )
 
@@ -99,4 +100,31 @@ func TestReset(t *testing.T) {
 	l = openLog(t, dir, opts)
 	is.Equal(l.LowestOffset(), uint64(7))
 	checkRecords(t, l, 7, 10)
+}
+
+// Deleting segment files can be slow (a file system that discards blocks); appends must not wait for
+// it. A remove held up by the file system blocks Truncate, never Append.
+func TestAppendsDoNotWaitForSegmentDeletion(t *testing.T) {
+	is := is.New(t)
+	fs := faultfs.New()
+	l := openLog(t, t.TempDir(), storelog.Options{FS: fs, MaxSegmentRecords: 4})
+	appendN(t, l, 10)
+	release := make(chan struct{})
+	entered := make(chan struct{}, 8)
+	fs.SetFault(func(op faultfs.Op, path string) error {
+		if op == faultfs.OpRemove {
+			entered <- struct{}{}
+			<-release
+		}
+		return nil
+	})
+	truncated := make(chan error, 1)
+	go func() { truncated <- l.Truncate(8) }()
+	<-entered // Truncate is inside a remove
+	appendN(t, l, 5)
+	checkRecords(t, l, 8, 15)
+	is.Equal(l.LowestOffset(), uint64(8))
+	close(release)
+	is.NoErr(<-truncated)
+	fs.SetFault(nil)
 }
