@@ -1,0 +1,494 @@
+package bench
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dislog/dislog/client"
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// stampBytes is the size of the send time a Mixed producer writes at the start of each value: Unix
+// nanoseconds, big-endian.
+const stampBytes = 8
+
+// How often a run samples its timeline and reports progress.
+const (
+	sampleInterval   = time.Second
+	progressInterval = 200 * time.Millisecond
+)
+
+// rateSlice is the time over which a rate limit holds exactly: records may come in bursts of
+// that long's worth.
+const rateSlice = 10 * time.Millisecond
+
+// drainTimeout bounds how long Mixed consumers may take, once the producers are done, to read what
+// they wrote.
+const drainTimeout = 30 * time.Second
+
+// run is one Run in progress.
+type run struct {
+	cfg     Config
+	limiter *rate.Limiter // nil without a rate limit
+	payload []byte
+	start   time.Time
+	end     time.Time // when a run with a Duration stops starting operations
+
+	produce, consume *recorder
+}
+
+// Dial connects one client to the servers under test.
+type Dial func() (*client.Client, error)
+
+// Run dials cfg.Clients clients (and cfg.Consumers more for Mixed), each on its own connection, creates the topic if it does
+// not exist, fills it for Replay, and then measures the workload. It fails if the run cannot start;
+// records that fail during the measurement are counted in the report, with samples of their errors.
+// If ctx ends during the measurement, Run returns the report so far with ctx's error.
+func Run(ctx context.Context, dial Dial, cfg Config) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &run{cfg: cfg, payload: make([]byte, cfg.RecordSize)}
+	for i := range r.payload {
+		r.payload[i] = byte('a' + i%26)
+	}
+	if cfg.Rate > 0 {
+		r.limiter = rate.NewLimiter(rate.Limit(cfg.Rate), burst(cfg))
+	}
+
+	n := cfg.Clients
+	if cfg.Workload == Mixed {
+		n += cfg.Consumers
+	}
+	clients, err := dialAll(ctx, dial, cfg.Topic, n)
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+
+	switch cfg.Workload {
+	case Sync:
+		r.produce = newRecorder("each Produce call (1 record)")
+	case Async:
+		r.produce = newRecorder("each record, from Send to its result")
+	case Batch:
+		r.produce = newRecorder(fmt.Sprintf("each ProduceBatch call (%d records)", cfg.Batch))
+	case Replay:
+		r.consume = newRecorder("the wait for each record")
+	case Mixed:
+		r.produce = newRecorder("each record, from Send to its result")
+		r.consume = newRecorder("each record, end to end: from Send to the subscriber")
+	}
+
+	var measure func(ctx context.Context, clients []*client.Client)
+	switch cfg.Workload {
+	case Sync:
+		measure = r.each(r.syncProducer)
+	case Async:
+		measure = r.each(r.asyncProducer)
+	case Batch:
+		measure = r.each(r.batchProducer)
+	case Replay:
+		need := cfg.Preload
+		if cfg.Count > 0 {
+			need = share(cfg.Count, 0, cfg.Clients)
+		}
+		if err := preload(ctx, clients[0], cfg.Topic, need, r.payload); err != nil {
+			return nil, err
+		}
+		measure = r.each(r.replayer)
+	case Mixed:
+		info, err := clients[0].DescribeTopic(ctx, cfg.Topic)
+		if err != nil {
+			return nil, fmt.Errorf("bench: describe topic %q: %w", cfg.Topic, err)
+		}
+		measure = func(ctx context.Context, clients []*client.Client) {
+			r.mixed(ctx, clients[:cfg.Clients], clients[cfg.Clients:], info.NextOffset)
+		}
+	}
+
+	elapsed := r.measure(ctx, clients, measure)
+	rep := &Report{
+		Workload:       cfg.Workload,
+		Topic:          cfg.Topic,
+		RecordSize:     cfg.RecordSize,
+		Clients:        cfg.Clients,
+		Rate:           cfg.Rate,
+		Count:          cfg.Count,
+		Duration:       cfg.Duration.Seconds(),
+		ElapsedSeconds: elapsed.Seconds(),
+	}
+	switch cfg.Workload {
+	case Async:
+		rep.Window = cfg.Window
+	case Batch:
+		rep.Batch = cfg.Batch
+	case Mixed:
+		rep.Window, rep.Consumers = cfg.Window, cfg.Consumers
+	}
+	if r.produce != nil {
+		rep.Produce = r.produce.stats()
+	}
+	if r.consume != nil {
+		rep.Consume = r.consume.stats()
+	}
+	return rep, ctx.Err()
+}
+
+// burst is the rate limiter's burst: a batch, and at least rateSlice's worth of records, since a
+// wait shorter than a timer's granularity (tens of microseconds) would take longer than asked and
+// keep the rate under the limit.
+func burst(cfg Config) int {
+	b := max(1, int(math.Ceil(cfg.Rate*rateSlice.Seconds())))
+	if cfg.Workload == Batch {
+		b = max(b, cfg.Batch)
+	}
+	return b
+}
+
+// dialAll dials n clients, creates the topic if need be, and makes a call on each so that the
+// measurement does not include connecting. It returns the clients dialed even when it fails, for
+// the caller to close.
+func dialAll(ctx context.Context, dial Dial, topic string, n int) ([]*client.Client, error) {
+	var clients []*client.Client
+	for range n {
+		c, err := dial()
+		if err != nil {
+			return clients, fmt.Errorf("bench: dial: %w", err)
+		}
+		clients = append(clients, c)
+	}
+	_, err := clients[0].CreateTopic(ctx, topic, client.TopicConfig{})
+	if err != nil && status.Code(err) != codes.AlreadyExists {
+		return clients, fmt.Errorf("bench: create topic %q: %w", topic, err)
+	}
+	for _, c := range clients {
+		if _, err := c.DescribeTopic(ctx, topic); err != nil {
+			return clients, fmt.Errorf("bench: describe topic %q: %w", topic, err)
+		}
+	}
+	return clients, nil
+}
+
+// preload makes sure topic holds at least n records from offset 0, producing the ones missing.
+func preload(ctx context.Context, c *client.Client, topic string, n int64, value []byte) error {
+	info, err := c.DescribeTopic(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("bench: describe topic %q: %w", topic, err)
+	}
+	if info.LowestOffset > 0 {
+		return fmt.Errorf("bench: topic %q starts at offset %d, and a replay reads from 0: use a new topic", topic, info.LowestOffset)
+	}
+	if int64(info.NextOffset) >= n {
+		return nil
+	}
+	p, err := client.NewProducer(c, topic, client.ProducerOptions{})
+	if err != nil {
+		return err
+	}
+	var last client.Result
+	for range n - int64(info.NextOffset) {
+		last = p.Send(ctx, client.Record{Value: value})
+	}
+	_, err = last.Wait(ctx)
+	if err := errors.Join(err, p.Close()); err != nil {
+		return fmt.Errorf("bench: fill topic %q for the replay: %w", topic, err)
+	}
+	return nil
+}
+
+// measure runs f on the clients, with the timeline sampler and the progress reports, and returns
+// how long f took.
+func (r *run) measure(ctx context.Context, clients []*client.Client, f func(context.Context, []*client.Client)) time.Duration {
+	recorders := []*recorder{}
+	for _, rec := range []*recorder{r.produce, r.consume} {
+		if rec != nil {
+			recorders = append(recorders, rec)
+		}
+	}
+	r.start = time.Now()
+	r.end = r.start.Add(r.cfg.Duration)
+	for _, rec := range recorders {
+		rec.begin(r.start)
+	}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		sample := time.NewTicker(sampleInterval)
+		defer sample.Stop()
+		progress := time.NewTicker(progressInterval)
+		defer progress.Stop()
+		for {
+			select {
+			case now := <-sample.C:
+				for _, rec := range recorders {
+					rec.sample(now)
+				}
+			case now := <-progress.C:
+				if r.cfg.OnProgress != nil {
+					var p Progress
+					for _, rec := range recorders {
+						p.Records += rec.done()
+					}
+					p.Elapsed = now.Sub(r.start)
+					r.cfg.OnProgress(p)
+				}
+			case <-stop:
+				return
+			}
+		}
+	})
+	f(ctx, clients)
+	end := time.Now()
+	close(stop)
+	wg.Wait()
+	for _, rec := range recorders {
+		rec.finish(end)
+	}
+	return end.Sub(r.start)
+}
+
+// each returns a measurement that runs worker on every client at once, client i with its share of
+// the count.
+func (r *run) each(worker func(ctx context.Context, c *client.Client, b *budget)) func(context.Context, []*client.Client) {
+	return func(ctx context.Context, clients []*client.Client) {
+		var wg sync.WaitGroup
+		for i, c := range clients {
+			b := r.budget(i, len(clients))
+			wg.Go(func() { worker(ctx, c, b) })
+		}
+		wg.Wait()
+	}
+}
+
+// budget is how many records one client may still produce or read: a count, or until a time.
+type budget struct {
+	left  int64 // with a count
+	until time.Time
+}
+
+func (r *run) budget(i, n int) *budget {
+	if r.cfg.Count > 0 {
+		return &budget{left: share(r.cfg.Count, i, n)}
+	}
+	return &budget{until: r.end}
+}
+
+// take returns how many of n more records the client may handle now, and counts them as handled.
+func (b *budget) take(n int) int {
+	if !b.until.IsZero() {
+		if time.Now().Before(b.until) {
+			return n
+		}
+		return 0
+	}
+	n = int(min(int64(n), b.left))
+	b.left -= int64(n)
+	return n
+}
+
+// wait waits for the rate limit to allow n more records.
+func (r *run) wait(ctx context.Context, n int) error {
+	if r.limiter == nil {
+		return nil
+	}
+	return r.limiter.WaitN(ctx, n)
+}
+
+// failed records that records records failed with err, unless err comes from the end of ctx, which
+// interrupts the run rather than failing a record.
+func failed(ctx context.Context, rec *recorder, err error, records int) {
+	if ctx.Err() != nil {
+		return
+	}
+	rec.fail(err, records)
+}
+
+func (r *run) syncProducer(ctx context.Context, c *client.Client, b *budget) {
+	rec := client.Record{Value: r.payload}
+	for b.take(1) == 1 && r.wait(ctx, 1) == nil {
+		start := time.Now()
+		if _, err := c.Produce(ctx, r.cfg.Topic, rec); err != nil {
+			failed(ctx, r.produce, err, 1)
+			continue
+		}
+		r.produce.observe(time.Since(start), 1, len(rec.Value))
+	}
+}
+
+func (r *run) batchProducer(ctx context.Context, c *client.Client, b *budget) {
+	recs := make([]client.Record, r.cfg.Batch)
+	for i := range recs {
+		recs[i].Value = r.payload
+	}
+	for {
+		n := b.take(len(recs))
+		if n == 0 || r.wait(ctx, n) != nil {
+			return
+		}
+		start := time.Now()
+		if _, err := c.ProduceBatch(ctx, r.cfg.Topic, recs[:n]); err != nil {
+			failed(ctx, r.produce, err, n)
+			continue
+		}
+		r.produce.observe(time.Since(start), n, n*len(r.payload))
+	}
+}
+
+// asyncProducer sends records through a client.Producer, with at most Window of them waiting for
+// their results.
+func (r *run) asyncProducer(ctx context.Context, c *client.Client, b *budget) {
+	p, err := client.NewProducer(c, r.cfg.Topic, client.ProducerOptions{Linger: r.cfg.Linger})
+	if err != nil {
+		failed(ctx, r.produce, err, 0)
+		return
+	}
+	type sent struct {
+		result client.Result
+		at     time.Time
+		bytes  int
+	}
+	window := make(chan struct{}, r.cfg.Window)
+	// Results complete in the order sent, so one goroutine takes them in that order.
+	pending := make(chan sent, r.cfg.Window)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for s := range pending {
+			if _, err := s.result.Wait(ctx); err != nil {
+				failed(ctx, r.produce, err, 1)
+			} else {
+				r.produce.observe(time.Since(s.at), 1, s.bytes)
+			}
+			<-window
+		}
+	})
+	for b.take(1) == 1 && r.wait(ctx, 1) == nil {
+		select {
+		case window <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		now := time.Now()
+		value := r.payload
+		if r.cfg.Workload == Mixed {
+			value = make([]byte, len(r.payload))
+			copy(value, r.payload)
+			binary.BigEndian.PutUint64(value, uint64(now.UnixNano()))
+		}
+		pending <- sent{result: p.Send(ctx, client.Record{Value: value}), at: now, bytes: len(value)}
+	}
+	close(pending)
+	wg.Wait()
+	if err := p.Close(); err != nil {
+		failed(ctx, r.produce, err, 0)
+	}
+}
+
+// replayer reads the topic from offset 0 to its end, once with a count (the topic holds at least
+// the client's share) and again and again with a duration.
+func (r *run) replayer(ctx context.Context, c *client.Client, b *budget) {
+	for pass := 0; r.cfg.Count == 0 || pass == 0; pass++ {
+		last := time.Now()
+		for rec, err := range c.Subscribe(ctx, r.cfg.Topic, client.AtOffset(0), client.StopAtEnd()) {
+			if err != nil {
+				failed(ctx, r.consume, err, 1)
+				return
+			}
+			if b.take(1) == 0 {
+				return
+			}
+			r.consume.observe(time.Since(last), 1, len(rec.Value))
+			if r.wait(ctx, 1) != nil {
+				return
+			}
+			last = time.Now()
+		}
+	}
+}
+
+// mixed runs the producers and, at the same time, consumers that follow the topic from offset from
+// until they have read every record the producers wrote.
+func (r *run) mixed(ctx context.Context, producers, consumers []*client.Client, from uint64) {
+	// target is how many records each consumer is to read, -1 until the producers are done.
+	var target atomic.Int64
+	target.Store(-1)
+	type consumer struct {
+		read   *atomic.Int64
+		cancel context.CancelFunc
+	}
+	cs := make([]consumer, len(consumers))
+	var cwg sync.WaitGroup
+	for i, c := range consumers {
+		cctx, cancel := context.WithCancel(ctx)
+		cs[i] = consumer{read: new(atomic.Int64), cancel: cancel}
+		cwg.Go(func() {
+			defer cancel()
+			r.follower(cctx, c, from, cs[i].read, &target)
+		})
+	}
+	r.each(r.asyncProducer)(ctx, producers)
+	r.produce.finish(time.Now())
+
+	// Every record acknowledged must reach every consumer.
+	// A consumer checks the target after counting a record, and this checks the count after setting
+	// the target: one of the two sees the other's write, so no consumer waits for a record that
+	// will not come.
+	target.Store(r.produce.written())
+	for _, c := range cs {
+		if c.read.Load() >= target.Load() {
+			c.cancel()
+		}
+	}
+	done := make(chan struct{})
+	go func() { cwg.Wait(); close(done) }()
+	timer := time.NewTimer(drainTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		for i, c := range cs {
+			if read := c.read.Load(); read < target.Load() {
+				r.consume.fail(fmt.Errorf("bench: consumer %d read %d of the %d records produced within %s of the producers' end",
+					i+1, read, target.Load(), drainTimeout), 0)
+			}
+			c.cancel()
+		}
+		<-done
+	}
+}
+
+// follower reads the topic from offset from until ctx ends or it has read target records.
+func (r *run) follower(ctx context.Context, c *client.Client, from uint64, read, target *atomic.Int64) {
+	for rec, err := range c.Subscribe(ctx, r.cfg.Topic, client.AtOffset(from)) {
+		if err != nil {
+			failed(ctx, r.consume, err, 1)
+			return
+		}
+		now := time.Now()
+		if len(rec.Value) < stampBytes {
+			r.consume.fail(fmt.Errorf("bench: record %d has %d bytes, too few for a send time: is another client writing to topic %q?",
+				rec.Offset, len(rec.Value), r.cfg.Topic), 1)
+		} else {
+			sent := time.Unix(0, int64(binary.BigEndian.Uint64(rec.Value)))
+			r.consume.observe(now.Sub(sent), 1, len(rec.Value))
+		}
+		if n, t := read.Add(1), target.Load(); t >= 0 && n >= t {
+			return
+		}
+	}
+}
