@@ -6,9 +6,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"strings"
+	"time"
 
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
+	"github.com/dislog/dislog/client/internal/cluster"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -27,9 +31,11 @@ const (
 type Option func(*options)
 
 type options struct {
-	tlsFiles    *tlsFiles
-	tlsConfig   *tls.Config
-	dialOptions []grpc.DialOption
+	tlsFiles       *tlsFiles
+	tlsConfig      *tls.Config
+	dialOptions    []grpc.DialOption
+	refresh        time.Duration
+	produceRetries int
 }
 
 type tlsFiles struct{ ca, cert, key string }
@@ -50,16 +56,38 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(o *options) { o.dialOptions = append(o.dialOptions, opts...) }
 }
 
-// Client is a connection to a Dislog server. It is safe for concurrent use.
+// WithRefresh sets how often a client of a "dislog:///" target asks the cluster for its servers
+// when nothing goes wrong (a failed call or connection makes it ask at once). Default 5 s.
+func WithRefresh(interval time.Duration) Option {
+	return func(o *options) { o.refresh = interval }
+}
+
+// WithProduceRetries sets how many times Produce and ProduceBatch send a batch again after a
+// failure that leaves its outcome unknown (the connection or the leader failed) or a refusal by a
+// server that is not the leader. 0 turns the retries off. Default DefaultMaxRetries; the call's
+// context bounds them too.
+func WithProduceRetries(n int) Option {
+	return func(o *options) { o.produceRetries = max(n, 0) }
+}
+
+// Client is a connection to a Dislog server or cluster. It is safe for concurrent use.
 type Client struct {
 	conn *grpc.ClientConn
 	api  dislogv1.LogServiceClient
+
+	produceRetries int
+	lanes          lanePool
 }
 
-// Dial returns a client of the server at target ("host:port", or any gRPC target). It does not
-// wait for the connection: the first call does, and reports what went wrong.
+// Dial returns a client of target. It does not wait for a connection: the first call does, and
+// reports what went wrong.
+//
+// A target "dislog:///host1:port,host2:port" is a cluster: the client asks one of those servers
+// for the others (GetServers), connects to all of them, sends produces to the leader and spreads
+// consumes over the followers, and follows the cluster as servers come, go and lead (WithRefresh).
+// Any other target ("host:port", or any gRPC target) is one server, which takes every call.
 func Dial(target string, opts ...Option) (*Client, error) {
-	var o options
+	o := options{produceRetries: DefaultMaxRetries}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -82,11 +110,36 @@ func Dial(target string, opts ...Option) (*Client, error) {
 		grpc.WithWriteBufferSize(ioBufferBytes),
 		grpc.WithReadBufferSize(ioBufferBytes),
 	}, o.dialOptions...)
+	if isClusterTarget(target) {
+		if _, err := clusterSeeds(target); err != nil {
+			return nil, fmt.Errorf("client: dial %s: %w", target, err)
+		}
+		dialOpts = append(dialOpts,
+			grpc.WithResolvers(cluster.NewResolverBuilder(o.refresh)),
+			grpc.WithDefaultServiceConfig(cluster.ServiceConfig))
+	}
 	conn, err := grpc.NewClient(target, dialOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", target, err)
 	}
-	return &Client{conn: conn, api: dislogv1.NewLogServiceClient(conn)}, nil
+	return &Client{conn: conn, api: dislogv1.NewLogServiceClient(conn), produceRetries: o.produceRetries}, nil
+}
+
+func isClusterTarget(target string) bool {
+	return strings.HasPrefix(strings.ToLower(target), cluster.Scheme+":")
+}
+
+// clusterSeeds returns the addresses of a "dislog:///host1:port,host2:port" target.
+func clusterSeeds(target string) ([]string, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, err
+	}
+	endpoint := strings.TrimPrefix(u.Path, "/")
+	if endpoint == "" {
+		endpoint = u.Opaque
+	}
+	return cluster.ParseSeeds(endpoint)
 }
 
 // loadTLS builds a TLS 1.3 configuration from PEM files.
@@ -113,28 +166,50 @@ func (c *Client) Close() error { return c.conn.Close() }
 // (ProduceStream, ConsumeStream) and anything Client does not wrap.
 func (c *Client) API() dislogv1.LogServiceClient { return c.api }
 
-// Produce appends one record to topic and returns its offset once it is durable.
+// Produce appends one record to topic and returns its offset once it is durable. It retries as
+// ProduceBatch does.
 func (c *Client) Produce(ctx context.Context, topic string, rec Record) (uint64, error) {
 	return c.ProduceBatch(ctx, topic, []Record{rec})
 }
 
 // ProduceBatch appends records to topic in one call and returns the offset of the first; record i
-// gets the returned offset + i. Nothing of a batch that fails is written.
+// gets the returned offset + i. Nothing of a batch the server refuses is written.
+//
+// The batch carries a producer id and sequence number, and when the connection or the leader
+// fails before the answer arrives, ProduceBatch sends it again, with backoff, up to
+// WithProduceRetries times while ctx lasts: the cluster writes it once, however many times it
+// arrives. If the retries run out, the error wraps ErrUnknownOutcome and the last failure's
+// status.
 func (c *Client) ProduceBatch(ctx context.Context, topic string, recs []Record) (uint64, error) {
 	req := &dislogv1.ProduceRequest{Topic: topic, Records: make([]*dislogv1.Record, len(recs))}
 	for i := range recs {
 		req.Records[i] = recs[i].proto()
 	}
-	resp, err := c.api.Produce(ctx, req)
-	if err != nil {
-		return 0, err
+	l := c.lanes.get()
+	l.stamp(req)
+	backoff := minRetryBackoff
+	for attempt := 0; ; attempt++ {
+		resp, err := c.api.Produce(ctx, req)
+		if err == nil {
+			c.lanes.put(l)
+			return resp.GetBaseOffset(), nil
+		}
+		// From here on the lane is dropped, not put back: see lane.
+		if !retryable(err) {
+			return 0, err
+		}
+		if attempt >= c.produceRetries || ctx.Err() != nil || !sleep(ctx, backoff) {
+			return 0, fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+		}
+		backoff = min(2*backoff, maxRetryBackoff)
 	}
-	return resp.GetBaseOffset(), nil
 }
 
-// Consume reads the record at offset in topic.
+// Consume reads the record at offset in topic. On a cluster it reads from a follower, which
+// waits for a record the cluster has committed but it has not replicated yet, so a record
+// produced and acknowledged is always there to read.
 func (c *Client) Consume(ctx context.Context, topic string, offset uint64) (Record, error) {
-	resp, err := c.api.Consume(ctx, &dislogv1.ConsumeRequest{Topic: topic, Offset: offset})
+	resp, err := c.api.Consume(ctx, &dislogv1.ConsumeRequest{Topic: topic, Offset: offset, ReadYourWrites: true})
 	if err != nil {
 		return Record{}, err
 	}
@@ -199,9 +274,15 @@ func (c *Client) FetchOffset(ctx context.Context, group, topic string) (offset u
 
 // Server is one server of the cluster.
 type Server struct {
-	ID       string
-	RPCAddr  string
+	ID      string
+	RPCAddr string
+	// IsLeader is set for the server that takes produces.
 	IsLeader bool
+	// IsVoter is set for a server that votes and counts toward commits; a server catching up
+	// joins as a non-voter first.
+	IsVoter bool
+	// LastIndex is the last Raft log index the server has, as the answering server last heard.
+	LastIndex uint64
 }
 
 // GetServers lists the servers of the cluster.
@@ -212,7 +293,7 @@ func (c *Client) GetServers(ctx context.Context) ([]Server, error) {
 	}
 	servers := make([]Server, len(resp.GetServers()))
 	for i, s := range resp.GetServers() {
-		servers[i] = Server{ID: s.GetId(), RPCAddr: s.GetRpcAddr(), IsLeader: s.GetIsLeader()}
+		servers[i] = Server{ID: s.GetId(), RPCAddr: s.GetRpcAddr(), IsLeader: s.GetIsLeader(), IsVoter: s.GetIsVoter(), LastIndex: s.GetLastIndex()}
 	}
 	return servers, nil
 }

@@ -80,3 +80,33 @@ func ExampleClient_Subscribe() {
 	// 1 paid
 	// 2 shipped
 }
+
+func ExampleDial_cluster() {
+	cluster, err := fakelog.NewCluster(3)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cluster.Close()
+	cluster.AddTopic("orders")
+	ctx := context.Background()
+
+	// A few servers of the cluster are enough as seeds: the client asks them for the others,
+	// sends produces to the leader and spreads consumes over the followers. Here the target is
+	// "dislog:///127.0.0.1:<port>,127.0.0.1:<port>".
+	c, err := client.Dial(cluster.Target(0, 1), client.WithTLSConfig(cluster.ClientTLS))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	off, err := c.Produce(ctx, "orders", client.Record{Value: []byte("paid")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	servers, err := c.GetServers(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("offset %d, written on a cluster of %d servers\n", off, len(servers))
+	// Output:
+	// offset 0, written on a cluster of 3 servers
+}

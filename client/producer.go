@@ -24,10 +24,12 @@ const (
 // ErrProducerClosed is the result of a record sent to a closed producer.
 var ErrProducerClosed = errors.New("client: producer closed")
 
-// ErrUnknownOutcome wraps the error of a record whose batch was on its way to the server when the
-// connection failed: the server may or may not have written it. The producer does not resend such a
-// record, since that could write it twice; whoever sent it decides.
-var ErrUnknownOutcome = errors.New("client: the connection failed before the server acknowledged the record; it may or may not be written")
+// ErrUnknownOutcome wraps the error of a record whose batch was sent, failed in a way that leaves
+// its outcome unknown (the connection, the stream or the leader failed before the answer came),
+// and could not be acknowledged on a retry before the retries ran out (ProducerOptions.MaxRetries
+// and DeliveryTimeout, WithProduceRetries, the call's context). The cluster may or may not have
+// written it, but never twice.
+var ErrUnknownOutcome = errors.New("client: no acknowledgement before the retries ran out; the record may or may not be written (once at most)")
 
 // ProducerOptions configures a Producer. Zero fields take the defaults.
 type ProducerOptions struct {
@@ -45,12 +47,22 @@ type ProducerOptions struct {
 	// behind them, it bounds the producer's memory, and Send waits when it is reached. Default
 	// DefaultMaxInFlight.
 	MaxInFlight int
+	// MaxRetries is how many times a batch is sent again after a failure that leaves its outcome
+	// unknown (the connection, the stream or the leader failed before the answer came) or a
+	// refusal by a server that is not the leader. It goes with the same producer id and sequence,
+	// to the leader of the moment, and the cluster writes it once. Default DefaultMaxRetries;
+	// negative never retries.
+	MaxRetries int
+	// DeliveryTimeout bounds the time from a batch's first send to its acknowledgement, retries
+	// included; a batch that takes longer fails with ErrUnknownOutcome. Default
+	// DefaultDeliveryTimeout.
+	DeliveryTimeout time.Duration
 }
 
 func (o *ProducerOptions) setDefaults() error {
-	if o.MaxBatchBytes < 0 || o.MaxBatchRecords < 0 || o.MaxInFlight < 0 {
-		return fmt.Errorf("client: producer options: MaxBatchBytes %d, MaxBatchRecords %d, MaxInFlight %d: none may be negative",
-			o.MaxBatchBytes, o.MaxBatchRecords, o.MaxInFlight)
+	if o.MaxBatchBytes < 0 || o.MaxBatchRecords < 0 || o.MaxInFlight < 0 || o.DeliveryTimeout < 0 {
+		return fmt.Errorf("client: producer options: MaxBatchBytes %d, MaxBatchRecords %d, MaxInFlight %d, DeliveryTimeout %s: none may be negative",
+			o.MaxBatchBytes, o.MaxBatchRecords, o.MaxInFlight, o.DeliveryTimeout)
 	}
 	if o.Linger == 0 {
 		o.Linger = DefaultLinger
@@ -64,6 +76,12 @@ func (o *ProducerOptions) setDefaults() error {
 	if o.MaxInFlight == 0 {
 		o.MaxInFlight = DefaultMaxInFlight
 	}
+	if o.MaxRetries == 0 {
+		o.MaxRetries = DefaultMaxRetries
+	}
+	if o.DeliveryTimeout == 0 {
+		o.DeliveryTimeout = DefaultDeliveryTimeout
+	}
 	return nil
 }
 
@@ -75,7 +93,12 @@ func (o *ProducerOptions) setDefaults() error {
 // Every record gets a result: its offset, or the error that kept it out of the log. A batch the
 // server refuses (an unknown topic, a record over its size limit, an ACL denial) fails all of its
 // records and none after it; the batches behind it, which the server did not write, are sent again.
-// When the connection fails, the records on their way get an error wrapping ErrUnknownOutcome.
+//
+// Produces are idempotent: each batch carries a producer id and a sequence number, so when the
+// connection, the stream or the leader fails before a batch is acknowledged, the producer sends it
+// again, on a new stream to the leader of the moment, and the cluster writes it once however many
+// times it arrives (see MaxRetries and DeliveryTimeout; a batch they give up on fails with
+// ErrUnknownOutcome).
 //
 // A Producer is safe for concurrent use. Close it to send what is left and release it.
 type Producer struct {
@@ -109,6 +132,12 @@ type batch struct {
 	// Flush asked for it.
 	ready bool
 	timer *time.Timer
+
+	// Set by run: the lane whose producer id and sequence the batch carries, the failures that
+	// left its outcome unknown so far, and when it stops being retried.
+	lane     *lane
+	attempts int
+	deadline time.Time
 
 	done chan struct{}
 	base uint64
@@ -328,113 +357,225 @@ type streamAck struct {
 	err  error
 }
 
-// run sends sealed batches on the stream and completes them as the acknowledgements arrive. It
-// owns the stream and the queue of batches in flight.
+// sender is the state of the run goroutine: it sends sealed batches on a ProduceStream, completes
+// them as the acknowledgements arrive, and sends them again on a new stream when one fails.
+type sender struct {
+	p   *Producer
+	ctx context.Context
+
+	stream       dislogv1.LogService_ProduceStreamClient
+	streamCancel context.CancelFunc
+	// gen numbers the streams; answers of an older stream are ignored.
+	gen  int
+	acks chan streamAck
+
+	// inflight are the batches sealed and not completed, in the order sealed. While a stream is
+	// open, all of them were sent on it; while backing off (retry set), they wait.
+	inflight []*batch
+	// lanes are the lanes free for the next batch; there are never more than MaxInFlight busy.
+	lanes   []*lane
+	retry   *time.Timer
+	backoff time.Duration
+	// deadline fires at the first batch's delivery deadline.
+	deadline *time.Timer
+}
+
+// run sends sealed batches and completes them. It owns the stream and the batches in flight.
 func (p *Producer) run() {
 	defer close(p.done)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-
-	var (
-		stream       dislogv1.LogService_ProduceStreamClient
-		streamCancel context.CancelFunc
-		gen          int
-		inflight     []*batch
-	)
-	// A stream answers at most one ack per batch in flight, then its error: with this capacity a
-	// receiver never blocks, so it can never hold up the server while run is blocked in Send.
-	acks := make(chan streamAck, p.opts.MaxInFlight+1)
-	send := func(b *batch) {
-		if stream == nil {
-			sctx, c := context.WithCancel(ctx)
-			s, err := p.c.api.ProduceStream(sctx)
-			if err != nil {
-				c()
-				// The stream never carried anything, so the server wrote none of the batches.
-				for _, b := range inflight {
-					p.complete(b, 0, err)
-				}
-				inflight = inflight[:0]
-				return
-			}
-			gen++
-			stream, streamCancel = s, c
-			go receive(ctx, gen, s, acks)
-		}
-		// A failed Send means the stream is broken; its Recv reports why, and that error settles
-		// the batches in flight.
-		_ = stream.Send(b.req)
+	s := &sender{
+		p:   p,
+		ctx: ctx,
+		// A stream answers at most one ack per batch in flight, then its error, and the
+		// receivers of older streams stop: with this capacity a receiver never blocks, so it can
+		// never hold up the server while run is blocked in Send.
+		acks:     make(chan streamAck, p.opts.MaxInFlight+1),
+		backoff:  minRetryBackoff,
+		deadline: time.NewTimer(time.Hour),
 	}
-	dropStream := func() {
-		streamCancel()
-		stream, streamCancel = nil, nil
-	}
-
+	s.deadline.Stop()
 	sealed := p.sealed
-	for sealed != nil || len(inflight) > 0 {
+	for sealed != nil || len(s.inflight) > 0 {
+		var retry <-chan time.Time
+		if s.retry != nil {
+			retry = s.retry.C
+		}
 		select {
 		case b, ok := <-sealed:
 			if !ok {
 				sealed = nil
 				continue
 			}
-			inflight = append(inflight, b)
-			send(b)
-		case a := <-acks:
-			if a.gen != gen {
-				continue
+			s.add(b)
+		case <-retry:
+			s.retry = nil
+			s.resend()
+		case <-s.deadline.C:
+			if len(s.inflight) > 0 && !time.Now().Before(s.inflight[0].deadline) {
+				s.failed(status.Errorf(codes.DeadlineExceeded, "no acknowledgement within the delivery timeout %s", p.opts.DeliveryTimeout))
+				s.resend()
 			}
-			if a.err == nil {
-				if len(inflight) == 0 {
-					// An answer to no request: the stream is out of step; start a new one.
-					dropStream()
-					continue
-				}
-				b := inflight[0]
-				inflight = inflight[1:]
-				p.complete(b, a.resp.GetBaseOffset(), nil)
-				continue
-			}
-			dropStream()
-			if len(inflight) == 0 {
-				continue
-			}
-			err := a.err
-			if errors.Is(err, io.EOF) {
-				err = status.Errorf(codes.Unavailable, "the server ended the produce stream with %d requests unanswered", len(inflight))
-			}
-			if !refused(err) {
-				for _, b := range inflight {
-					p.complete(b, 0, fmt.Errorf("%w: %w", ErrUnknownOutcome, err))
-				}
-				inflight = inflight[:0]
-				continue
-			}
-			// The server refused the first request in flight and wrote none after it: fail that
-			// one, send the others again on a new stream.
-			p.complete(inflight[0], 0, err)
-			rest := inflight[1:]
-			inflight = nil
-			for _, b := range rest {
-				inflight = append(inflight, b)
-				send(b)
-			}
+		case a := <-s.acks:
+			s.ack(a)
+		}
+		if len(s.inflight) > 0 && s.retry == nil {
+			s.deadline.Reset(time.Until(s.inflight[0].deadline))
+		} else {
+			s.deadline.Stop()
 		}
 	}
-	if stream != nil {
-		if err := stream.CloseSend(); err == nil {
+	if s.stream != nil {
+		if err := s.stream.CloseSend(); err == nil {
 			// Wait for the server to end the stream, so it is not cut mid-way.
-			for a := range acks {
-				if a.gen == gen && a.err != nil {
+			for a := range s.acks {
+				if a.gen == s.gen && a.err != nil {
 					break
 				}
 			}
 		}
-		streamCancel()
+		s.streamCancel()
 	}
 }
 
-// receive passes a stream's answers to run until the stream ends or run returns.
+// add numbers a sealed batch with a free lane and sends it.
+func (s *sender) add(b *batch) {
+	if n := len(s.lanes); n > 0 {
+		b.lane, s.lanes = s.lanes[n-1], s.lanes[:n-1]
+	} else {
+		b.lane = newLane()
+	}
+	b.lane.stamp(b.req)
+	b.deadline = time.Now().Add(s.p.opts.DeliveryTimeout)
+	s.inflight = append(s.inflight, b)
+	switch {
+	case s.retry != nil:
+		// It goes with the others when the backoff ends.
+	case s.stream == nil:
+		s.resend()
+	default:
+		// A failed Send means the stream is broken; its Recv reports why, and that error settles
+		// the batches in flight.
+		_ = s.stream.Send(b.req)
+	}
+}
+
+// resend opens a stream and sends every batch in flight on it.
+func (s *sender) resend() {
+	for len(s.inflight) > 0 && s.retry == nil {
+		if err := s.open(); err != nil {
+			s.failed(err)
+			continue
+		}
+		for _, b := range s.inflight {
+			_ = s.stream.Send(b.req)
+		}
+		return
+	}
+}
+
+func (s *sender) open() error {
+	sctx, cancel := context.WithCancel(s.ctx)
+	// Opening waits while the leader is connecting; not past the first batch's deadline.
+	t := time.AfterFunc(time.Until(s.inflight[0].deadline), cancel)
+	stream, err := s.p.c.api.ProduceStream(sctx)
+	t.Stop()
+	if err != nil {
+		cancel()
+		return err
+	}
+	s.gen++
+	s.stream, s.streamCancel = stream, cancel
+	go receive(sctx, s.gen, stream, s.acks)
+	return nil
+}
+
+func (s *sender) dropStream() {
+	if s.stream != nil {
+		s.streamCancel()
+		s.stream, s.streamCancel = nil, nil
+		s.gen++
+	}
+}
+
+func (s *sender) ack(a streamAck) {
+	if a.gen != s.gen {
+		return
+	}
+	if a.err != nil {
+		s.failed(a.err)
+		s.resend()
+		return
+	}
+	if len(s.inflight) == 0 {
+		// An answer to no request: the stream is out of step; start a new one.
+		s.dropStream()
+		return
+	}
+	b := s.inflight[0]
+	s.inflight = s.inflight[1:]
+	s.backoff = minRetryBackoff
+	// A duplicate answer is a success too: the batch was written by an earlier attempt, at
+	// the offsets the answer gives.
+	s.finish(b, a.resp.GetBaseOffset(), nil)
+}
+
+// failed settles the batches in flight after the stream failed, or could not be opened, with
+// err. A refused first batch fails and the others wait for a new stream; after a failure that
+// leaves the outcome unknown all of them are sent again after a backoff, but those out of retries.
+func (s *sender) failed(err error) {
+	s.dropStream()
+	if len(s.inflight) == 0 {
+		return
+	}
+	if errors.Is(err, io.EOF) {
+		err = status.Errorf(codes.Unavailable, "the server ended the produce stream with %d requests unanswered", len(s.inflight))
+	}
+	if refused(err) {
+		// The server refused the first request in flight and wrote none after it.
+		b := s.inflight[0]
+		s.inflight = s.inflight[1:]
+		s.finish(b, 0, err)
+		return
+	}
+	if !retryable(err) {
+		for _, b := range s.inflight {
+			s.finish(b, 0, fmt.Errorf("%w: %w", ErrUnknownOutcome, err))
+		}
+		s.inflight = s.inflight[:0]
+		return
+	}
+	retryAt := time.Now().Add(s.backoff)
+	keep := s.inflight[:0]
+	for _, b := range s.inflight {
+		b.attempts++
+		if b.attempts > s.p.opts.MaxRetries || retryAt.After(b.deadline) {
+			s.finish(b, 0, fmt.Errorf("%w: %w", ErrUnknownOutcome, err))
+			continue
+		}
+		keep = append(keep, b)
+	}
+	s.inflight = keep
+	if len(keep) > 0 {
+		s.retry = time.NewTimer(s.backoff)
+		s.backoff = min(2*s.backoff, maxRetryBackoff)
+	}
+}
+
+// finish completes b. Its lane takes the next batch if b was acknowledged, and is dropped
+// otherwise (see lane).
+func (s *sender) finish(b *batch, base uint64, err error) {
+	if err == nil {
+		s.lanes = append(s.lanes, b.lane)
+	} else if b.attempts > 0 && !errors.Is(err, ErrUnknownOutcome) {
+		// An earlier attempt may have written it.
+		err = fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+	}
+	s.p.complete(b, base, err)
+}
+
+// receive passes a stream's answers to run until the stream ends or is dropped.
 func receive(ctx context.Context, gen int, s dislogv1.LogService_ProduceStreamClient, acks chan<- streamAck) {
 	for {
 		resp, err := s.Recv()
@@ -447,15 +588,4 @@ func receive(ctx context.Context, gen int, s dislogv1.LogService_ProduceStreamCl
 			return
 		}
 	}
-}
-
-// refused reports whether err is the server's answer to a request it did not write, as opposed
-// to a failure of the connection that leaves the request's outcome unknown.
-func refused(err error) bool {
-	switch status.Code(err) {
-	case codes.InvalidArgument, codes.NotFound, codes.AlreadyExists, codes.OutOfRange, codes.ResourceExhausted,
-		codes.PermissionDenied, codes.Unauthenticated, codes.FailedPrecondition:
-		return true
-	}
-	return false
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -235,7 +236,7 @@ func TestProducerUnknownTopicFailsEveryRecord(t *testing.T) {
 	}
 }
 
-func TestProducerBrokenStreamReportsUnknownOutcomeAndRecovers(t *testing.T) {
+func TestProducerResendsTheBatchesOfABrokenStream(t *testing.T) {
 	is := is.New(t)
 	srv, c := dialFake(t)
 	var once sync.Once
@@ -246,26 +247,116 @@ func TestProducerBrokenStreamReportsUnknownOutcomeAndRecovers(t *testing.T) {
 		}
 		return err
 	})
-	p := newProducer(t, c, "t", client.ProducerOptions{Linger: time.Hour, MaxBatchRecords: 1, MaxInFlight: 1})
+	p := newProducer(t, c, "t", client.ProducerOptions{Linger: time.Hour, MaxBatchRecords: 1, MaxInFlight: 2})
 	var results []client.Result
-	for i := range 4 {
+	for i := range 6 {
 		results = append(results, p.Send(context.Background(), client.Record{Value: value(i)}))
 	}
 	is.NoErr(p.Flush(context.Background()))
 	for i, r := range results {
 		off, err := r.Wait(context.Background())
-		switch i {
-		case 2:
-			is.True(errors.Is(err, client.ErrUnknownOutcome))
-			is.Equal(status.Code(err), codes.Unavailable)
-		case 3:
-			is.NoErr(err) // the producer opened a new stream
-			is.Equal(off, uint64(2))
-		default:
+		is.NoErr(err) // the batches in flight on the broken stream went again on a new one
+		is.Equal(off, uint64(i))
+	}
+	recs := srv.Records("t")
+	is.Equal(len(recs), 6)
+	for i, r := range recs {
+		is.Equal(r.Value, value(i))
+	}
+}
+
+func TestProducerRetryOfBatchesWrittenButNotAcknowledgedWritesThemOnce(t *testing.T) {
+	is := is.New(t)
+	srv, c := dialFake(t)
+	// The server writes batches 5 to 8 but its answers are lost, then the stream fails: the
+	// producer cannot know they were written and sends them again, and the server must see the
+	// same producer ids and sequences and answer them as duplicates.
+	var appended atomic.Int32
+	srv.AfterAppend(func(*dislogv1.ProduceRequest) fakelog.Fault {
+		switch n := appended.Add(1); {
+		case n >= 5 && n < 8:
+			return fakelog.LoseAnswer
+		case n == 8:
+			return fakelog.Fail
+		}
+		return fakelog.Answer
+	})
+	p := newProducer(t, c, "t", client.ProducerOptions{Linger: -1, MaxBatchRecords: 3, MaxInFlight: 4})
+	const n = 60
+	results := make([]client.Result, n)
+	for i := range n {
+		results[i] = p.Send(context.Background(), client.Record{Value: value(i)})
+	}
+	is.NoErr(p.Flush(context.Background()))
+	for i, r := range results {
+		off, err := r.Wait(context.Background())
+		is.NoErr(err)
+		is.Equal(off, uint64(i))
+	}
+	recs := srv.Records("t")
+	is.Equal(len(recs), n) // written once each
+	for i, r := range recs {
+		is.Equal(r.Value, value(i))
+	}
+	is.True(srv.ProduceRequests() > srv.Cluster().Appends()) // some requests were duplicates
+}
+
+func TestProducerGivesUpWithUnknownOutcomeAfterMaxRetries(t *testing.T) {
+	is := is.New(t)
+	srv, c := dialFake(t)
+	srv.Refuse(func(req *dislogv1.ProduceRequest) error {
+		if bytes.Equal(req.Records[0].Value, value(2)) {
+			return status.Error(codes.Unavailable, "connection lost")
+		}
+		return nil
+	})
+	p := newProducer(t, c, "t", client.ProducerOptions{Linger: time.Hour, MaxBatchRecords: 1, MaxInFlight: 1, MaxRetries: 2})
+	var results []client.Result
+	for i := range 3 {
+		results = append(results, p.Send(context.Background(), client.Record{Value: value(i)}))
+	}
+	is.NoErr(p.Flush(context.Background()))
+	for i, r := range results {
+		off, err := r.Wait(context.Background())
+		if i < 2 {
 			is.NoErr(err)
 			is.Equal(off, uint64(i))
+			continue
 		}
+		is.True(errors.Is(err, client.ErrUnknownOutcome))
+		is.Equal(status.Code(err), codes.Unavailable)
 	}
+	is.Equal(srv.ProduceRequests(), 2+3) // the third was sent 1 + 2 times
+	is.Equal(len(srv.Records("t")), 2)
+
+	// Without retries, the first failure is final.
+	srv.Refuse(nil)
+	var once sync.Once
+	srv.BreakStreams(func(int) error {
+		var err error
+		once.Do(func() { err = status.Error(codes.Unavailable, "connection lost") })
+		return err
+	})
+	p = newProducer(t, c, "t", client.ProducerOptions{Linger: -1, MaxRetries: -1})
+	_, err := p.Send(context.Background(), client.Record{Value: []byte("once")}).Wait(context.Background())
+	is.True(errors.Is(err, client.ErrUnknownOutcome))
+	off, err := p.Send(context.Background(), client.Record{Value: []byte("twice")}).Wait(context.Background())
+	is.NoErr(err) // the producer opened a new stream
+	is.Equal(off, uint64(2))
+}
+
+func TestProducerGivesUpAfterTheDeliveryTimeout(t *testing.T) {
+	is := is.New(t)
+	srv, c := dialFake(t)
+	// The server writes the batch and never answers: only the delivery timeout ends the wait.
+	srv.AfterAppend(func(*dislogv1.ProduceRequest) fakelog.Fault { return fakelog.LoseAnswer })
+	p := newProducer(t, c, "t", client.ProducerOptions{Linger: -1, DeliveryTimeout: 100 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := p.Send(ctx, client.Record{Value: []byte("lost answer")}).Wait(ctx)
+	is.True(errors.Is(err, client.ErrUnknownOutcome))
+	is.Equal(status.Code(err), codes.DeadlineExceeded)
+	is.Equal(len(srv.Records("t")), 1)
 }
 
 func TestProducerSendWaitsForRoomUntilContextEnds(t *testing.T) {
@@ -292,7 +383,7 @@ func TestProducerSendWaitsForRoomUntilContextEnds(t *testing.T) {
 
 func TestNewProducerRejectsNegativeOptions(t *testing.T) {
 	_, c := dialFake(t)
-	for _, opts := range []client.ProducerOptions{{MaxBatchBytes: -1}, {MaxBatchRecords: -1}, {MaxInFlight: -1}} {
+	for _, opts := range []client.ProducerOptions{{MaxBatchBytes: -1}, {MaxBatchRecords: -1}, {MaxInFlight: -1}, {DeliveryTimeout: -1}} {
 		if _, err := client.NewProducer(c, "t", opts); err == nil {
 			t.Errorf("NewProducer(%+v) = nil error", opts)
 		}

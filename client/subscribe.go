@@ -145,7 +145,7 @@ func (s *subscription) run(ctx context.Context, yield func(Record, error) bool) 
 			yield(Record{}, ctx.Err())
 			return
 		}
-		if !retryable(err) {
+		if !resumable(err) {
 			yield(Record{}, err)
 			return
 		}
@@ -184,7 +184,7 @@ func (s *subscription) resolveLatest(ctx context.Context) error {
 func (s *subscription) stream(ctx context.Context, yield func(Record, error) bool) (stop, healthy bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	req := &dislogv1.ConsumeStreamRequest{Topic: s.topic, Follow: !s.opts.stopAtEnd}
+	req := &dislogv1.ConsumeStreamRequest{Topic: s.topic, Follow: !s.opts.stopAtEnd, ReadYourWrites: true}
 	switch from := s.from; {
 	case s.delivered:
 		req.Start = &dislogv1.ConsumeStreamRequest_Offset{Offset: s.next}
@@ -228,8 +228,8 @@ func (s *subscription) stream(ctx context.Context, yield func(Record, error) boo
 	}
 }
 
-// retryable reports whether a stream that failed with err may be opened again.
-func retryable(err error) bool {
+// resumable reports whether a stream that failed with err may be opened again.
+func resumable(err error) bool {
 	switch status.Code(err) {
 	case codes.Unavailable, codes.Aborted:
 		return true

@@ -125,9 +125,11 @@ func (a *app) serversCommand() *cobra.Command {
 				}
 				if a.output == "json" {
 					type jsonServer struct {
-						ID       string `json:"id"`
-						RPCAddr  string `json:"rpc_addr"`
-						IsLeader bool   `json:"is_leader"`
+						ID        string `json:"id"`
+						RPCAddr   string `json:"rpc_addr"`
+						IsLeader  bool   `json:"is_leader"`
+						IsVoter   bool   `json:"is_voter"`
+						LastIndex uint64 `json:"last_index"`
 					}
 					out := make([]jsonServer, len(servers))
 					for i, s := range servers {
@@ -136,9 +138,9 @@ func (a *app) serversCommand() *cobra.Command {
 					return printJSON(a.stdout, out)
 				}
 				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tADDRESS\tLEADER")
+				fmt.Fprintln(tw, "ID\tADDRESS\tLEADER\tVOTER\tLAST INDEX")
 				for _, s := range servers {
-					fmt.Fprintf(tw, "%s\t%s\t%t\n", s.ID, s.RPCAddr, s.IsLeader)
+					fmt.Fprintf(tw, "%s\t%s\t%t\t%t\t%d\n", s.ID, s.RPCAddr, s.IsLeader, s.IsVoter, s.LastIndex)
 				}
 				return tw.Flush()
 			})

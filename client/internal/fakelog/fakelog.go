@@ -1,7 +1,9 @@
-// Package fakelog is a fake Dislog server for the client's tests: the dislog.v1 LogService over
-// topics held in memory, served with mutual TLS on a loopback port, with seams that refuse a produce
-// request or break a stream, so the producer's and the subscription's handling of failures can be
-// tested without the real server (which depends on the client module).
+// Package fakelog is a fake Dislog server, or cluster of servers, for the client's tests: the
+// dislog.v1 LogService over topics held in memory, served with mutual TLS on loopback ports, with
+// a leader that can change, deduplication of produce requests as the real cluster does it, and
+// seams that refuse a produce request, break a stream or lose an answer, so the client's routing
+// and its handling of failures can be tested without the real server (which depends on the client
+// module).
 package fakelog
 
 import (
@@ -21,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,28 +38,63 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// Server is a running fake.
+// Cluster is a running fake cluster: servers on loopback ports that share one set of topics, as
+// the servers of a real cluster share one replicated log, with one leader among them. Only the
+// leader takes produces; the others refuse them with FAILED_PRECONDITION "not the leader", where a
+// real follower would forward them. Like the real cluster, it deduplicates produce requests by
+// producer id, topic and sequence.
+type Cluster struct {
+	// Servers are the cluster's servers; Servers[i] has ID "fake-<i>".
+	Servers []*Server
+	// ClientTLS dials any of them with a trusted client certificate.
+	ClientTLS *tls.Config
+
+	mu     sync.Mutex
+	leader int // -1: none
+	topics map[string]*topic
+	// grew is closed and replaced whenever a topic grows.
+	grew chan struct{}
+	// producers holds, per producer id and topic, the batch appended last.
+	producers map[producerKey]appended
+	appends   int
+
+	pem pemFiles
+}
+
+type producerKey struct {
+	id    uint64
+	topic string
+}
+
+type appended struct {
+	sequence, base uint64
+}
+
+// Server is one running fake server; Start and New run a cluster of one.
 type Server struct {
 	dislogv1.UnimplementedLogServiceServer
 
+	// ID names it in GetServers.
+	ID string
 	// Addr is the host:port it listens on.
 	Addr string
 	// ClientTLS dials it with a trusted client certificate.
 	ClientTLS *tls.Config
 
-	mu     sync.Mutex
-	topics map[string]*topic
-	// grew is closed and replaced whenever a topic grows.
-	grew chan struct{}
+	c     *Cluster
+	index int
 
-	// Hooks, read under mu; see the setters.
+	// Read and written under c.mu; see the setters.
 	refuse      func(req *dislogv1.ProduceRequest) error
 	breakStream func(sent int) error
+	afterAppend func(req *dislogv1.ProduceRequest) Fault
 	produceReqs int
+	calls       map[string]int
+	voter       bool
 
-	pem    pemFiles
-	grpc   *grpc.Server
-	served chan struct{}
+	grpc    *grpc.Server
+	served  chan struct{}
+	stopped sync.Once
 }
 
 type topic struct {
@@ -65,7 +103,20 @@ type topic struct {
 
 type pemFiles struct{ ca, cert, key []byte }
 
-// Start serves a fake on 127.0.0.1 until the test ends.
+// Fault is what a server does with a produce request once it has appended it.
+type Fault int
+
+const (
+	// Answer acknowledges the request.
+	Answer Fault = iota
+	// LoseAnswer never answers it, as if the answer were lost: a stream goes on with the next
+	// request, a Produce call waits for the caller to give up.
+	LoseAnswer
+	// Fail ends the call or stream with UNAVAILABLE, as a leader that dies after the commit.
+	Fail
+)
+
+// Start serves a fake on 127.0.0.1 until the test ends: a cluster of one server, its leader.
 func Start(t testing.TB) *Server {
 	t.Helper()
 	s, err := New()
@@ -78,40 +129,163 @@ func Start(t testing.TB) *Server {
 
 // New serves a fake on 127.0.0.1 until Close; Start is New for a test.
 func New() (*Server, error) {
-	s := &Server{topics: map[string]*topic{}, grew: make(chan struct{}), served: make(chan struct{})}
-	serverTLS, err := s.makeTLS()
+	c, err := NewCluster(1)
+	if err != nil {
+		return nil, err
+	}
+	return c.Servers[0], nil
+}
+
+// StartCluster serves a cluster of n servers on 127.0.0.1 until the test ends; Servers[0] leads.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c, err := NewCluster(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// NewCluster serves a cluster of n servers on 127.0.0.1 until Close; Servers[0] leads.
+func NewCluster(n int) (*Cluster, error) {
+	c := &Cluster{topics: map[string]*topic{}, grew: make(chan struct{}), producers: map[producerKey]appended{}}
+	serverTLS, err := c.makeTLS()
 	if err != nil {
 		return nil, fmt.Errorf("fakelog: TLS: %w", err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("fakelog: listen: %w", err)
+	for i := range n {
+		s := &Server{ID: fmt.Sprintf("fake-%d", i), ClientTLS: c.ClientTLS, c: c, index: i, calls: map[string]int{}, voter: true, served: make(chan struct{})}
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("fakelog: listen: %w", err)
+		}
+		s.Addr = lis.Addr().String()
+		s.grpc = grpc.NewServer(grpc.Creds(credentials.NewTLS(serverTLS)),
+			grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+				s.count(info.FullMethod)
+				return h(ctx, req)
+			}),
+			grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+				s.count(info.FullMethod)
+				return h(srv, ss)
+			}))
+		dislogv1.RegisterLogServiceServer(s.grpc, s)
+		go func() {
+			defer close(s.served)
+			_ = s.grpc.Serve(lis)
+		}()
+		c.Servers = append(c.Servers, s)
 	}
-	s.Addr = lis.Addr().String()
-	s.grpc = grpc.NewServer(grpc.Creds(credentials.NewTLS(serverTLS)))
-	dislogv1.RegisterLogServiceServer(s.grpc, s)
-	go func() {
-		defer close(s.served)
-		_ = s.grpc.Serve(lis)
-	}()
-	return s, nil
+	return c, nil
 }
 
-// Close stops the server, cutting the calls in progress.
+// Close stops every server.
+func (c *Cluster) Close() {
+	for _, s := range c.Servers {
+		s.Close()
+	}
+}
+
+// Target is the cluster as a client's target: "dislog:///" and the addresses of the servers
+// numbered in seeds, or of all of them if none is.
+func (c *Cluster) Target(seeds ...int) string {
+	if len(seeds) == 0 {
+		for i := range c.Servers {
+			seeds = append(seeds, i)
+		}
+	}
+	addrs := make([]string, len(seeds))
+	for i, n := range seeds {
+		addrs[i] = c.Servers[n].Addr
+	}
+	return "dislog:///" + strings.Join(addrs, ",")
+}
+
+// SetLeader makes Servers[i] the leader; -1 leaves the cluster without one, as during an election.
+func (c *Cluster) SetLeader(i int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.leader = i
+}
+
+// Leader returns the index of the leader, -1 if none.
+func (c *Cluster) Leader() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leader
+}
+
+// SetVoter sets whether Servers[i] is a voter, as GetServers tells.
+func (c *Cluster) SetVoter(i int, voter bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.Servers[i].voter = voter
+}
+
+// Appends counts the batches appended, over all servers; a duplicate is not appended.
+func (c *Cluster) Appends() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.appends
+}
+
+// Records returns a copy of a topic's records.
+func (c *Cluster) Records(name string) []*dislogv1.Record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.topics[name]
+	if t == nil {
+		return nil
+	}
+	return append([]*dislogv1.Record(nil), t.records...)
+}
+
+// AddTopic creates an empty topic.
+func (c *Cluster) AddTopic(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.topics[name] == nil {
+		c.topics[name] = &topic{}
+	}
+}
+
+// Close stops the server, cutting the calls in progress. The others still list it, as a real
+// cluster lists a dead server until it is removed.
 func (s *Server) Close() {
-	s.grpc.Stop()
-	<-s.served
+	s.stopped.Do(func() {
+		s.grpc.Stop()
+		<-s.served
+	})
+}
+
+// Cluster returns the cluster the server is part of.
+func (s *Server) Cluster() *Cluster { return s.c }
+
+// Calls counts the calls of a method ("Produce", "ConsumeStream", ...) the server received.
+func (s *Server) Calls(method string) int {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.calls[method]
+}
+
+func (s *Server) count(fullMethod string) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	s.calls[fullMethod[strings.LastIndex(fullMethod, "/")+1:]]++
 }
 
 // WriteTLSFiles writes the CA, client certificate and key as PEM files ca.pem, <name>.pem and
-// <name>-key.pem in dir, the layout of a dev node's client files.
+// <name>-key.pem in dir, the layout of a dev node's client files. Every server of a cluster has
+// the same CA.
 func (s *Server) WriteTLSFiles(t testing.TB, dir, name string) (ca, cert, key string) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	ca, cert, key = filepath.Join(dir, "ca.pem"), filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
-	for path, b := range map[string][]byte{ca: s.pem.ca, cert: s.pem.cert, key: s.pem.key} {
+	for path, b := range map[string][]byte{ca: s.c.pem.ca, cert: s.c.pem.cert, key: s.c.pem.key} {
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -122,8 +296,8 @@ func (s *Server) WriteTLSFiles(t testing.TB, dir, name string) (ca, cert, key st
 // Refuse makes f decide, before each produce request is written, whether the server refuses it
 // with the status f returns. A nil f accepts everything.
 func (s *Server) Refuse(f func(req *dislogv1.ProduceRequest) error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
 	s.refuse = f
 }
 
@@ -131,65 +305,83 @@ func (s *Server) Refuse(f func(req *dislogv1.ProduceRequest) error) {
 // whether the stream ends with the error f returns; sent is how many records (ConsumeStream) or
 // answers (ProduceStream) the stream sent so far. A nil f breaks nothing.
 func (s *Server) BreakStreams(f func(sent int) error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
 	s.breakStream = f
+}
+
+// AfterAppend makes f decide what the server does with each produce request it has appended (not
+// with a duplicate). f runs without the cluster's lock, so it may call SetLeader. A nil f answers
+// every request.
+func (s *Server) AfterAppend(f func(req *dislogv1.ProduceRequest) Fault) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	s.afterAppend = f
 }
 
 // ProduceRequests counts the produce requests received, over both calls.
 func (s *Server) ProduceRequests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
 	return s.produceReqs
 }
 
 // Records returns a copy of a topic's records.
-func (s *Server) Records(name string) []*dislogv1.Record {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t := s.topics[name]
-	if t == nil {
-		return nil
-	}
-	return append([]*dislogv1.Record(nil), t.records...)
-}
+func (s *Server) Records(name string) []*dislogv1.Record { return s.c.Records(name) }
 
 // AddTopic creates an empty topic.
-func (s *Server) AddTopic(name string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.topics[name] == nil {
-		s.topics[name] = &topic{}
-	}
-}
+func (s *Server) AddTopic(name string) { s.c.AddTopic(name) }
 
 func (s *Server) shouldBreak(sent int) error {
-	s.mu.Lock()
+	s.c.mu.Lock()
 	f := s.breakStream
-	s.mu.Unlock()
+	s.c.mu.Unlock()
 	if f == nil {
 		return nil
 	}
 	return f(sent)
 }
 
-func (s *Server) append(req *dislogv1.ProduceRequest) (uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// append appends a batch, or finds it was appended before (duplicate), and returns what to do
+// with the answer.
+func (s *Server) append(req *dislogv1.ProduceRequest) (base uint64, duplicate bool, fault Fault, err error) {
+	c := s.c
+	c.mu.Lock()
+	defer func() {
+		f := s.afterAppend
+		c.mu.Unlock()
+		if err == nil && !duplicate && f != nil {
+			fault = f(req)
+		}
+	}()
 	s.produceReqs++
+	if c.leader != s.index {
+		return 0, false, Answer, status.Errorf(codes.FailedPrecondition, "fakelog: %s is not the leader", s.ID)
+	}
 	if s.refuse != nil {
 		if err := s.refuse(req); err != nil {
-			return 0, err
+			return 0, false, Answer, err
 		}
 	}
-	t := s.topics[req.GetTopic()]
+	t := c.topics[req.GetTopic()]
 	if t == nil {
-		return 0, status.Errorf(codes.NotFound, "topic %q does not exist; create it with CreateTopic", req.GetTopic())
+		return 0, false, Answer, status.Errorf(codes.NotFound, "topic %q does not exist; create it with CreateTopic", req.GetTopic())
 	}
 	if len(req.GetRecords()) == 0 {
-		return 0, status.Error(codes.InvalidArgument, "empty batch")
+		return 0, false, Answer, status.Error(codes.InvalidArgument, "empty batch")
 	}
-	base := uint64(len(t.records))
+	key := producerKey{req.GetProducerId(), req.GetTopic()}
+	if key.id != 0 {
+		last, ok := c.producers[key]
+		switch seq := req.GetSequence(); {
+		case ok && seq == last.sequence:
+			return last.base, true, Answer, nil
+		case !ok && seq != 1 || ok && seq != last.sequence+1:
+			return 0, false, Answer, status.Errorf(codes.FailedPrecondition,
+				"fakelog: producer %d on topic %q: sequence %d does not follow %d", key.id, key.topic, seq, last.sequence)
+		}
+	}
+	base = uint64(len(t.records))
 	now := time.Now()
 	for i, r := range req.GetRecords() {
 		r := proto.Clone(r).(*dislogv1.Record)
@@ -197,25 +389,37 @@ func (s *Server) append(req *dislogv1.ProduceRequest) (uint64, error) {
 		r.AppendTime = timestamppb.New(now)
 		t.records = append(t.records, r)
 	}
-	close(s.grew)
-	s.grew = make(chan struct{})
-	return base, nil
+	if key.id != 0 {
+		c.producers[key] = appended{sequence: req.GetSequence(), base: base}
+	}
+	c.appends++
+	close(c.grew)
+	c.grew = make(chan struct{})
+	return base, false, Answer, nil
 }
 
+var errLeaderFailed = status.Error(codes.Unavailable, "fakelog: the leader failed after appending the batch")
+
 // Produce appends a batch.
-func (s *Server) Produce(_ context.Context, req *dislogv1.ProduceRequest) (*dislogv1.ProduceResponse, error) {
-	base, err := s.append(req)
-	if err != nil {
+func (s *Server) Produce(ctx context.Context, req *dislogv1.ProduceRequest) (*dislogv1.ProduceResponse, error) {
+	base, dup, fault, err := s.append(req)
+	switch {
+	case err != nil:
 		return nil, err
+	case fault == LoseAnswer:
+		<-ctx.Done()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	case fault == Fail:
+		return nil, errLeaderFailed
 	}
-	return &dislogv1.ProduceResponse{BaseOffset: base}, nil
+	return &dislogv1.ProduceResponse{BaseOffset: base, Duplicate: dup}, nil
 }
 
 // Consume reads one record.
 func (s *Server) Consume(_ context.Context, req *dislogv1.ConsumeRequest) (*dislogv1.ConsumeResponse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t := s.topics[req.GetTopic()]
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	t := s.c.topics[req.GetTopic()]
 	if t == nil {
 		return nil, status.Errorf(codes.NotFound, "topic %q does not exist", req.GetTopic())
 	}
@@ -227,7 +431,7 @@ func (s *Server) Consume(_ context.Context, req *dislogv1.ConsumeRequest) (*disl
 
 // ProduceStream appends each request in order and answers it, ending at the first refusal.
 func (s *Server) ProduceStream(stream dislogv1.LogService_ProduceStreamServer) error {
-	for answered := 0; ; answered++ {
+	for answered := 0; ; {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -238,21 +442,28 @@ func (s *Server) ProduceStream(stream dislogv1.LogService_ProduceStreamServer) e
 		if err := s.shouldBreak(answered); err != nil {
 			return err
 		}
-		base, err := s.append(req)
-		if err != nil {
+		base, dup, fault, err := s.append(req)
+		switch {
+		case err != nil:
+			return err
+		case fault == LoseAnswer:
+			continue
+		case fault == Fail:
+			return errLeaderFailed
+		}
+		if err := stream.Send(&dislogv1.ProduceResponse{BaseOffset: base, Duplicate: dup}); err != nil {
 			return err
 		}
-		if err := stream.Send(&dislogv1.ProduceResponse{BaseOffset: base}); err != nil {
-			return err
-		}
+		answered++
 	}
 }
 
 // ConsumeStream sends records from the start the request names, one or more per response, and
 // with follow waits for more.
 func (s *Server) ConsumeStream(req *dislogv1.ConsumeStreamRequest, stream dislogv1.LogService_ConsumeStreamServer) error {
-	s.mu.Lock()
-	t := s.topics[req.GetTopic()]
+	c := s.c
+	c.mu.Lock()
+	t := c.topics[req.GetTopic()]
 	var off uint64
 	if t != nil {
 		switch start := req.GetStart().(type) {
@@ -267,7 +478,7 @@ func (s *Server) ConsumeStream(req *dislogv1.ConsumeStreamRequest, stream dislog
 			}
 		}
 	}
-	s.mu.Unlock()
+	c.mu.Unlock()
 	if t == nil {
 		return status.Errorf(codes.NotFound, "topic %q does not exist", req.GetTopic())
 	}
@@ -276,16 +487,16 @@ func (s *Server) ConsumeStream(req *dislogv1.ConsumeStreamRequest, stream dislog
 	}
 	sent := 0
 	for {
-		s.mu.Lock()
+		c.mu.Lock()
 		if off > uint64(len(t.records)) {
-			s.mu.Unlock()
+			c.mu.Unlock()
 			return status.Errorf(codes.OutOfRange, "offset %d is past the end", off)
 		}
-		recs, grew := t.records[off:], s.grew
+		recs, grew := t.records[off:], c.grew
 		if len(recs) > 3 {
 			recs = recs[:3]
 		}
-		s.mu.Unlock()
+		c.mu.Unlock()
 		if len(recs) == 0 {
 			if !req.GetFollow() {
 				return nil
@@ -308,33 +519,47 @@ func (s *Server) ConsumeStream(req *dislogv1.ConsumeStreamRequest, stream dislog
 	}
 }
 
+// GetServers lists every server of the cluster, the closed ones too.
+func (s *Server) GetServers(context.Context, *dislogv1.GetServersRequest) (*dislogv1.GetServersResponse, error) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	resp := &dislogv1.GetServersResponse{}
+	for i, srv := range c.Servers {
+		resp.Servers = append(resp.Servers, &dislogv1.Server{
+			Id: srv.ID, RpcAddr: srv.Addr, IsLeader: i == c.leader, IsVoter: srv.voter, LastIndex: uint64(c.appends),
+		})
+	}
+	return resp, nil
+}
+
 // CreateTopic creates a topic.
 func (s *Server) CreateTopic(_ context.Context, req *dislogv1.CreateTopicRequest) (*dislogv1.CreateTopicResponse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.topics[req.GetTopic()] != nil {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if s.c.topics[req.GetTopic()] != nil {
 		return nil, status.Errorf(codes.AlreadyExists, "topic %q already exists", req.GetTopic())
 	}
-	s.topics[req.GetTopic()] = &topic{}
-	return &dislogv1.CreateTopicResponse{Topic: s.infoLocked(req.GetTopic())}, nil
+	s.c.topics[req.GetTopic()] = &topic{}
+	return &dislogv1.CreateTopicResponse{Topic: s.c.infoLocked(req.GetTopic())}, nil
 }
 
 // DescribeTopic describes a topic.
 func (s *Server) DescribeTopic(_ context.Context, req *dislogv1.DescribeTopicRequest) (*dislogv1.DescribeTopicResponse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.topics[req.GetTopic()] == nil {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if s.c.topics[req.GetTopic()] == nil {
 		return nil, status.Errorf(codes.NotFound, "topic %q does not exist", req.GetTopic())
 	}
-	return &dislogv1.DescribeTopicResponse{Topic: s.infoLocked(req.GetTopic())}, nil
+	return &dislogv1.DescribeTopicResponse{Topic: s.c.infoLocked(req.GetTopic())}, nil
 }
 
-func (s *Server) infoLocked(name string) *dislogv1.TopicInfo {
-	n := uint64(len(s.topics[name].records))
+func (c *Cluster) infoLocked(name string) *dislogv1.TopicInfo {
+	n := uint64(len(c.topics[name].records))
 	return &dislogv1.TopicInfo{Topic: name, Config: &dislogv1.TopicConfig{}, NextOffset: n, Segments: 1}
 }
 
-func (s *Server) makeTLS() (*tls.Config, error) {
+func (c *Cluster) makeTLS() (*tls.Config, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -386,8 +611,8 @@ func (s *Server) makeTLS() (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.pem = pemFiles{ca: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), cert: certPEM, key: keyPEM}
-	s.ClientTLS = &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool, Certificates: []tls.Certificate{clientCert}}
+	c.pem = pemFiles{ca: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), cert: certPEM, key: keyPEM}
+	c.ClientTLS = &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool, Certificates: []tls.Certificate{clientCert}}
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{serverCert},
 		ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert,

@@ -1,0 +1,147 @@
+package cluster
+
+import (
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+
+	dislogv1 "github.com/dislog/dislog/client/api/v1"
+	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/balancer/endpointsharding"
+	"google.golang.org/grpc/balancer/pickfirst"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/status"
+)
+
+// BalancerName is the name the balancer is registered under.
+const BalancerName = "dislog_cluster"
+
+// ServiceConfig selects the balancer for a connection (grpc.WithDefaultServiceConfig).
+const ServiceConfig = `{"loadBalancingConfig":[{"` + BalancerName + `":{}}]}`
+
+// gRPC looks balancers up by name in a process-wide registry, and balancer.Register may only be
+// called while the program initializes: a registration from Dial could race with another
+// connection reading the registry. The name is Dislog's own, so it changes nothing for other
+// connections; the resolver, which would, is given per connection instead.
+func init() { balancer.Register(balancerBuilder{}) }
+
+type balancerBuilder struct{}
+
+func (balancerBuilder) Name() string { return BalancerName }
+
+// Build returns gRPC's endpointsharding balancer, which keeps a pick_first child, one connection,
+// per server, under a picker that routes by the servers' roles. endpointsharding knows a server
+// by its address alone, so a server whose role changes keeps its connection and the picker sees
+// the new role.
+func (balancerBuilder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
+	return endpointsharding.NewBalancer(&routingConn{ClientConn: cc}, opts, balancer.Get(pickfirst.Name).Build, endpointsharding.Options{})
+}
+
+// routingConn is the ClientConn endpointsharding reports to: it replaces endpointsharding's
+// round-robin picker with one that routes by role.
+type routingConn struct {
+	balancer.ClientConn
+}
+
+func (c *routingConn) UpdateState(s balancer.State) {
+	p := &picker{fallback: s.Picker, resolveNow: func() { c.ResolveNow(resolver.ResolveNowOptions{}) }}
+	// A random start, so that clients created together do not all begin on the same server.
+	p.next.Store(rand.Uint32())
+	for _, child := range endpointsharding.ChildStatesFromPicker(s.Picker) {
+		info, _ := InfoOf(child.Endpoint.Attributes)
+		if info.IsLeader {
+			p.leader = &child
+			p.leaderInfo = info
+		}
+		if child.State.ConnectivityState != connectivity.Ready {
+			continue
+		}
+		p.ready = append(p.ready, child.State.Picker)
+		if !info.IsLeader && info.IsVoter {
+			p.followers = append(p.followers, child.State.Picker)
+		}
+	}
+	c.ClientConn.UpdateState(balancer.State{ConnectivityState: s.ConnectivityState, Picker: p})
+}
+
+// picker routes each call by its method. Each server's pick_first picker does the picking for
+// that server: it returns the server's connection when it is ready, and makes the call wait
+// while it connects or fail while it is down.
+type picker struct {
+	leader     *endpointsharding.ChildState // nil when no server leads
+	leaderInfo ServerInfo
+	// followers are the ready voters that do not lead; ready are all the ready servers.
+	followers, ready []balancer.Picker
+	// fallback is endpointsharding's picker, for when no server is ready: it makes a call wait
+	// for a server that is connecting, or fail with why none is reachable.
+	fallback balancer.Picker
+
+	next       atomic.Uint32
+	resolveNow func()
+}
+
+func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
+	switch info.FullMethodName {
+	case dislogv1.LogService_Produce_FullMethodName, dislogv1.LogService_ProduceStream_FullMethodName:
+		return p.pickLeader(info)
+	case dislogv1.LogService_Consume_FullMethodName, dislogv1.LogService_ConsumeStream_FullMethodName:
+		if len(p.followers) > 0 {
+			return p.roundRobin(p.followers, info)
+		}
+		if p.leader != nil && p.leader.State.ConnectivityState == connectivity.Ready {
+			return p.watch(p.leader.State.Picker.Pick(info))
+		}
+	}
+	if len(p.ready) > 0 {
+		return p.roundRobin(p.ready, info)
+	}
+	return p.watch(p.fallback.Pick(info))
+}
+
+func (p *picker) pickLeader(info balancer.PickInfo) (balancer.PickResult, error) {
+	if p.leader == nil {
+		p.resolveNow()
+		return balancer.PickResult{}, status.Error(codes.Unavailable, "dislog: the cluster has no leader (an election may be under way); retry")
+	}
+	res, err := p.leader.State.Picker.Pick(info)
+	if err != nil && p.leader.State.ConnectivityState == connectivity.TransientFailure {
+		// The leader may be dead, and another elected: ask the cluster.
+		p.resolveNow()
+		return res, status.Errorf(codes.Unavailable, "dislog: the leader %s (%s) is unreachable: %v",
+			p.leaderInfo.ID, p.leader.Endpoint.Addresses[0].Addr, status.Convert(err).Message())
+	}
+	return p.watch(res, err)
+}
+
+func (p *picker) roundRobin(pickers []balancer.Picker, info balancer.PickInfo) (balancer.PickResult, error) {
+	n := p.next.Add(1)
+	return p.watch(pickers[n%uint32(len(pickers))].Pick(info))
+}
+
+// watch makes the resolver ask the cluster again when a call's error says that its server is
+// gone or does not lead.
+func (p *picker) watch(res balancer.PickResult, err error) (balancer.PickResult, error) {
+	if err != nil {
+		return res, err
+	}
+	done := res.Done
+	res.Done = func(info balancer.DoneInfo) {
+		if done != nil {
+			done(info)
+		}
+		if status.Code(info.Err) == codes.Unavailable || NotLeader(info.Err) {
+			p.resolveNow()
+		}
+	}
+	return res, nil
+}
+
+// NotLeader reports whether err is a server's refusal of a produce because it is not the leader:
+// FAILED_PRECONDITION with a message that says so. (A server that cannot reach the leader answers
+// UNAVAILABLE instead.) Such a request was not written, so it may be sent again.
+func NotLeader(err error) bool {
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.FailedPrecondition && strings.Contains(strings.ToLower(st.Message()), "leader")
+}

@@ -1,0 +1,121 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"sync"
+	"time"
+
+	dislogv1 "github.com/dislog/dislog/client/api/v1"
+	"github.com/dislog/dislog/client/internal/cluster"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Defaults of the produce retries.
+const (
+	// DefaultMaxRetries is how many times a batch is sent again after a failure that leaves its
+	// outcome unknown.
+	DefaultMaxRetries = 20
+	// DefaultDeliveryTimeout bounds how long the Producer tries to get a batch acknowledged.
+	DefaultDeliveryTimeout = 30 * time.Second
+
+	// The wait before a retry doubles from minRetryBackoff up to maxRetryBackoff: long enough
+	// for a Raft election to elect a new leader within a few retries, short enough that a
+	// producer resumes soon after.
+	minRetryBackoff = 50 * time.Millisecond
+	maxRetryBackoff = time.Second
+)
+
+// A lane is one idempotent producer identity: a random producer_id and, per topic, the sequence
+// of the last batch it numbered. A lane never has more than one batch in flight, and so a retry
+// is always either the batch the cluster appended last for the lane, which it answers as a
+// duplicate with the original offsets, or the next one, which it appends. Those are the two cases
+// the cluster's deduplication, which remembers one batch per producer and topic, can answer; a
+// producer that pipelines batches uses a lane per batch in flight.
+//
+// A lane whose batch failed for good is dropped, never reused: the cluster may or may not have
+// appended that batch, and a fresh producer_id cannot be confused with it.
+type lane struct {
+	id   uint64
+	last map[string]uint64
+}
+
+func newLane() *lane {
+	var b [8]byte
+	for {
+		// crypto/rand.Read never fails: it crashes the program rather than return an error.
+		_, _ = rand.Read(b[:])
+		if id := binary.BigEndian.Uint64(b[:]); id != 0 {
+			return &lane{id: id, last: map[string]uint64{}}
+		}
+	}
+}
+
+// stamp numbers req as the lane's next batch to its topic.
+func (l *lane) stamp(req *dislogv1.ProduceRequest) {
+	l.last[req.Topic]++
+	req.ProducerId, req.Sequence = l.id, l.last[req.Topic]
+}
+
+// lanePool keeps the lanes of the synchronous produce calls: each call takes one, so concurrent
+// calls never share a lane, and puts it back once its batch is acknowledged.
+type lanePool struct {
+	mu   sync.Mutex
+	free []*lane
+}
+
+func (p *lanePool) get() *lane {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		l := p.free[n-1]
+		p.free = p.free[:n-1]
+		return l
+	}
+	return newLane()
+}
+
+func (p *lanePool) put(l *lane) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.free = append(p.free, l)
+}
+
+// retryable reports whether a produce request that failed with err may be sent again: the
+// connection, the server or the stream failed, so the request may or may not have been written
+// (its producer_id and sequence make a second write a duplicate), or the server was not the
+// leader and wrote nothing. A caller's own context ending is not retryable; check that first.
+func retryable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.Aborted, codes.DeadlineExceeded, codes.Canceled:
+		return true
+	case codes.FailedPrecondition:
+		return cluster.NotLeader(err)
+	}
+	return false
+}
+
+// refused reports whether err is the server's answer to a request it did not write, as opposed
+// to a failure that leaves the request's outcome unknown.
+func refused(err error) bool {
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.NotFound, codes.AlreadyExists, codes.OutOfRange, codes.ResourceExhausted,
+		codes.PermissionDenied, codes.Unauthenticated, codes.FailedPrecondition:
+		return !retryable(err)
+	}
+	return false
+}
+
+// sleep waits d or until ctx ends, and reports whether it waited d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
