@@ -17,7 +17,7 @@ import (
 const (
 	// DefaultMaxRetries is how many times a batch is sent again after a failure that leaves its
 	// outcome unknown.
-	DefaultMaxRetries = 20
+	DefaultMaxRetries = 10
 	// DefaultDeliveryTimeout bounds how long the Producer tries to get a batch acknowledged.
 	DefaultDeliveryTimeout = 30 * time.Second
 

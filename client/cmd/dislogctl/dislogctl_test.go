@@ -148,6 +148,7 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 		{"no dev certificate says how to get one", noDev, []string{"topics", "list"}, "Start a dev node"},
 		{"some but not all TLS files", map[string]string{"DISLOG_CA": "ca.pem"}, []string{"topics", "list"}, "give all of --tls-ca, --tls-cert and --tls-key"},
 		{"no server at the address", map[string]string{"DISLOG_ADDR": "127.0.0.1:1", "DISLOG_DATA_DIR": vars["DISLOG_DATA_DIR"]}, []string{"servers"}, "no server is listening at 127.0.0.1:1"},
+		{"no server at a cluster address", map[string]string{"DISLOG_ADDR": "dislog:///127.0.0.1:1", "DISLOG_DATA_DIR": vars["DISLOG_DATA_DIR"]}, []string{"servers"}, "no server is listening at dislog:///127.0.0.1:1"},
 		{"another cluster's certificates", foreign, []string{"servers"}, "the TLS handshake with " + srv.Addr + " failed"},
 		{"a bad output format", vars, []string{"topics", "list", "-o", "yaml"}, `--output "yaml": want text or json`},
 		{"a bad start time", vars, []string{"consume", "t", "--from-time", "yesterday"}, `--from-time "yesterday": want an RFC 3339 time`},
@@ -208,7 +209,48 @@ func TestDialAddrUsesLoopbackForAnUnspecifiedHost(t *testing.T) {
 		":7070":             "127.0.0.1:7070",
 		"10.0.0.5:7070":     "10.0.0.5:7070",
 		"dislog.local:7070": "dislog.local:7070",
+
+		"dislog:///0.0.0.0:7070, 10.0.0.5:7070": "dislog:///127.0.0.1:7070,10.0.0.5:7070",
 	} {
 		is.Equal((&app{addr: addr}).dialAddr(), want)
+	}
+}
+
+func TestClusterAddress(t *testing.T) {
+	is := is.New(t)
+	c := fakelog.StartCluster(t, 3)
+	c.SetLeader(2)
+	dataDir := t.TempDir()
+	c.Servers[0].WriteTLSFiles(t, filepath.Join(dataDir, "pki", "dev"), "dev")
+	// Two of the three servers as seeds; the client finds the third, and the leader.
+	vars := map[string]string{"DISLOG_ADDR": c.Target(0, 1), "DISLOG_DATA_DIR": dataDir}
+
+	code, _, errOut := ctl(t, "", vars, "topics", "create", "orders")
+	is.Equal(errOut, "")
+	is.Equal(code, 0)
+	code, out, errOut := ctl(t, "paid\nshipped\n", vars, "produce", "orders")
+	is.Equal(errOut, "")
+	is.Equal(code, 0)
+	is.Equal(out, "produced 2 records to \"orders\", offsets 0 to 1\n")
+	is.Equal(c.Servers[2].Calls("ProduceStream"), 1)
+	code, out, _ = ctl(t, "", vars, "consume", "orders")
+	is.Equal(code, 0)
+	is.Equal(out, "paid\nshipped\n")
+	is.Equal(c.Servers[2].Calls("ConsumeStream"), 0) // read from a follower
+
+	code, out, _ = ctl(t, "", vars, "servers", "-o", "json")
+	is.Equal(code, 0)
+	var servers []struct {
+		ID       string `json:"id"`
+		RPCAddr  string `json:"rpc_addr"`
+		IsLeader bool   `json:"is_leader"`
+		IsVoter  bool   `json:"is_voter"`
+	}
+	is.NoErr(json.Unmarshal([]byte(out), &servers))
+	is.Equal(len(servers), 3)
+	for i, s := range servers {
+		is.Equal(s.RPCAddr, c.Servers[i].Addr)
+		is.Equal(s.IsLeader, i == 2)
+		is.True(s.IsVoter)
 	}
 }

@@ -85,7 +85,9 @@ cluster.
 With no connection flags it talks to the development node that "dislog" starts in the current
 directory: it dials 127.0.0.1:7070 with the client certificate in ./dislog-data/pki/dev. Point it
 elsewhere with --addr and --data-dir, or give your own certificate with --tls-ca, --tls-cert and
---tls-key. Each of those flags may come from the environment instead: DISLOG_ADDR, DISLOG_DATA_DIR,
+--tls-key. --addr is one server, host:port, or a cluster, dislog:///host1:port,host2:port: then
+dislogctl asks those servers for the others, produces to the leader, consumes from a follower, and
+follows the cluster through a leader change. Each of those flags may come from the environment instead: DISLOG_ADDR, DISLOG_DATA_DIR,
 DISLOG_CA, DISLOG_CERT and DISLOG_KEY (a flag wins over the environment).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -94,7 +96,7 @@ DISLOG_CA, DISLOG_CERT and DISLOG_KEY (a flag wins over the environment).`,
 		},
 	}
 	f := cmd.PersistentFlags()
-	f.StringVar(&a.addr, "addr", defaultAddr, "server address, host:port (env DISLOG_ADDR)")
+	f.StringVar(&a.addr, "addr", defaultAddr, "server address, host:port, or cluster, dislog:///host1:port,host2:port (env DISLOG_ADDR)")
 	f.StringVar(&a.dataDir, "data-dir", defaultDataDir, "data directory of a local dev node, whose client certificate is used by default (env DISLOG_DATA_DIR)")
 	f.StringVar(&a.ca, "tls-ca", "", "CA certificate the server's certificate must chain to (env DISLOG_CA; default <data-dir>/pki/dev/ca.pem)")
 	f.StringVar(&a.cert, "tls-cert", "", "client certificate (env DISLOG_CERT; default <data-dir>/pki/dev/dev.pem)")
@@ -165,17 +167,31 @@ func countNonEmpty(values ...string) int {
 	return n
 }
 
-// dialAddr is the address to dial: a listening address on all interfaces is dialed on loopback,
-// which the dev certificate covers.
+// clusterScheme starts a cluster's address.
+const clusterScheme = "dislog:///"
+
+// dialAddr is the target to dial: a listening address on all interfaces is dialed on loopback,
+// which the dev certificate covers, and so is each of a cluster's.
 func (a *app) dialAddr() string {
-	host, port, err := net.SplitHostPort(a.addr)
+	if len(a.addr) >= len(clusterScheme) && strings.EqualFold(a.addr[:len(clusterScheme)], clusterScheme) {
+		seeds := strings.Split(a.addr[len(clusterScheme):], ",")
+		for i, s := range seeds {
+			seeds[i] = loopbackIfUnspecified(strings.TrimSpace(s))
+		}
+		return clusterScheme + strings.Join(seeds, ",")
+	}
+	return loopbackIfUnspecified(a.addr)
+}
+
+func loopbackIfUnspecified(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return a.addr
+		return addr
 	}
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		return net.JoinHostPort("127.0.0.1", port)
 	}
-	return a.addr
+	return addr
 }
 
 // connect dials the server.
