@@ -8,6 +8,12 @@
 //	offset, err := c.Produce(ctx, "orders", client.Record{Key: []byte("o-17"), Value: []byte("paid")})
 //	rec, err := c.Consume(ctx, "orders", offset)
 //
+// A target "dislog:///host1:port,host2:port" is a cluster: the client asks those servers for the
+// others, sends produces to the leader and consumes to the followers, and follows leader changes
+// without a restart. Produces are idempotent: a batch carries a producer id and a sequence number,
+// and is sent again after a failure that leaves its outcome unknown, and the cluster writes it
+// once; a batch whose retries run out fails with ErrUnknownOutcome.
+//
 // Calls return the server's gRPC status errors unchanged: status.Code(err) is codes.NotFound for an
 // unknown topic, codes.OutOfRange for an offset the topic does not hold, codes.PermissionDenied when
 // the ACL refuses the call, and so on (the list is in api/v1/dislog.proto). The messages say what
