@@ -48,10 +48,11 @@ type run struct {
 // Dial connects one client to the servers under test.
 type Dial func() (*client.Client, error)
 
-// Run dials cfg.Clients clients (and cfg.Consumers more for Mixed), each on its own connection, creates the topic if it does
-// not exist, fills it for Replay, and then measures the workload. It fails if the run cannot start;
-// records that fail during the measurement are counted in the report, with samples of their errors.
-// If ctx ends during the measurement, Run returns the report so far with ctx's error.
+// Run dials cfg.Clients clients (and cfg.Consumers more for Mixed), each on its own connection,
+// creates the topic if it does not exist, fills it for Replay, and then measures the workload. It
+// fails if the run cannot start; records that fail during the measurement are counted in the
+// report, with samples of their errors. If ctx ends during the measurement, Run returns the report
+// so far with ctx's error.
 func Run(ctx context.Context, dial Dial, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -78,29 +79,19 @@ func Run(ctx context.Context, dial Dial, cfg Config) (*Report, error) {
 		return nil, err
 	}
 
-	switch cfg.Workload {
-	case Sync:
-		r.produce = newRecorder("each Produce call (1 record)")
-	case Async:
-		r.produce = newRecorder("each record, from Send to its result")
-	case Batch:
-		r.produce = newRecorder(fmt.Sprintf("each ProduceBatch call (%d records)", cfg.Batch))
-	case Replay:
-		r.consume = newRecorder("the wait for each record")
-	case Mixed:
-		r.produce = newRecorder("each record, from Send to its result")
-		r.consume = newRecorder("each record, end to end: from Send to the subscriber")
-	}
-
 	var measure func(ctx context.Context, clients []*client.Client)
 	switch cfg.Workload {
 	case Sync:
+		r.produce = newRecorder("each Produce call (1 record)")
 		measure = r.each(r.syncProducer)
 	case Async:
+		r.produce = newRecorder("each record, from Send to its result")
 		measure = r.each(r.asyncProducer)
 	case Batch:
+		r.produce = newRecorder(fmt.Sprintf("each ProduceBatch call (%d records)", cfg.Batch))
 		measure = r.each(r.batchProducer)
 	case Replay:
+		r.consume = newRecorder("the wait for each record")
 		need := cfg.Preload
 		if cfg.Count > 0 {
 			need = share(cfg.Count, 0, cfg.Clients)
@@ -110,6 +101,8 @@ func Run(ctx context.Context, dial Dial, cfg Config) (*Report, error) {
 		}
 		measure = r.each(r.replayer)
 	case Mixed:
+		r.produce = newRecorder("each record, from Send to its result")
+		r.consume = newRecorder("each record, end to end: from Send to the subscriber")
 		info, err := clients[0].DescribeTopic(ctx, cfg.Topic)
 		if err != nil {
 			return nil, fmt.Errorf("bench: describe topic %q: %w", cfg.Topic, err)
