@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	cflog "github.com/cloudflare/cfssl/log"
@@ -250,8 +251,8 @@ type target struct {
 	description string
 }
 
-// target dials --addr, or starts the --cluster and dials its leader. The function it returns
-// stops the cluster.
+// target dials --addr, or starts the --cluster and dials it. The function it returns stops the
+// cluster.
 func (a *app) target(ctx context.Context) (target, func() error, error) {
 	none := func() error { return nil }
 	switch a.cluster {
@@ -282,7 +283,8 @@ func (a *app) target(ctx context.Context) (target, func() error, error) {
 	return target{}, none, fmt.Errorf("--cluster %d: want 1, 3 or 5", a.cluster)
 }
 
-// startProcesses starts a --cluster of 3 or 5 dislog processes and targets its leader.
+// startProcesses starts a --cluster of 3 or 5 dislog processes and targets them as a cluster:
+// produces go to the leader, consumes to followers.
 func (a *app) startProcesses(ctx context.Context) (target, func() error, error) {
 	none := func() error { return nil }
 	cflog.Level = cflog.LevelError
@@ -320,16 +322,12 @@ func (a *app) startProcesses(ctx context.Context) (target, func() error, error) 
 		}
 		return target{}, none, errors.Join(err, closeLog())
 	}
-	leader, err := cl.Leader(ctx)
-	if err != nil {
-		return target{}, none, errors.Join(err, cl.Close(), closeLog())
-	}
+	seeds := "dislog:///" + strings.Join(cl.Addrs, ",")
+	stop := func() error { return errors.Join(cl.Close(), closeLog()) }
 	return target{
-			dial:        func() (*client.Client, error) { return cl.Dial(leader) },
-			description: fmt.Sprintf("the leader %s of %d dislog processes on 127.0.0.1", leader, a.cluster),
-		}, func() error {
-			return errors.Join(cl.Close(), closeLog())
-		}, nil
+		dial:        func() (*client.Client, error) { return cl.Dial(seeds) },
+		description: fmt.Sprintf("%d dislog processes on 127.0.0.1, as %s", a.cluster, seeds),
+	}, stop, nil
 }
 
 // tlsFiles returns the CA, certificate and key to dial with: the ones given, or a dev node's.
