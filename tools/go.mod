@@ -108,3 +108,5 @@ replace github.com/dislog/dislog/storelog => ../storelog
 replace github.com/dislog/dislog/server => ../server
 
 replace github.com/dislog/dislog/client => ../client
+
+replace github.com/dislog/dislog/discovery => ../discovery
