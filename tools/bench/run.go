@@ -191,12 +191,24 @@ func preload(ctx context.Context, c *client.Client, topic string, n int64, value
 	if err != nil {
 		return err
 	}
-	var last client.Result
+	// Results complete in the order sent; every one is checked, since a refused batch fails its
+	// records while later ones succeed.
+	results := make(chan client.Result, 4096)
+	var first error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for res := range results {
+			if _, err := res.Wait(ctx); err != nil && first == nil {
+				first = err
+			}
+		}
+	})
 	for range n - int64(info.NextOffset) {
-		last = p.Send(ctx, client.Record{Value: value})
+		results <- p.Send(ctx, client.Record{Value: value})
 	}
-	_, err = last.Wait(ctx)
-	if err := errors.Join(err, p.Close()); err != nil {
+	close(results)
+	wg.Wait()
+	if err := errors.Join(first, p.Close()); err != nil {
 		return fmt.Errorf("bench: fill topic %q for the replay: %w", topic, err)
 	}
 	return nil

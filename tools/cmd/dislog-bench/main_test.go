@@ -250,3 +250,24 @@ func TestProgressBarOnRequest(t *testing.T) {
 	is.Equal(code, 0)
 	is.True(strings.Contains(stderr, fmt.Sprintf("/%d", 3000))) // the bar shows the count
 }
+
+func TestRefusedRecordsAreCountedAndFailTheRun(t *testing.T) {
+	for _, workload := range []string{"sync", "async", "batch"} {
+		t.Run(workload, func(t *testing.T) {
+			is := is.New(t)
+			// Records over the server's 1 MiB limit: every one is refused with ResourceExhausted.
+			code, stdout, stderr := runBench(t, nil, workload, "--cluster", "1", "--count", "3", "--record-size", "1200000", "--json")
+			is.Equal(code, 1) // a run with failed records fails
+			is.True(strings.Contains(stderr, "records failed: 3"))
+			var rep bench.Report
+			is.NoErr(json.Unmarshal([]byte(stdout), &rep)) // the report is still printed
+			is.Equal(rep.Produce.Records, int64(0))
+			is.Equal(rep.Produce.Failed, int64(3))
+			is.Equal(rep.Failed(), int64(3))
+			is.Equal(len(rep.Produce.ErrorSamples), 1)
+			if !strings.Contains(rep.Produce.ErrorSamples[0], "ResourceExhausted") {
+				t.Errorf("error sample %q, want the server's ResourceExhausted", rep.Produce.ErrorSamples[0])
+			}
+		})
+	}
+}
