@@ -14,6 +14,7 @@ import (
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
 	"github.com/dislog/dislog/client/internal/cluster"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -162,6 +163,9 @@ func loadTLS(f tlsFiles) (*tls.Config, error) {
 // Close closes the connection. Calls in progress fail with codes.Canceled.
 func (c *Client) Close() error { return c.conn.Close() }
 
+// closed reports whether Close was called: a produce is not retried then.
+func (c *Client) closed() bool { return c.conn.GetState() == connectivity.Shutdown }
+
 // API returns the generated stub on the client's connection, for the streaming calls
 // (ProduceStream, ConsumeStream) and anything Client does not wrap.
 func (c *Client) API() dislogv1.LogServiceClient { return c.api }
@@ -198,7 +202,7 @@ func (c *Client) ProduceBatch(ctx context.Context, topic string, recs []Record) 
 		if !retryable(err) {
 			return 0, err
 		}
-		if attempt >= c.produceRetries || ctx.Err() != nil || !sleep(ctx, backoff) {
+		if attempt >= c.produceRetries || ctx.Err() != nil || c.closed() || !sleep(ctx, backoff) {
 			return 0, fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
 		}
 		backoff = min(2*backoff, maxRetryBackoff)

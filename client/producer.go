@@ -539,7 +539,7 @@ func (s *sender) failed(err error) {
 		s.finish(b, 0, err)
 		return
 	}
-	if !retryable(err) {
+	if !retryable(err) || s.p.c.closed() {
 		for _, b := range s.inflight {
 			s.finish(b, 0, fmt.Errorf("%w: %w", ErrUnknownOutcome, err))
 		}

@@ -389,3 +389,24 @@ func TestNewProducerRejectsNegativeOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestProducerFailsAtOnceWhenTheClientIsClosed(t *testing.T) {
+	is := is.New(t)
+	srv, c := dialFake(t)
+	arrived, release := make(chan struct{}), make(chan struct{})
+	srv.Refuse(func(*dislogv1.ProduceRequest) error {
+		close(arrived)
+		<-release
+		return nil
+	})
+	defer close(release)
+	p := newProducer(t, c, "t", client.ProducerOptions{Linger: -1})
+	r := p.Send(context.Background(), client.Record{Value: []byte("in flight")})
+	<-arrived
+	is.NoErr(c.Close())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second) // well under the retries' backoff
+	defer cancel()
+	_, err := r.Wait(ctx)
+	is.True(errors.Is(err, client.ErrUnknownOutcome))
+	is.Equal(status.Code(err), codes.Canceled)
+}
