@@ -2,6 +2,7 @@ package storelog_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math/rand/v2"
 	"sync"
@@ -50,6 +51,8 @@ func verifyAfterCrash(t *testing.T, l *storelog.Log, a *acked) {
 	}
 }
 
+var errDone = errors.New("writer finished its appends")
+
 // Power loss at random moments of concurrent appends, rolls and head truncations: after every crash,
 // nothing acknowledged is lost, nothing unreadable is claimed, and the log takes appends again.
 func TestCrashLosesNothingAcknowledged(t *testing.T) {
@@ -70,9 +73,10 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 		verifyAfterCrash(t, l, a)
 
 		var wg sync.WaitGroup
+		writerErrs := make(chan error, 3)
 		for w := range 3 {
 			wg.Go(func() {
-				for i := 0; ; i++ {
+				for i := range 100 {
 					v := []byte{byte(round), byte(w), byte(i), byte(i >> 8)}
 					batch := [][]byte{v}
 					if i%3 == 0 {
@@ -80,7 +84,11 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 					}
 					first, err := l.AppendBatch(batch)
 					if err != nil {
-						return // the crash, or the sticky error after it
+						writerErrs <- err // the crash, or the sticky error after it
+						return
+					}
+					if i == 99 {
+						writerErrs <- errDone
 					}
 					for j, v := range batch {
 						a.add(first+uint64(j), v)
@@ -88,15 +96,29 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 				}
 			})
 		}
-		// Crash after a random number of appends, sometimes after a head truncation.
+		// Crash after a random number of appends (each writer appends at most 100 batches a round),
+		// often after a head truncation that keeps the log small. A writer that stops early, other
+		// than by finishing, is a failure.
 		target := l.NextOffset() + uint64(rng.IntN(120))
-		for l.NextOffset() < target {
-			if err := l.Wait(t.Context(), target-1); err != nil {
-				t.Fatal(err)
+		ctx, cancel := context.WithCancel(t.Context())
+		go func() {
+			select {
+			case err := <-writerErrs:
+				if !errors.Is(err, errDone) {
+					writerErrs <- err
+					cancel()
+				}
+			case <-ctx.Done():
+			}
+		}()
+		if target > 0 {
+			if err := l.Wait(ctx, target-1); err != nil {
+				t.Fatalf("round %d: waiting for offset %d: %v; a writer stopped with: %v", round, target-1, err, <-writerErrs)
 			}
 		}
-		if rng.IntN(3) == 0 {
-			if err := l.Truncate(l.LowestOffset() + uint64(rng.IntN(20))); err != nil && !errors.Is(err, storelog.ErrOffsetOutOfRange) {
+		cancel()
+		if rng.IntN(2) == 0 && l.NextOffset() > 200 {
+			if err := l.Truncate(l.NextOffset() - 200 + uint64(rng.IntN(100))); err != nil && !errors.Is(err, storelog.ErrOffsetOutOfRange) {
 				t.Fatal(err)
 			}
 		}

@@ -137,12 +137,21 @@ func (l *Log) load() error {
 	}
 	slices.Sort(bases)
 
+	// A segment's store file is created before its index and deleted before it, so an index alone is
+	// a deletion a crash interrupted: finish it. (A missing middle segment still fails the gap check.)
+	bases = slices.DeleteFunc(bases, func(base uint64) bool { return !stores[base] })
+	for base := range indexes {
+		if !stores[base] {
+			_, index := segmentPaths(l.dir, base)
+			l.opts.Logger.Warn("storelog: removing the index of a segment whose deletion was interrupted", slog.String("file", index))
+			if err := fs.Remove(index); err != nil {
+				return fmt.Errorf("storelog: remove %s: %w", index, err)
+			}
+		}
+	}
 	for i, base := range bases {
 		s := newSegment(l.dir, base)
 		last := i == len(bases)-1
-		if !stores[base] {
-			return corruptf("segment %d has an index file but no store file %s", base, s.storePath)
-		}
 		if !last {
 			if !indexes[base] {
 				return corruptf("sealed segment %d has no index file %s", base, s.indexPath)

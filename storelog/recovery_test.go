@@ -180,6 +180,18 @@ func TestDirectoryProblems(t *testing.T) {
 		}
 		return dir
 	}
+	t.Run("an index left by an interrupted deletion is removed", func(t *testing.T) {
+		dir := build(t)
+		os.Remove(segFile(dir, 0, ".store")) // the head segment's deletion stopped half-way
+		l := openLog(t, dir, storelog.Options{MaxSegmentRecords: 4})
+		if _, err := os.Stat(segFile(dir, 0, ".index")); !os.IsNotExist(err) {
+			t.Fatalf("orphan index still there: %v", err)
+		}
+		if l.LowestOffset() != 4 {
+			t.Fatalf("lowest offset %d, want 4", l.LowestOffset())
+		}
+		checkRecords(t, l, 4, 10)
+	})
 	t.Run("stray files are skipped", func(t *testing.T) {
 		dir := build(t)
 		for _, name := range []string{"README", "0001.store", "notanumber0000000000.index", "00000000000000000004.store.bak"} {
@@ -212,9 +224,9 @@ func TestDirectoryProblems(t *testing.T) {
 		{"a sealed segment without its index", func(t *testing.T, dir string) {
 			os.Remove(segFile(dir, 4, ".index"))
 		}, storelog.ErrCorrupt, "no index"},
-		{"an index without its store", func(t *testing.T, dir string) {
+		{"a middle segment whose store is gone", func(t *testing.T, dir string) {
 			os.Remove(segFile(dir, 4, ".store"))
-		}, storelog.ErrCorrupt, "no store"},
+		}, storelog.ErrCorrupt, "next segment starts at 8"},
 		{"a missing middle segment", func(t *testing.T, dir string) {
 			os.Remove(segFile(dir, 4, ".store"))
 			os.Remove(segFile(dir, 4, ".index"))
