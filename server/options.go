@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/dislog/dislog/authz"
+	"github.com/dislog/dislog/discovery"
 )
 
 // Option configures a Server.
@@ -25,6 +26,67 @@ type options struct {
 	retentionInterval    time.Duration
 	shutdownTimeout      time.Duration
 	logger               *slog.Logger
+
+	raft              RaftConfig
+	bootstrap         bool
+	bootstrapExpect   int
+	join              []string
+	serfAddr          string
+	serfTimings       discovery.Timings
+	failedRemoveAfter time.Duration
+	reconcileInterval time.Duration
+}
+
+// RaftConfig tunes Raft. Zero fields take the defaults of DefaultRaftConfig.
+type RaftConfig struct {
+	// HeartbeatTimeout and ElectionTimeout bound how long a follower waits without hearing from a
+	// leader before it stands for election; LeaderLeaseTimeout how long a leader keeps leading
+	// without hearing from a majority. Together they set the failover gap after a leader dies.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	// CommitTimeout is how long a leader with nothing to send waits before it tells followers the
+	// commit index, which is when their FSMs apply (and their consumers see) the last writes.
+	CommitTimeout time.Duration
+	// SnapshotInterval is how often Raft checks whether to snapshot; SnapshotThreshold how many
+	// entries since the last snapshot make it take one; TrailingLogs how many entries it keeps
+	// behind a snapshot, so that a slightly late follower catches up from the log.
+	SnapshotInterval  time.Duration
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+}
+
+// DefaultRaftConfig is tuned for a LAN: a dead leader is replaced in about a second.
+func DefaultRaftConfig() RaftConfig {
+	return RaftConfig{
+		HeartbeatTimeout:   500 * time.Millisecond,
+		ElectionTimeout:    500 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond,
+		CommitTimeout:      10 * time.Millisecond,
+		SnapshotInterval:   30 * time.Second,
+		SnapshotThreshold:  8192,
+		TrailingLogs:       10240,
+	}
+}
+
+func (c RaftConfig) withDefaults() RaftConfig {
+	d := DefaultRaftConfig()
+	for _, f := range []struct{ v, d *time.Duration }{
+		{&c.HeartbeatTimeout, &d.HeartbeatTimeout}, {&c.ElectionTimeout, &d.ElectionTimeout},
+		{&c.LeaderLeaseTimeout, &d.LeaderLeaseTimeout}, {&c.CommitTimeout, &d.CommitTimeout},
+		{&c.SnapshotInterval, &d.SnapshotInterval},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.d
+		}
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = d.SnapshotThreshold
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = d.TrailingLogs
+	}
+	return c
 }
 
 // Defaults of the options.
@@ -35,6 +97,10 @@ const (
 	DefaultMaxMessageBytes = 16 << 20
 	DefaultSegmentBytes    = 64 << 20
 	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultFailedRemoveAfter is how long a failed server stays in the Raft configuration.
+	DefaultFailedRemoveAfter = time.Minute
+	// DefaultReconcileInterval is how often the leader reconciles Serf members and Raft.
+	DefaultReconcileInterval = 5 * time.Second
 )
 
 func defaultOptions() options {
@@ -46,11 +112,13 @@ func defaultOptions() options {
 		segmentBytes:      DefaultSegmentBytes,
 		retentionInterval: time.Minute,
 		shutdownTimeout:   DefaultShutdownTimeout,
+		failedRemoveAfter: DefaultFailedRemoveAfter,
+		reconcileInterval: DefaultReconcileInterval,
 	}
 }
 
-// WithDataDir is where the server keeps its topics (<dir>/topics) and consumer offsets
-// (<dir>/offsets). Required.
+// WithDataDir is where the server keeps its topics (<dir>/topics), its Raft log and snapshots
+// (<dir>/raft) and its metadata (<dir>/fsm.json: topics, consumer offsets, producers). Required.
 func WithDataDir(dir string) Option { return func(o *options) { o.dataDir = dir } }
 
 // WithListenAddr is the address the gRPC API listens on. Default DefaultListenAddr; port 0 picks a
@@ -103,3 +171,36 @@ func WithShutdownTimeout(d time.Duration) Option { return func(o *options) { o.s
 
 // WithLogger receives the server's structured logs. Default: discard.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithRaft tunes Raft; zero fields keep DefaultRaftConfig's values.
+func WithRaft(c RaftConfig) Option { return func(o *options) { o.raft = c } }
+
+// WithBootstrap makes a server with no Raft state start a cluster of its own, of which it is the
+// only voter; others join it through Serf. A server given neither WithJoin nor WithBootstrapExpect
+// bootstraps anyway: a single node is a cluster of one.
+func WithBootstrap(b bool) Option { return func(o *options) { o.bootstrap = b } }
+
+// WithBootstrapExpect makes servers with no Raft state wait until n of them gossip in Serf, then
+// start the cluster with all of them as voters. Give every server of a new cluster the same n.
+func WithBootstrapExpect(n int) Option { return func(o *options) { o.bootstrapExpect = n } }
+
+// WithJoin names the Serf addresses of servers already in the cluster (or starting with this one).
+func WithJoin(seeds ...string) Option { return func(o *options) { o.join = seeds } }
+
+// WithSerfAddr is the address Serf gossips on (UDP and TCP). Without it the server runs alone.
+func WithSerfAddr(addr string) Option { return func(o *options) { o.serfAddr = addr } }
+
+// WithSerfTimings tunes failure detection (see discovery.Timings); tests make it fast.
+func WithSerfTimings(t discovery.Timings) Option { return func(o *options) { o.serfTimings = t } }
+
+// WithFailedRemoveAfter is how long the leader keeps a failed server in the Raft configuration
+// before removing it. Default DefaultFailedRemoveAfter: a server that restarts sooner stays a voter.
+func WithFailedRemoveAfter(d time.Duration) Option {
+	return func(o *options) { o.failedRemoveAfter = d }
+}
+
+// WithReconcileInterval is how often the leader reconciles Serf members against the Raft
+// configuration, which repairs any membership event it missed. Default DefaultReconcileInterval.
+func WithReconcileInterval(d time.Duration) Option {
+	return func(o *options) { o.reconcileInterval = d }
+}

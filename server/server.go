@@ -1,18 +1,22 @@
-// Package server is a Dislog server: the dislog.v1 LogService over topics stored in storelog, behind
-// mutual TLS and an ACL, with gRPC health and reflection, and an HTTP admin port with Prometheus
-// metrics and pprof.
+// Package server is a Dislog server: the dislog.v1 LogService over topics stored in storelog and
+// replicated with Raft (hashicorp/raft on raftlog), behind mutual TLS and an ACL, with gRPC health
+// and reflection, and an HTTP admin port with Prometheus metrics and pprof.
 //
 //	srv, err := server.New(
 //		server.WithDataDir("dislog-data"),
 //		server.WithTLS(authz.TLSOptions{CAFile: "ca.pem", CertFile: "node.pem", KeyFile: "node-key.pem"}),
 //		server.WithPolicyFile("policy.csv"),
+//		server.WithSerfAddr("10.0.0.1:7946"), server.WithJoin("10.0.0.2:7946"), // to form a cluster
 //	)
 //	if err != nil { ... }
 //	err = srv.Serve(ctx) // until ctx is canceled, then a graceful shutdown
 //
-// Every produce is durable before it is acknowledged: topics fsync every batch, and concurrent
-// produces to a topic share fsyncs. The dislog command (cmd/dislog) runs a server from flags, the
-// environment or a config file, and makes a development CA and certificates when given none.
+// Every write (produce, topic changes, offset commits) is a command in the Raft log: a follower
+// forwards it to the leader over the server-only dislog.peer.v1 service, the leader appends it, and
+// it is acknowledged once a majority has fsynced it and the leader's FSM (internal/fsm) applied it
+// to the topic's log. Reads are served from the local logs, which hold only committed records.
+// Raft, gRPC and the peer service share one port (internal/mux); servers find each other with Serf
+// (package discovery), and the leader adds and removes them from the Raft configuration.
 package server
 
 import (
@@ -29,11 +33,13 @@ import (
 	"github.com/dislog/dislog/authz"
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
 	"github.com/dislog/dislog/server/internal/acl"
-	"github.com/dislog/dislog/server/internal/offsets"
+	"github.com/dislog/dislog/server/internal/mux"
+	peerv1 "github.com/dislog/dislog/server/internal/peerapi/v1"
 	"github.com/dislog/dislog/server/internal/rpc"
 	"github.com/dislog/dislog/server/internal/topics"
 	"github.com/dislog/dislog/storelog"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
@@ -48,7 +54,8 @@ type Server struct {
 	opts    options
 	log     *slog.Logger
 	topics  *topics.Registry
-	offsets *offsets.Store
+	cluster *cluster
+	mux     *mux.Mux
 	acl     *authz.Authorizer
 
 	grpc     *grpc.Server
@@ -80,6 +87,10 @@ func New(opts ...Option) (_ *Server, err error) {
 			return nil, fmt.Errorf("server: node id: %w", err)
 		}
 	}
+	o.raft = o.raft.withDefaults()
+	if !o.bootstrap && len(o.join) == 0 && o.bootstrapExpect == 0 {
+		o.bootstrap = true
+	}
 	s := &Server{opts: o, log: o.logger}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	defer func() {
@@ -105,16 +116,15 @@ func New(opts ...Option) (_ *Server, err error) {
 	}
 	if s.topics, err = topics.Open(filepath.Join(o.dataDir, "topics"), topics.Options{
 		Log: storelog.Options{
-			MaxRecordBytes:         uint32(o.maxRecordBytes),
-			MaxSegmentBytes:        uint32(o.segmentBytes),
-			Sync:                   storelog.SyncEveryBatch,
+			MaxRecordBytes:  uint32(o.maxRecordBytes),
+			MaxSegmentBytes: uint32(o.segmentBytes),
+			// The Raft log is fsynced before every ack and is the truth: a topic's records are
+			// rebuilt from it after a crash.
+			Sync:                   storelog.SyncNever,
 			RetentionCheckInterval: o.retentionInterval,
 		},
 		Logger: s.log,
 	}); err != nil {
-		return nil, fmt.Errorf("server: %w", err)
-	}
-	if s.offsets, err = offsets.Open(filepath.Join(o.dataDir, "offsets")); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	if s.lis, err = net.Listen("tcp", o.listenAddr); err != nil {
@@ -129,12 +139,23 @@ func New(opts ...Option) (_ *Server, err error) {
 	if advertise == "" {
 		advertise = s.lis.Addr().String()
 	}
+	raftTLS, err := authz.ServerTLSConfig(authz.TLSOptions{CAFile: o.tls.CAFile, CertFile: o.tls.CertFile, KeyFile: o.tls.KeyFile})
+	if err != nil {
+		return nil, fmt.Errorf("server: TLS: %w", err)
+	}
+	peerTLS, err := authz.PeerTLSConfig(authz.TLSOptions{CAFile: o.tls.CAFile, CertFile: o.tls.CertFile, KeyFile: o.tls.KeyFile})
+	if err != nil {
+		return nil, fmt.Errorf("server: peer TLS: %w", err)
+	}
+	s.mux = mux.New(s.lis, raftTLS, peerTLS, s.log)
+	if s.cluster, err = openCluster(&s.opts, s.log, s.topics, s.mux, advertise, peerTLS); err != nil {
+		return nil, err
+	}
 
 	interceptors := acl.New(s.acl)
 	service := rpc.New(rpc.Config{
-		Topics: s.topics, Offsets: s.offsets, MaxRecordBytes: o.maxRecordBytes,
-		NodeID: o.nodeID, RPCAddr: advertise, Stopping: s.stopping,
-		Visible: interceptors.Visible, Logger: s.log,
+		Topics: s.topics, Cluster: s.cluster, MaxRecordBytes: o.maxRecordBytes,
+		Stopping: s.stopping, Visible: interceptors.Visible, Logger: s.log,
 	})
 	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	s.grpc = grpc.NewServer(
@@ -151,7 +172,9 @@ func New(opts ...Option) (_ *Server, err error) {
 		grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), interceptors.Stream),
 	)
 	dislogv1.RegisterLogServiceServer(s.grpc, service)
+	peerv1.RegisterPeerServer(s.grpc, &peerService{c: s.cluster})
 	s.health = health.NewServer()
+	s.setHealth()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	grpcMetrics.InitializeMetrics(s.grpc)
@@ -209,8 +232,41 @@ func (s *Server) logReload(what string, err error) {
 	s.log.Info("reloaded", slog.String("what", what))
 }
 
+// setHealth reports SERVING when a leader is known, NOT_SERVING otherwise.
+func (s *Server) setHealth() {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if _, addr := s.cluster.leader(); addr != "" {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus("", st)
+	s.health.SetServingStatus(dislogv1.LogService_ServiceDesc.ServiceName, st)
+}
+
+// watchLeader keeps health in step with leadership until the server stops.
+func (s *Server) watchLeader() {
+	ch := make(chan raft.Observation, 16)
+	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	s.cluster.raft.RegisterObserver(obs)
+	defer s.cluster.raft.DeregisterObserver(obs)
+	s.setHealth()
+	for {
+		select {
+		case <-s.stopping.Done():
+			return
+		case <-ch:
+			s.setHealth()
+		}
+	}
+}
+
 // Addr is the address the API listens on.
 func (s *Server) Addr() string { return s.lis.Addr().String() }
+
+// SerfAddr is the address Serf gossips on, or "" for a server without Serf.
+func (s *Server) SerfAddr() string { return s.cluster.serfAddr() }
 
 // AdminAddr is the address of the HTTP admin server, or "" if it is off.
 func (s *Server) AdminAddr() string {
@@ -224,13 +280,18 @@ func (s *Server) AdminAddr() string {
 // streams end with UNAVAILABLE, calls in flight get the shutdown timeout to finish, and the topics'
 // logs are closed cleanly. It returns nil after a shutdown ctx asked for.
 func (s *Server) Serve(ctx context.Context) error {
-	errc := make(chan error, 2)
-	go func() { errc <- s.grpc.Serve(s.lis) }()
+	errc := make(chan error, 3)
+	go func() { errc <- s.mux.Serve() }()
+	go func() { errc <- s.grpc.Serve(s.mux.GRPC()) }()
 	if s.admin != nil {
 		go func() { errc <- s.admin.Serve(s.adminLis) }()
 	}
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	s.health.SetServingStatus(dislogv1.LogService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		s.watchLeader()
+	}()
+	defer func() { <-watching }()
 	s.log.Info("serving", slog.String("node", s.opts.nodeID), slog.String("addr", s.Addr()),
 		slog.String("admin", s.AdminAddr()), slog.String("data", s.opts.dataDir))
 
@@ -243,10 +304,12 @@ func (s *Server) Serve(ctx context.Context) error {
 	return errors.Join(serveErr, s.shutdown())
 }
 
-// shutdown stops serving and releases everything.
+// shutdown stops serving and releases everything. A leader first hands its leadership to another
+// server, and every server leaves Serf, so the leader removes it from the Raft configuration.
 func (s *Server) shutdown() error {
 	s.log.Info("shutting down")
 	s.health.Shutdown()
+	s.cluster.leave()
 	s.stop()
 	stopped := make(chan struct{})
 	go func() {
@@ -280,10 +343,16 @@ func (s *Server) Close() error {
 	return s.release()
 }
 
-// release closes the listeners, the topics and the ACL watcher.
+// release stops Raft and closes the listeners, the topics and the ACL watcher.
 func (s *Server) release() error {
 	var errs []error
 	s.stop()
+	if s.cluster != nil {
+		errs = append(errs, s.cluster.close())
+	}
+	if s.mux != nil {
+		s.mux.Close()
+	}
 	for _, l := range []net.Listener{s.lis, s.adminLis} {
 		if l != nil {
 			l.Close()

@@ -37,6 +37,11 @@ type config struct {
 	shutdownTimeout   time.Duration
 	logLevel          string
 	logFormat         string
+	bootstrap         bool
+	bootstrapExpect   int
+	join              []string
+	serfAddr          string
+	failedRemoveAfter time.Duration
 }
 
 func newCommand(lookupEnv func(string) (string, bool)) *cobra.Command {
@@ -80,6 +85,11 @@ variable (DISLOG_DATA_DIR for --data-dir) or a key of the TOML file --config nam
 	f.IntVar(&c.segmentBytes, "segment-bytes", server.DefaultSegmentBytes, "size at which a topic starts a new segment file")
 	f.DurationVar(&c.retentionInterval, "retention-interval", time.Minute, "how often retention runs on each topic")
 	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "how long a shutdown waits for calls in flight")
+	f.BoolVar(&c.bootstrap, "bootstrap", false, "start a new cluster with this server as its only voter (the default without --join or --bootstrap-expect)")
+	f.IntVar(&c.bootstrapExpect, "bootstrap-expect", 0, "start a new cluster once this many servers gossip (give each server of the new cluster the same number)")
+	f.StringSliceVar(&c.join, "join", nil, "Serf addresses of servers to join, comma separated")
+	f.StringVar(&c.serfAddr, "serf-addr", "", `address Serf gossips on, UDP and TCP (required with --join or --bootstrap-expect)`)
+	f.DurationVar(&c.failedRemoveAfter, "failed-remove-after", server.DefaultFailedRemoveAfter, "how long a failed server stays in the Raft configuration before the leader removes it")
 	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	return cmd
@@ -191,6 +201,16 @@ func run(cmd *cobra.Command, c config) error {
 		server.WithShutdownTimeout(c.shutdownTimeout),
 		server.WithLogger(log),
 	}
+	if (len(c.join) > 0 || c.bootstrapExpect > 0) && c.serfAddr == "" {
+		return errors.New("--join and --bootstrap-expect need --serf-addr")
+	}
+	opts = append(opts,
+		server.WithBootstrap(c.bootstrap),
+		server.WithBootstrapExpect(c.bootstrapExpect),
+		server.WithJoin(c.join...),
+		server.WithSerfAddr(c.serfAddr),
+		server.WithFailedRemoveAfter(c.failedRemoveAfter),
+	)
 	srv, err := server.New(opts...)
 	if err != nil {
 		return err
@@ -213,6 +233,9 @@ func countSet(values ...string) int {
 // scripts may read.
 func printBanner(w io.Writer, srv *server.Server, c config, dev *devSetup) {
 	fmt.Fprintf(w, "dislog: serving on %s\n", srv.Addr())
+	if a := srv.SerfAddr(); a != "" {
+		fmt.Fprintf(w, "  serf:    %s\n", a)
+	}
 	if a := srv.AdminAddr(); a != "" {
 		fmt.Fprintf(w, "  admin:   http://%s/metrics, /debug/pprof/, /healthz\n", a)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dislog/dislog/authz"
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
+	peerv1 "github.com/dislog/dislog/server/internal/peerapi/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -24,17 +25,19 @@ type Authorizer interface {
 }
 
 // rule is what a method needs: one of actions on the topic of each request, or, with no actions,
-// only an authenticated caller.
+// only an authenticated caller; with server, a server certificate.
 type rule struct {
 	actions []authz.Action
+	server  bool
 }
 
 var (
-	produce  = rule{[]authz.Action{authz.ActionProduce}}
-	consume  = rule{[]authz.Action{authz.ActionConsume}}
-	admin    = rule{[]authz.Action{authz.ActionAdmin}}
-	describe = rule{[]authz.Action{authz.ActionConsume, authz.ActionProduce, authz.ActionAdmin}}
+	produce  = rule{actions: []authz.Action{authz.ActionProduce}}
+	consume  = rule{actions: []authz.Action{authz.ActionConsume}}
+	admin    = rule{actions: []authz.Action{authz.ActionAdmin}}
+	describe = rule{actions: []authz.Action{authz.ActionConsume, authz.ActionProduce, authz.ActionAdmin}}
 	anyone   = rule{}
+	servers  = rule{server: true}
 )
 
 // Rules maps every LogService method to what it needs. A LogService method missing here is denied
@@ -54,11 +57,17 @@ var rules = map[string]rule{
 	dislogv1.LogService_GetServers_FullMethodName: anyone,
 }
 
-var servicePrefix = "/" + dislogv1.LogService_ServiceDesc.ServiceName + "/"
+var (
+	servicePrefix = "/" + dislogv1.LogService_ServiceDesc.ServiceName + "/"
+	peerPrefix    = "/" + peerv1.Peer_ServiceDesc.ServiceName + "/"
+)
 
-// ruleFor returns a method's rule. Methods of other services (health, reflection) need only an
-// authenticated caller.
+// ruleFor returns a method's rule. The peer service (forwarded writes, record copies) is for
+// servers only; methods of other services (health, reflection) need only an authenticated caller.
 func ruleFor(method string) (rule, bool) {
+	if strings.HasPrefix(method, peerPrefix) {
+		return servers, true
+	}
 	if !strings.HasPrefix(method, servicePrefix) {
 		return anyone, true
 	}
@@ -104,6 +113,9 @@ type topicOf interface{ GetTopic() string }
 
 // check authorizes one request under r.
 func (a *ACL) check(sub authz.Subject, method string, r rule, req any) error {
+	if r.server && sub.Role != authz.RoleServer {
+		return status.Errorf(codes.PermissionDenied, "%s is for servers only; %q has a %s certificate", method, sub.Name, sub.Role)
+	}
 	if len(r.actions) == 0 {
 		return nil
 	}
@@ -156,6 +168,9 @@ func (a *ACL) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo,
 	r, ok := ruleFor(info.FullMethod)
 	if !ok {
 		return status.Errorf(codes.PermissionDenied, "%s has no ACL rule", info.FullMethod)
+	}
+	if r.server && sub.Role != authz.RoleServer {
+		return a.check(sub, info.FullMethod, r, nil)
 	}
 	return handler(srv, &checkedStream{
 		ServerStream: ss, acl: a, sub: sub, method: info.FullMethod, rule: r,

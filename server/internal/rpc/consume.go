@@ -39,6 +39,11 @@ func (s *Service) ConsumeStream(req *dislogv1.ConsumeStreamRequest, stream dislo
 	stop := context.AfterFunc(s.cfg.Stopping, cancel)
 	defer stop()
 
+	if start, ok := req.GetStart().(*dislogv1.ConsumeStreamRequest_Offset); ok && req.GetReadYourWrites() {
+		if err := s.awaitWrites(ctx, t, start.Offset); err != nil {
+			return err
+		}
+	}
 	off, err := s.startOffset(t, req)
 	if err != nil {
 		return err
@@ -72,6 +77,36 @@ func (s *Service) ConsumeStream(req *dislogv1.ConsumeStreamRequest, stream dislo
 			return s.logError(ctx, err, t)
 		}
 	}
+}
+
+// maxReadYourWritesWait bounds a read-your-writes wait for a call without a deadline.
+const maxReadYourWritesWait = 10 * time.Second
+
+// awaitWrites makes a read of offset see every write acknowledged before it: if this server does
+// not hold offset yet but the leader does, it waits for it locally, up to the call's deadline.
+func (s *Service) awaitWrites(ctx context.Context, t *topics.Topic, offset uint64) error {
+	if offset < t.Log.NextOffset() {
+		return nil
+	}
+	next, err := s.cfg.Cluster.LeaderNextOffset(ctx, t.Name)
+	if err != nil {
+		return err
+	}
+	if offset >= next {
+		return nil
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, maxReadYourWritesWait)
+		defer cancel()
+	}
+	if err := t.Log.Wait(ctx, offset); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return status.Errorf(codes.DeadlineExceeded, "offset %d of topic %q is written but had not reached this server before the deadline", offset, t.Name)
+		}
+		return s.logError(ctx, err, t)
+	}
+	return nil
 }
 
 // readBatch reads records from off, below next, into one response.

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/dislog/dislog/server/internal/codec"
+	"github.com/dislog/dislog/server/internal/fsm"
 	"github.com/dislog/dislog/server/internal/topics"
 	"github.com/dislog/dislog/storelog"
 	"google.golang.org/grpc/codes"
@@ -29,6 +31,34 @@ func topicError(err error, topic string) error {
 		return status.Errorf(codes.InvalidArgument, "invalid topic config: %v", trimPrefix(err))
 	}
 	return status.Errorf(codes.Internal, "topic %q: %v", topic, err)
+}
+
+// ResultError turns the error of an FSM command's result into a status. A status passes as it is.
+func ResultError(err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	msg := err.Error()
+	for _, sentinel := range []error{fsm.ErrTopicNotFound, fsm.ErrTopicExists, fsm.ErrSequence, fsm.ErrOffsetPastEnd} {
+		if errors.Is(err, sentinel) {
+			msg = strings.TrimPrefix(msg, sentinel.Error()+": ")
+		}
+	}
+	switch {
+	case errors.Is(err, fsm.ErrTopicNotFound):
+		return status.Errorf(codes.NotFound, "%s; create it with CreateTopic", msg)
+	case errors.Is(err, fsm.ErrTopicExists):
+		return status.Errorf(codes.AlreadyExists, "%s; DescribeTopic shows it", msg)
+	case errors.Is(err, fsm.ErrSequence):
+		return status.Errorf(codes.FailedPrecondition, "out of sequence: %s", msg)
+	case errors.Is(err, fsm.ErrOffsetPastEnd):
+		return status.Errorf(codes.OutOfRange, "%s; commit the offset after the last record processed", msg)
+	case errors.Is(err, topics.ErrInvalidName), errors.Is(err, topics.ErrInvalidConfig):
+		return status.Errorf(codes.InvalidArgument, "%v", trimPrefix(err))
+	case errors.Is(err, storelog.ErrRecordTooLarge):
+		return status.Errorf(codes.ResourceExhausted, "%v", err)
+	}
+	return status.Errorf(codes.Internal, "%v", err)
 }
 
 // logError turns an error from a topic's log into a status, and logs the ones that mean the server

@@ -1,14 +1,17 @@
-// Package rpc implements the dislog.v1 LogService over a topic registry and a consumer offset
-// store. Authentication and the ACL are not here: interceptors (package acl) run before every call.
+// Package rpc implements the dislog.v1 LogService over a topic registry, which it reads, and a
+// Raft cluster, through which it writes: every produce, topic change and offset commit is an FSM
+// command (package fsm). Authentication and the ACL are not here: interceptors (package acl) run
+// before every call.
 package rpc
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
 	"github.com/dislog/dislog/server/internal/codec"
-	"github.com/dislog/dislog/server/internal/offsets"
+	"github.com/dislog/dislog/server/internal/fsm"
 	"github.com/dislog/dislog/server/internal/topics"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
@@ -17,14 +20,26 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
+// Cluster is the Raft cluster the service writes through.
+type Cluster interface {
+	// Submit starts applying an FSM command through the Raft log, on the leader or forwarded to it,
+	// and returns a wait for its result. Commands one caller submits are applied in that order.
+	Submit(ctx context.Context, cmd []byte) func() (*fsm.Result, error)
+	// LeaderNextOffset is a topic's next offset on the leader: every acknowledged record is below it.
+	LeaderNextOffset(ctx context.Context, topic string) (uint64, error)
+	// Offset is a consumer group's committed offset on a topic, and whether it committed one.
+	Offset(group, topic string) (uint64, bool)
+	// Servers lists the servers of the cluster.
+	Servers(ctx context.Context) ([]*dislogv1.Server, error)
+}
+
 // Config is what a Service serves.
 type Config struct {
+	// Topics are the local topics, which reads are served from and which the FSM writes.
 	Topics  *topics.Registry
-	Offsets *offsets.Store
+	Cluster Cluster
 	// MaxRecordBytes is the largest encoded record (key, headers and value) a produce may carry.
 	MaxRecordBytes int
-	// NodeID and RPCAddr describe this server in GetServers.
-	NodeID, RPCAddr string
 	// Stopping is canceled when the server starts shutting down: streams end with UNAVAILABLE.
 	Stopping context.Context
 	// Visible, if set, says whether the caller of ctx may see a topic in ListTopics.
@@ -85,6 +100,11 @@ func (s *Service) Consume(ctx context.Context, req *dislogv1.ConsumeRequest) (*d
 	if err != nil {
 		return nil, err
 	}
+	if req.GetReadYourWrites() {
+		if err := s.awaitWrites(ctx, t, req.GetOffset()); err != nil {
+			return nil, err
+		}
+	}
 	rec, err := s.read(ctx, t, req.GetOffset())
 	if err != nil {
 		return nil, err
@@ -109,13 +129,29 @@ func (s *Service) read(ctx context.Context, t *topics.Topic, offset uint64) (*di
 	return rec, nil
 }
 
-// GetServers lists this server: until replication, it is the whole cluster and its leader.
-func (s *Service) GetServers(context.Context, *dislogv1.GetServersRequest) (*dislogv1.GetServersResponse, error) {
-	return &dislogv1.GetServersResponse{Servers: []*dislogv1.Server{{Id: s.cfg.NodeID, RpcAddr: s.cfg.RPCAddr, IsLeader: true}}}, nil
+// GetServers lists every server of the Raft configuration.
+func (s *Service) GetServers(ctx context.Context, _ *dislogv1.GetServersRequest) (*dislogv1.GetServersResponse, error) {
+	servers, err := s.cfg.Cluster.Servers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &dislogv1.GetServersResponse{Servers: servers}, nil
+}
+
+// apply applies one command through the cluster and waits for its result.
+func (s *Service) apply(ctx context.Context, c *fsm.Command) (*fsm.Result, error) {
+	r, err := s.cfg.Cluster.Submit(ctx, fsm.AppendCommand(make([]byte, 0, fsm.CommandSize(c)), c))()
+	if err != nil {
+		return nil, err
+	}
+	if r.Err != nil {
+		return nil, ResultError(r.Err)
+	}
+	return r, nil
 }
 
 // CreateTopic creates a topic.
-func (s *Service) CreateTopic(_ context.Context, req *dislogv1.CreateTopicRequest) (*dislogv1.CreateTopicResponse, error) {
+func (s *Service) CreateTopic(ctx context.Context, req *dislogv1.CreateTopicRequest) (*dislogv1.CreateTopicResponse, error) {
 	var c topics.Config
 	if pc := req.GetConfig(); pc != nil {
 		c.RetentionBytes = pc.GetRetentionBytes()
@@ -126,26 +162,34 @@ func (s *Service) CreateTopic(_ context.Context, req *dislogv1.CreateTopicReques
 			c.RetentionAge = age.AsDuration()
 		}
 	}
-	t, err := s.cfg.Topics.Create(req.GetTopic(), c)
-	if err != nil {
-		return nil, topicError(err, req.GetTopic())
-	}
-	return &dislogv1.CreateTopicResponse{Topic: topicInfo(t)}, nil
-}
-
-// DeleteTopic deletes a topic and the offsets committed on it.
-func (s *Service) DeleteTopic(_ context.Context, req *dislogv1.DeleteTopicRequest) (*dislogv1.DeleteTopicResponse, error) {
 	if err := topics.ValidateName(req.GetTopic()); err != nil {
 		return nil, topicError(err, req.GetTopic())
 	}
-	if err := s.cfg.Topics.Delete(req.GetTopic()); err != nil {
+	if c.RetentionBytes < 0 || c.RetentionAge < 0 {
+		return nil, topicError(fmt.Errorf("%w: retention must not be negative", topics.ErrInvalidConfig), req.GetTopic())
+	}
+	if _, err := s.apply(ctx, &fsm.Command{
+		Kind: fsm.KindCreateTopic, Topic: req.GetTopic(), RetentionBytes: c.RetentionBytes, RetentionAge: int64(c.RetentionAge),
+	}); err != nil {
+		return nil, err
+	}
+	if t, err := s.cfg.Topics.Get(req.GetTopic()); err == nil {
+		return &dislogv1.CreateTopicResponse{Topic: topicInfo(t)}, nil
+	}
+	// Created through the leader and not yet applied here.
+	return &dislogv1.CreateTopicResponse{Topic: topicInfo(&topics.Topic{Name: req.GetTopic(), Config: c})}, nil
+}
+
+// DeleteTopic deletes a topic and the offsets committed on it.
+func (s *Service) DeleteTopic(ctx context.Context, req *dislogv1.DeleteTopicRequest) (*dislogv1.DeleteTopicResponse, error) {
+	if err := topics.ValidateName(req.GetTopic()); err != nil {
 		return nil, topicError(err, req.GetTopic())
+	}
+	if _, err := s.apply(ctx, &fsm.Command{Kind: fsm.KindDeleteTopic, Topic: req.GetTopic()}); err != nil {
+		return nil, err
 	}
 	for _, c := range s.Collectors() {
 		c.(*prometheus.CounterVec).DeleteLabelValues(req.GetTopic())
-	}
-	if err := s.cfg.Offsets.DeleteTopic(req.GetTopic()); err != nil {
-		return nil, status.Errorf(codes.Internal, "topic %q was deleted, but not the offsets committed on it: %v", req.GetTopic(), err)
 	}
 	return &dislogv1.DeleteTopicResponse{}, nil
 }
@@ -171,14 +215,13 @@ func (s *Service) DescribeTopic(_ context.Context, req *dislogv1.DescribeTopicRe
 }
 
 func topicInfo(t *topics.Topic) *dislogv1.TopicInfo {
-	st := t.Log.Stats()
 	info := &dislogv1.TopicInfo{
-		Topic:        t.Name,
-		Config:       &dislogv1.TopicConfig{RetentionBytes: t.Config.RetentionBytes},
-		LowestOffset: st.LowestOffset,
-		NextOffset:   st.NextOffset,
-		Bytes:        st.Bytes,
-		Segments:     int64(st.Segments),
+		Topic:  t.Name,
+		Config: &dislogv1.TopicConfig{RetentionBytes: t.Config.RetentionBytes},
+	}
+	if t.Log != nil {
+		st := t.Log.Stats()
+		info.LowestOffset, info.NextOffset, info.Bytes, info.Segments = st.LowestOffset, st.NextOffset, st.Bytes, int64(st.Segments)
 	}
 	if t.Config.RetentionAge > 0 {
 		info.Config.RetentionAge = durationpb.New(t.Config.RetentionAge)
@@ -191,16 +234,13 @@ func (s *Service) CommitOffset(ctx context.Context, req *dislogv1.CommitOffsetRe
 	if err := topics.ValidateName(req.GetGroup()); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "invalid group name: %v", trimPrefix(err))
 	}
-	t, err := s.topic(req.GetTopic())
-	if err != nil {
+	if err := topics.ValidateName(req.GetTopic()); err != nil {
+		return nil, topicError(err, req.GetTopic())
+	}
+	if _, err := s.apply(ctx, &fsm.Command{
+		Kind: fsm.KindCommitOffset, Topic: req.GetTopic(), Group: req.GetGroup(), Offset: req.GetOffset(),
+	}); err != nil {
 		return nil, err
-	}
-	if next := t.Log.NextOffset(); req.GetOffset() > next {
-		return nil, status.Errorf(codes.OutOfRange,
-			"offset %d is past the end of topic %q, whose next offset is %d: commit the offset after the last record processed", req.GetOffset(), t.Name, next)
-	}
-	if err := s.cfg.Offsets.Commit(req.GetGroup(), t.Name, req.GetOffset()); err != nil {
-		return nil, status.Errorf(codes.Internal, "%v", err)
 	}
 	return &dislogv1.CommitOffsetResponse{}, nil
 }
@@ -214,6 +254,6 @@ func (s *Service) FetchOffset(ctx context.Context, req *dislogv1.FetchOffsetRequ
 	if err != nil {
 		return nil, err
 	}
-	off, ok := s.cfg.Offsets.Fetch(req.GetGroup(), t.Name)
+	off, ok := s.cfg.Cluster.Offset(req.GetGroup(), t.Name)
 	return &dislogv1.FetchOffsetResponse{Offset: off, Committed: ok}, nil
 }

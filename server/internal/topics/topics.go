@@ -86,6 +86,25 @@ type Topic struct {
 	Log    *storelog.Log
 
 	deleted atomic.Bool
+	// at, when not 0, is the time (Unix nanoseconds) the log's clock reads: AppendAt sets it so that
+	// every replica stamps a batch with the time its leader gave it.
+	at atomic.Int64
+}
+
+func (t *Topic) now() time.Time {
+	if ns := t.at.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Now()
+}
+
+// AppendAt appends values as one batch stamped with at (Unix nanoseconds; storelog never lets times
+// go backwards, so a later time of an earlier batch wins). It must not run concurrently with another
+// append to the topic: a replicated server appends from its FSM alone.
+func (t *Topic) AppendAt(values [][]byte, at int64) (uint64, error) {
+	t.at.Store(at)
+	defer t.at.Store(0)
+	return t.Log.AppendBatch(values)
 }
 
 // Deleted reports whether the topic was deleted: its log is closed, and calls that got ErrClosed
@@ -172,11 +191,14 @@ func (r *Registry) openTopic(name string) (*Topic, error) {
 		lopts.MaxSegmentAge = max(cf.RetentionAge/8, time.Second)
 	}
 	lopts.Logger = r.opts.Logger.With(slog.String("topic", name))
+	t := &Topic{Name: name, Config: cf.Config}
+	lopts.Clock = t.now
 	l, err := storelog.Open(filepath.Join(dir, logDirName), lopts)
 	if err != nil {
 		return nil, fmt.Errorf("topics: topic %q: %w", name, err)
 	}
-	return &Topic{Name: name, Config: cf.Config, Log: l}, nil
+	t.Log = l
+	return t, nil
 }
 
 // Get returns the topic called name.

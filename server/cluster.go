@@ -1,0 +1,696 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	dislogv1 "github.com/dislog/dislog/client/api/v1"
+	"github.com/dislog/dislog/discovery"
+	"github.com/dislog/dislog/raftlog"
+	"github.com/dislog/dislog/server/internal/fsm"
+	"github.com/dislog/dislog/server/internal/mux"
+	peerv1 "github.com/dislog/dislog/server/internal/peerapi/v1"
+	"github.com/dislog/dislog/server/internal/rpc"
+	"github.com/dislog/dislog/server/internal/topics"
+	"github.com/dislog/dislog/storelog"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+)
+
+// lastIndexTag is the Serf tag in which each server gossips its last Raft index, for GetServers.
+const lastIndexTag = "last_index"
+
+// cluster is a server's place in its Raft cluster: the Raft node, the FSM it drives, Serf
+// membership, and connections to peers for forwarded writes and record copies.
+type cluster struct {
+	opts     *options
+	log      *slog.Logger
+	id, addr string
+	topics   *topics.Registry
+
+	fsm       *fsm.FSM
+	store     *raftlog.Store
+	snapshots *raft.FileSnapshotStore
+	transport *raft.NetworkTransport
+	raft      *raft.Raft
+	members   *discovery.Membership
+	peers     *peerConns
+
+	stop    context.CancelFunc
+	stopped context.Context
+	loops   sync.WaitGroup
+
+	// failedSince is when the leader first saw each failed member; the reconcile loop removes it
+	// after the grace period. Only the reconcile loop and the membership handler touch it.
+	mu          sync.Mutex
+	failedSince map[string]time.Time
+}
+
+func openCluster(o *options, log *slog.Logger, reg *topics.Registry, m *mux.Mux, addr string, peerTLS *tls.Config) (_ *cluster, err error) {
+	c := &cluster{
+		opts: o, log: log, id: o.nodeID, addr: addr, topics: reg,
+		peers: &peerConns{tls: peerTLS, conns: map[string]*grpc.ClientConn{}}, failedSince: map[string]time.Time{},
+	}
+	c.stopped, c.stop = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			c.close()
+		}
+	}()
+	if c.fsm, err = fsm.Open(fsm.Config{Dir: o.dataDir, Topics: reg, Fetch: c.fetch, Logger: log}); err != nil {
+		return nil, err
+	}
+	raftDir := filepath.Join(o.dataDir, "raft")
+	if c.store, err = raftlog.Open(raftDir, raftlog.Options{
+		MaxEntryBytes: uint32(o.maxMessageBytes + 1<<20),
+		Logger:        log,
+	}); err != nil {
+		return nil, fmt.Errorf("server: raft log: %w", err)
+	}
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: &slogWriter{log: log}})
+	if c.snapshots, err = raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog); err != nil {
+		return nil, fmt.Errorf("server: raft snapshots: %w", err)
+	}
+	c.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: m.Raft(), MaxPool: 4, Timeout: 10 * time.Second, Logger: hlog,
+	})
+	conf := raft.DefaultConfig()
+	conf.LocalID = raft.ServerID(o.nodeID)
+	conf.HeartbeatTimeout = o.raft.HeartbeatTimeout
+	conf.ElectionTimeout = o.raft.ElectionTimeout
+	conf.LeaderLeaseTimeout = o.raft.LeaderLeaseTimeout
+	conf.CommitTimeout = o.raft.CommitTimeout
+	conf.SnapshotThreshold = o.raft.SnapshotThreshold
+	conf.SnapshotInterval = o.raft.SnapshotInterval
+	conf.TrailingLogs = o.raft.TrailingLogs
+	conf.MaxAppendEntries = 256
+	conf.BatchApplyCh = true
+	// The FSM's state is on disk, with the index it holds: Raft replays the log after its last
+	// snapshot into it, and the FSM skips what it has.
+	conf.NoSnapshotRestoreOnStart = true
+	conf.Logger = hlog
+	if err := raft.ValidateConfig(conf); err != nil {
+		return nil, fmt.Errorf("server: raft: %w", err)
+	}
+	hasState, err := raft.HasExistingState(c.store, c.store, c.snapshots)
+	if err != nil {
+		return nil, fmt.Errorf("server: raft: %w", err)
+	}
+	if c.raft, err = raft.NewRaft(conf, c.fsm, c.store, c.store, c.snapshots, c.transport); err != nil {
+		return nil, fmt.Errorf("server: raft: %w", err)
+	}
+	if o.bootstrap && !hasState {
+		err := c.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter, ID: raft.ServerID(o.nodeID), Address: raft.ServerAddress(addr),
+		}}}).Error()
+		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return nil, fmt.Errorf("server: bootstrap: %w", err)
+		}
+	}
+	if o.serfAddr != "" {
+		if c.members, err = discovery.New(discovery.Config{
+			NodeName: o.nodeID, BindAddr: o.serfAddr, RPCAddr: addr, SeedAddrs: o.join,
+			Tags:    map[string]string{lastIndexTag: "0"},
+			Timings: o.serfTimings, Logger: log,
+		}, membershipHandler{c}); err != nil {
+			return nil, fmt.Errorf("server: membership: %w", err)
+		}
+		if o.bootstrapExpect > 0 && !hasState {
+			c.goLoop(c.bootstrapExpected)
+		}
+		c.goLoop(c.reconcileLoop)
+		c.goLoop(c.gossipLastIndex)
+	}
+	return c, nil
+}
+
+func (c *cluster) goLoop(f func()) {
+	c.loops.Add(1)
+	go func() {
+		defer c.loops.Done()
+		f()
+	}()
+}
+
+// SerfAddr is the address Serf gossips on, or "" without Serf.
+func (c *cluster) serfAddr() string {
+	if c.members == nil {
+		return ""
+	}
+	return c.members.Addr()
+}
+
+// bootstrapExpected waits for the expected number of servers to gossip, then bootstraps Raft with
+// all of them. Every server does the same with the same set, which Raft allows.
+func (c *cluster) bootstrapExpected() {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var servers []raft.Server
+		for _, m := range c.members.Members() {
+			if m.Status == discovery.StatusAlive && m.RPCAddr != "" {
+				servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(m.ID), Address: raft.ServerAddress(m.RPCAddr)})
+			}
+		}
+		if len(servers) >= c.opts.bootstrapExpect {
+			err := c.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+			if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+				c.log.Error("bootstrap", slog.Any("error", err))
+			} else {
+				c.log.Info("bootstrapped the cluster", slog.Int("servers", len(servers)))
+			}
+			return
+		}
+		select {
+		case <-c.stopped.Done():
+			return
+		case <-tick.C:
+		}
+		if _, id := c.raft.LeaderWithID(); id != "" {
+			return // another server bootstrapped and this one was added
+		}
+	}
+}
+
+// reconcileLoop makes the leader's Raft configuration follow Serf membership, repairing any event
+// the handler missed, and removes failed servers after the grace period.
+func (c *cluster) reconcileLoop() {
+	tick := time.NewTicker(c.opts.reconcileInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.stopped.Done():
+			return
+		case <-tick.C:
+		}
+		if c.raft.State() == raft.Leader {
+			c.reconcile()
+		}
+	}
+}
+
+func (c *cluster) reconcile() {
+	f := c.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	inConfig := map[raft.ServerID]raft.ServerAddress{}
+	for _, s := range f.Configuration().Servers {
+		inConfig[s.ID] = s.Address
+	}
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range c.members.Members() {
+		id := raft.ServerID(m.ID)
+		if m.ID == c.id {
+			continue
+		}
+		addr, known := inConfig[id]
+		switch m.Status {
+		case discovery.StatusAlive:
+			delete(c.failedSince, m.ID)
+			if m.RPCAddr != "" && (!known || addr != raft.ServerAddress(m.RPCAddr)) {
+				c.addVoter(m.ID, m.RPCAddr)
+			}
+		case discovery.StatusLeft:
+			if known {
+				c.removeServer(m.ID, "left")
+			}
+		case discovery.StatusFailed:
+			since, ok := c.failedSince[m.ID]
+			if !ok {
+				c.failedSince[m.ID] = now
+			} else if known && now.Sub(since) >= c.opts.failedRemoveAfter {
+				c.removeServer(m.ID, "failed")
+				delete(c.failedSince, m.ID)
+			}
+		}
+	}
+}
+
+func (c *cluster) addVoter(id, addr string) {
+	if err := c.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 10*time.Second).Error(); err != nil {
+		c.log.Warn("adding a server to the cluster", slog.String("id", id), slog.String("addr", addr), slog.Any("error", err))
+		return
+	}
+	c.log.Info("server joined the cluster", slog.String("id", id), slog.String("addr", addr))
+}
+
+func (c *cluster) removeServer(id, why string) {
+	if err := c.raft.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error(); err != nil {
+		c.log.Warn("removing a server from the cluster", slog.String("id", id), slog.Any("error", err))
+		return
+	}
+	c.log.Info("server removed from the cluster", slog.String("id", id), slog.String("why", why))
+}
+
+// membershipHandler turns Serf events into Raft configuration changes on the leader.
+type membershipHandler struct{ c *cluster }
+
+func (h membershipHandler) Join(id, rpcAddr string) error {
+	if h.c.raft.State() != raft.Leader {
+		return nil
+	}
+	f := h.c.raft.GetConfiguration()
+	if f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			if s.ID == raft.ServerID(id) && s.Address == raft.ServerAddress(rpcAddr) {
+				return nil
+			}
+		}
+	}
+	h.c.addVoter(id, rpcAddr)
+	return nil
+}
+
+func (h membershipHandler) Leave(id string) error {
+	if h.c.raft.State() != raft.Leader {
+		return nil
+	}
+	for _, m := range h.c.members.Members() {
+		if m.ID == id && (m.Status == discovery.StatusLeft || m.Status == discovery.StatusLeaving) {
+			h.c.removeServer(id, "left")
+		}
+	}
+	// A failed server is removed by the reconcile loop once the grace period is over.
+	return nil
+}
+
+// gossipLastIndex puts this server's last Raft index in its Serf tags every second.
+func (c *cluster) gossipLastIndex() {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	sent := uint64(0)
+	for {
+		select {
+		case <-c.stopped.Done():
+			return
+		case <-tick.C:
+		}
+		if last := c.raft.LastIndex(); last != sent {
+			if err := c.members.SetTags(map[string]string{lastIndexTag: strconv.FormatUint(last, 10)}); err == nil {
+				sent = last
+			}
+		}
+	}
+}
+
+// leader returns the leader's ID and address, or "" if no leader is known.
+func (c *cluster) leader() (string, string) {
+	addr, id := c.raft.LeaderWithID()
+	return string(id), string(addr)
+}
+
+// Submit starts applying a command through Raft: on the leader it is appended at once and the
+// returned wait gives the FSM's result; on a follower it is forwarded to the leader. Commands from
+// one caller are applied in the order they were submitted.
+func (c *cluster) Submit(ctx context.Context, cmd []byte) func() (*fsm.Result, error) {
+	if c.raft.State() == raft.Leader {
+		f := c.raft.Apply(cmd, applyTimeout(ctx))
+		return func() (*fsm.Result, error) { return result(f) }
+	}
+	r, err := c.forward(ctx, cmd)
+	return func() (*fsm.Result, error) { return r, err }
+}
+
+func applyTimeout(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return max(time.Until(d), time.Millisecond)
+	}
+	return 10 * time.Second
+}
+
+func result(f raft.ApplyFuture) (*fsm.Result, error) {
+	if err := f.Error(); err != nil {
+		return nil, raftError(err)
+	}
+	return f.Response().(*fsm.Result), nil
+}
+
+// raftError explains a Raft error to a client.
+func raftError(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return status.Error(codes.Unavailable, "the server lost its leadership before the write was made; retry")
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return status.Error(codes.Unavailable, "the leader changed while the write was replicated: it may or may not have been written; retry with an idempotent producer to be sure of writing it once")
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return status.Error(codes.Unavailable, "the server is shutting down; retry on another server")
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return status.Error(codes.DeadlineExceeded, "the write was not replicated before the deadline")
+	}
+	return status.Errorf(codes.Internal, "raft: %v", err)
+}
+
+// forward sends a command to the leader, waiting for one to be known (up to ctx's deadline, or
+// 10 s) and retrying a leader that says it no longer leads, which means it did not append it.
+func (c *cluster) forward(ctx context.Context, cmd []byte) (*fsm.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, applyTimeout(ctx))
+	defer cancel()
+	retry := time.NewTicker(20 * time.Millisecond)
+	defer retry.Stop()
+	for {
+		_, addr := c.leader()
+		switch {
+		case addr == c.addr:
+			return result(c.raft.Apply(cmd, applyTimeout(ctx)))
+		case addr != "":
+			client, err := c.peers.client(addr)
+			if err != nil {
+				return nil, status.Errorf(codes.Internal, "dial the leader: %v", err)
+			}
+			resp, err := client.Apply(ctx, &peerv1.ApplyRequest{Command: cmd})
+			if err == nil {
+				return &fsm.Result{BaseOffset: resp.GetBaseOffset(), Duplicate: resp.GetDuplicate()}, nil
+			}
+			if status.Code(err) != codes.FailedPrecondition || status.Convert(err).Message() != notLeaderMessage {
+				return nil, err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, status.Error(codes.Unavailable, "no leader: the cluster has no leader it agrees on; retry later")
+		case <-c.stopped.Done():
+			return nil, status.Error(codes.Unavailable, "the server is shutting down; retry on another server")
+		case <-retry.C:
+		}
+	}
+}
+
+// notLeaderMessage is what a server answers a forwarded write with when it does not lead; the
+// forwarding server then asks the new leader.
+const notLeaderMessage = "not the leader"
+
+// LeaderNextOffset returns the next offset of topic on the leader.
+func (c *cluster) LeaderNextOffset(ctx context.Context, topic string) (uint64, error) {
+	_, addr := c.leader()
+	if addr == "" {
+		return 0, status.Error(codes.Unavailable, "no leader to ask for the topic's end; retry later")
+	}
+	if addr == c.addr {
+		t, err := c.topics.Get(topic)
+		if err != nil {
+			return 0, status.Errorf(codes.NotFound, "topic %q does not exist", topic)
+		}
+		return t.Log.NextOffset(), nil
+	}
+	client, err := c.peers.client(addr)
+	if err != nil {
+		return 0, status.Errorf(codes.Internal, "dial the leader: %v", err)
+	}
+	resp, err := client.NextOffset(ctx, &peerv1.NextOffsetRequest{Topic: topic})
+	if err != nil {
+		return 0, err
+	}
+	return resp.GetNextOffset(), nil
+}
+
+// Offset returns a consumer group's committed offset.
+func (c *cluster) Offset(group, topic string) (uint64, bool) { return c.fsm.Offset(group, topic) }
+
+// Servers lists every server of the Raft configuration.
+func (c *cluster) Servers(context.Context) ([]*dislogv1.Server, error) {
+	f := c.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, raftError(err)
+	}
+	_, leaderID := c.raft.LeaderWithID()
+	tags := map[string]string{}
+	if c.members != nil {
+		for _, m := range c.members.Members() {
+			tags[m.ID] = m.Tags[lastIndexTag]
+		}
+	}
+	var servers []*dislogv1.Server
+	for _, s := range f.Configuration().Servers {
+		srv := &dislogv1.Server{
+			Id: string(s.ID), RpcAddr: string(s.Address),
+			IsLeader: s.ID == leaderID, IsVoter: s.Suffrage == raft.Voter,
+		}
+		if string(s.ID) == c.id {
+			srv.LastIndex = c.raft.LastIndex()
+		} else if v, err := strconv.ParseUint(tags[string(s.ID)], 10, 64); err == nil {
+			srv.LastIndex = v
+		}
+		servers = append(servers, srv)
+	}
+	slices.SortFunc(servers, func(a, b *dislogv1.Server) int {
+		switch {
+		case a.Id < b.Id:
+			return -1
+		case a.Id > b.Id:
+			return 1
+		}
+		return 0
+	})
+	return servers, nil
+}
+
+// fetch copies records from a peer for the FSM's restore: from the leader, or else any other server.
+func (c *cluster) fetch(ctx context.Context, topic string, from, to uint64, fn func(fsm.Records) error) error {
+	var addrs []string
+	if _, addr := c.leader(); addr != "" && addr != c.addr {
+		addrs = append(addrs, addr)
+	}
+	if f := c.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			if a := string(s.Address); a != c.addr && !slices.Contains(addrs, a) {
+				addrs = append(addrs, a)
+			}
+		}
+	}
+	var errs []error
+	for _, addr := range addrs {
+		err := c.fetchFrom(ctx, addr, topic, from, to, fn)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+		var got *partialFetch
+		if errors.As(err, &got) {
+			from = got.next
+		}
+	}
+	if len(errs) == 0 {
+		return errors.New("no peer to copy records from")
+	}
+	return errors.Join(errs...)
+}
+
+// partialFetch is a fetch that stopped at next.
+type partialFetch struct {
+	next uint64
+	err  error
+}
+
+func (p *partialFetch) Error() string { return fmt.Sprintf("stopped at offset %d: %v", p.next, p.err) }
+func (p *partialFetch) Unwrap() error { return p.err }
+
+func (c *cluster) fetchFrom(ctx context.Context, addr, topic string, from, to uint64, fn func(fsm.Records) error) error {
+	client, err := c.peers.client(addr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := client.ReadRecords(ctx, &peerv1.ReadRecordsRequest{Topic: topic, From: from, To: to})
+	if err != nil {
+		return err
+	}
+	next := from
+	for next < to {
+		resp, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return &partialFetch{next: next, err: err}
+		}
+		if resp.GetFirstOffset() != next || len(resp.GetValues()) != len(resp.GetTimes()) {
+			return &partialFetch{next: next, err: fmt.Errorf("peer sent a malformed run at offset %d", resp.GetFirstOffset())}
+		}
+		recs := make(fsm.Records, len(resp.GetValues()))
+		for i, v := range resp.GetValues() {
+			recs[i] = storelog.Record{Offset: next + uint64(i), Time: resp.GetTimes()[i], Value: v}
+		}
+		if err := fn(recs); err != nil {
+			return err
+		}
+		next += uint64(len(recs))
+	}
+	return nil
+}
+
+// leave hands leadership to another voter if this server leads, then leaves Serf gracefully, so
+// that the new leader removes this server from the configuration.
+func (c *cluster) leave() {
+	if c.raft.State() == raft.Leader && c.voters() > 1 {
+		if err := c.raft.LeadershipTransfer().Error(); err != nil {
+			c.log.Warn("leadership transfer", slog.Any("error", err))
+		} else {
+			c.log.Info("handed leadership to another server")
+		}
+	}
+	if c.members != nil {
+		if err := c.members.Leave(); err != nil {
+			c.log.Warn("leaving the cluster", slog.Any("error", err))
+		}
+	}
+}
+
+func (c *cluster) voters() int {
+	f := c.raft.GetConfiguration()
+	if f.Error() != nil {
+		return 0
+	}
+	n := 0
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			n++
+		}
+	}
+	return n
+}
+
+// close stops Raft and membership and closes the stores. It is safe on a partly opened cluster.
+func (c *cluster) close() error {
+	c.stop()
+	var errs []error
+	if c.members != nil {
+		errs = append(errs, c.members.Shutdown())
+	}
+	c.loops.Wait()
+	if c.raft != nil {
+		errs = append(errs, c.raft.Shutdown().Error())
+	}
+	if c.transport != nil {
+		errs = append(errs, c.transport.Close())
+	}
+	if c.store != nil {
+		errs = append(errs, c.store.Close())
+	}
+	c.peers.close()
+	return errors.Join(errs...)
+}
+
+// peerConns holds one gRPC connection per peer address, dialed with the server's certificate.
+type peerConns struct {
+	tls   *tls.Config
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+func (p *peerConns) client(addr string) (peerv1.PeerClient, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cc, ok := p.conns[addr]; ok {
+		return peerv1.NewPeerClient(cc), nil
+	}
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(p.tls)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
+		grpc.WithInitialWindowSize(streamWindowBytes), grpc.WithInitialConnWindowSize(connWindowBytes),
+		grpc.WithWriteBufferSize(ioBufferBytes), grpc.WithReadBufferSize(ioBufferBytes))
+	if err != nil {
+		return nil, err
+	}
+	p.conns[addr] = cc
+	return peerv1.NewPeerClient(cc), nil
+}
+
+func (p *peerConns) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, cc := range p.conns {
+		cc.Close()
+		delete(p.conns, addr)
+	}
+}
+
+// peerService is the dislog.peer.v1 service other servers call.
+type peerService struct {
+	peerv1.UnimplementedPeerServer
+	c *cluster
+}
+
+func (s *peerService) Apply(ctx context.Context, req *peerv1.ApplyRequest) (*peerv1.ApplyResponse, error) {
+	if s.c.raft.State() != raft.Leader {
+		return nil, status.Error(codes.FailedPrecondition, notLeaderMessage)
+	}
+	r, err := result(s.c.raft.Apply(req.GetCommand(), applyTimeout(ctx)))
+	if err != nil {
+		return nil, err
+	}
+	if r.Err != nil {
+		return nil, rpc.ResultError(r.Err)
+	}
+	return &peerv1.ApplyResponse{BaseOffset: r.BaseOffset, Duplicate: r.Duplicate}, nil
+}
+
+// maxRunBytes bounds the record bytes of one ReadRecords response.
+const maxRunBytes = 1 << 20
+
+func (s *peerService) ReadRecords(req *peerv1.ReadRecordsRequest, stream peerv1.Peer_ReadRecordsServer) error {
+	t, err := s.c.topics.Get(req.GetTopic())
+	if err != nil {
+		return status.Errorf(codes.NotFound, "topic %q does not exist", req.GetTopic())
+	}
+	if req.GetFrom() < t.Log.LowestOffset() || req.GetTo() > t.Log.NextOffset() || req.GetFrom() > req.GetTo() {
+		return status.Errorf(codes.OutOfRange, "topic %q holds [%d, %d), not [%d, %d)",
+			t.Name, t.Log.LowestOffset(), t.Log.NextOffset(), req.GetFrom(), req.GetTo())
+	}
+	resp := &peerv1.ReadRecordsResponse{FirstOffset: req.GetFrom()}
+	bytes := 0
+	for rec, err := range t.Log.Scan(req.GetFrom(), req.GetTo()) {
+		if err != nil {
+			return status.Errorf(codes.Internal, "topic %q: %v", t.Name, err)
+		}
+		resp.Values = append(resp.Values, rec.Value)
+		resp.Times = append(resp.Times, rec.Time)
+		bytes += len(rec.Value)
+		if bytes >= maxRunBytes {
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
+			resp = &peerv1.ReadRecordsResponse{FirstOffset: rec.Offset + 1}
+			bytes = 0
+		}
+	}
+	if len(resp.Values) > 0 {
+		return stream.Send(resp)
+	}
+	return nil
+}
+
+func (s *peerService) NextOffset(ctx context.Context, req *peerv1.NextOffsetRequest) (*peerv1.NextOffsetResponse, error) {
+	if s.c.raft.State() != raft.Leader {
+		return nil, status.Error(codes.FailedPrecondition, notLeaderMessage)
+	}
+	next, err := s.c.LeaderNextOffset(ctx, req.GetTopic())
+	if err != nil {
+		return nil, err
+	}
+	return &peerv1.NextOffsetResponse{NextOffset: next}, nil
+}
+
+// slogWriter passes Raft's log lines, which hclog writes at warning level or above, to slog.
+type slogWriter struct{ log *slog.Logger }
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	w.log.Warn(strings.TrimSpace(string(p)), slog.String("component", "raft"))
+	return len(p), nil
+}

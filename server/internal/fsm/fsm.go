@@ -1,0 +1,543 @@
+// Package fsm is the Raft state machine of a Dislog server: it applies committed commands (produce
+// batches, topic creations and deletions, consumer offset commits) to the server's topic logs.
+//
+// It is persistent and idempotent. Every stored record carries the Raft index of the batch that
+// wrote it (codec version 2), and the metadata file (fsm.json: topics, consumer offsets, the
+// idempotent producers' table) carries the index of the last command applied to it. Raft replays
+// the log after the last snapshot on every start (raft.Config.NoSnapshotRestoreOnStart is set: the
+// FSM's state is on disk already), and a command whose index a topic or the metadata file already
+// holds changes nothing, so a restart never appends a record twice.
+//
+// Snapshots hold the metadata and each topic's offsets, never records. Restoring one on a server
+// that lacks records copies them from a peer (Config.Fetch).
+package fsm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dislog/dislog/server/internal/codec"
+	"github.com/dislog/dislog/server/internal/topics"
+	"github.com/dislog/dislog/storelog"
+	"github.com/hashicorp/raft"
+)
+
+var (
+	// ErrTopicNotFound is the result of a command on a topic that does not exist.
+	ErrTopicNotFound = errors.New("fsm: topic not found")
+	// ErrTopicExists is the result of creating a topic that exists.
+	ErrTopicExists = errors.New("fsm: topic exists")
+	// ErrSequence is the result of an idempotent produce whose sequence number is neither the next
+	// one nor a retry of the last one. A producer's first batch to a topic may carry any sequence.
+	ErrSequence = errors.New("fsm: out of sequence")
+	// ErrOffsetPastEnd is the result of committing an offset past a topic's end.
+	ErrOffsetPastEnd = errors.New("fsm: offset past the end of the topic")
+)
+
+// Result is what applying a command returns, through raft.ApplyFuture.Response.
+type Result struct {
+	// BaseOffset is the offset of a produce's first record.
+	BaseOffset uint64
+	// Duplicate is true for a retry of an idempotent producer's last batch, which wrote nothing.
+	Duplicate bool
+	// Err is why the command changed nothing.
+	Err error
+}
+
+// Records is a run of stored records copied from a peer, in offset order.
+type Records []storelog.Record
+
+// Config is what an FSM works on.
+type Config struct {
+	// Dir holds the metadata file.
+	Dir    string
+	Topics *topics.Registry
+	// Fetch calls fn with the records [from, to) of topic, read from a peer, in runs. Restore uses
+	// it for the records a snapshot names and this server lacks.
+	Fetch  func(ctx context.Context, topic string, from, to uint64, fn func(Records) error) error
+	Logger *slog.Logger
+}
+
+// FSM is a raft.BatchingFSM over a server's topics.
+type FSM struct {
+	cfg Config
+
+	// mu guards state against readers; only Apply, ApplyBatch and Restore change it, one at a time,
+	// on Raft's FSM goroutine.
+	mu    sync.RWMutex
+	state State
+	// last is each topic's Raft index of its last stored record: a produce at or below it is in the
+	// topic already. Only the FSM goroutine uses it.
+	last map[string]uint64
+	// applied is the index of the last log entry applied.
+	applied atomic.Uint64
+}
+
+var _ raft.BatchingFSM = (*FSM)(nil)
+
+// Open loads the metadata file in cfg.Dir. A data directory from before replication, with topics
+// and no metadata file, has its topics adopted.
+func Open(cfg Config) (*FSM, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	f := &FSM{cfg: cfg, state: newState(), last: map[string]uint64{}}
+	b, err := os.ReadFile(filepath.Join(cfg.Dir, stateFileName))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		for _, t := range cfg.Topics.List() {
+			f.state.Topics[t.Name] = TopicState{RetentionBytes: t.Config.RetentionBytes, RetentionAge: int64(t.Config.RetentionAge)}
+		}
+	case err != nil:
+		return nil, fmt.Errorf("fsm: %w", err)
+	default:
+		if f.state, err = DecodeState(b); err != nil {
+			return nil, fmt.Errorf("fsm: %s: %w", stateFileName, err)
+		}
+	}
+	for name := range f.state.Topics {
+		t, err := cfg.Topics.Get(name)
+		if err != nil {
+			// Topics are created durably before the metadata names them: this one was removed by
+			// hand.
+			cfg.Logger.Error("fsm: a topic in the metadata file has no directory; dropping it", slog.String("topic", name))
+			delete(f.state.Topics, name)
+			continue
+		}
+		if f.last[name], err = lastIndex(t); err != nil {
+			return nil, err
+		}
+	}
+	f.applied.Store(f.state.Index)
+	return f, nil
+}
+
+// lastIndex reads the Raft index of a topic's last record.
+func lastIndex(t *topics.Topic) (uint64, error) {
+	next := t.Log.NextOffset()
+	if next == t.Log.LowestOffset() {
+		return 0, nil
+	}
+	rec, err := t.Log.Read(next - 1)
+	if err != nil {
+		return 0, fmt.Errorf("fsm: topic %q: last record: %w", t.Name, err)
+	}
+	index, err := codec.Index(rec.Value)
+	if err != nil {
+		return 0, fmt.Errorf("fsm: topic %q: last record: %w", t.Name, err)
+	}
+	return index, nil
+}
+
+// Applied returns the Raft index of the last log entry applied.
+func (f *FSM) Applied() uint64 { return f.applied.Load() }
+
+// Offset returns the offset group committed on topic, and whether it committed one.
+func (f *FSM) Offset(group, topic string) (uint64, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	off, ok := f.state.Offsets[group][topic]
+	return off, ok
+}
+
+// Apply applies one log entry.
+func (f *FSM) Apply(l *raft.Log) any {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies committed log entries in order, and writes the metadata file once if any of
+// them changed it.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	results := make([]any, len(logs))
+	dirty := false
+	f.mu.Lock()
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			results[i] = &Result{}
+			continue
+		}
+		c, err := DecodeCommand(l.Data)
+		if err != nil {
+			f.cfg.Logger.Error("fsm: skipping an entry that is not a command", slog.Uint64("index", l.Index), slog.Any("error", err))
+			results[i] = &Result{Err: err}
+			continue
+		}
+		r, changed := f.apply(l.Index, &c)
+		results[i] = r
+		dirty = dirty || changed
+	}
+	last := logs[len(logs)-1].Index
+	if dirty {
+		f.state.Index = last
+		if err := writeState(f.cfg.Dir, &f.state, false); err != nil {
+			// The log is replayed from the last index the file holds at the next start.
+			f.cfg.Logger.Error("fsm: writing the metadata file", slog.Any("error", err))
+		}
+	}
+	f.mu.Unlock()
+	f.applied.Store(last)
+	return results
+}
+
+// apply applies one command at index, and reports whether it changed the metadata.
+func (f *FSM) apply(index uint64, c *Command) (*Result, bool) {
+	replay := index <= f.state.Index
+	switch c.Kind {
+	case KindProduce:
+		return f.produce(index, c, replay)
+	case KindCreateTopic:
+		if replay {
+			return &Result{}, false
+		}
+		return f.createTopic(index, c)
+	case KindDeleteTopic:
+		if replay {
+			return &Result{}, false
+		}
+		return f.deleteTopic(c)
+	case KindCommitOffset:
+		if replay {
+			return &Result{}, false
+		}
+		return f.commitOffset(c)
+	}
+	return &Result{Err: fmt.Errorf("%w: kind %d", ErrMalformedCommand, c.Kind)}, false
+}
+
+func (f *FSM) produce(index uint64, c *Command, replay bool) (*Result, bool) {
+	if _, ok := f.state.Topics[c.Topic]; !ok {
+		return &Result{Err: fmt.Errorf("%w: topic %q does not exist", ErrTopicNotFound, c.Topic)}, false
+	}
+	t, err := f.cfg.Topics.Get(c.Topic)
+	if err != nil {
+		return &Result{Err: err}, false
+	}
+	idempotent := c.ProducerID != 0 && !replay
+	if idempotent {
+		p, ok := f.state.Producers[c.Topic][c.ProducerID]
+		switch {
+		case ok && c.Sequence+1 == p.Next:
+			return &Result{BaseOffset: p.Base, Duplicate: true}, false
+		case ok && c.Sequence != p.Next:
+			return &Result{Err: fmt.Errorf("%w: producer %d sent sequence %d to topic %q, want %d (or %d again for a retry)",
+				ErrSequence, c.ProducerID, c.Sequence, c.Topic, p.Next, p.Next-1)}, false
+		}
+	}
+	var base uint64
+	if index <= f.last[c.Topic] {
+		if base, err = findBase(t, index); err != nil {
+			return &Result{Err: err}, false
+		}
+	} else {
+		values := make([][]byte, len(c.Records))
+		for i, r := range c.Records {
+			values[i] = codec.Stored(index, r)
+		}
+		if base, err = t.AppendAt(values, c.Time); err != nil {
+			f.cfg.Logger.Error("fsm: append", slog.String("topic", c.Topic), slog.Uint64("index", index), slog.Any("error", err))
+			return &Result{Err: err}, false
+		}
+		f.last[c.Topic] = index
+	}
+	if !idempotent {
+		return &Result{BaseOffset: base}, false
+	}
+	if f.state.Producers == nil {
+		f.state.Producers = map[string]map[uint64]Producer{}
+	}
+	if f.state.Producers[c.Topic] == nil {
+		f.state.Producers[c.Topic] = map[uint64]Producer{}
+	}
+	f.state.Producers[c.Topic][c.ProducerID] = Producer{Next: c.Sequence + 1, Base: base}
+	return &Result{BaseOffset: base}, true
+}
+
+// findBase finds the offset of the first record a topic holds from the batch at index, by binary
+// search on the indexes the records carry.
+func findBase(t *topics.Topic, index uint64) (uint64, error) {
+	lo, hi := t.Log.LowestOffset(), t.Log.NextOffset()
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		rec, err := t.Log.Read(mid)
+		if err != nil {
+			return 0, err
+		}
+		i, err := codec.Index(rec.Value)
+		if err != nil {
+			return 0, err
+		}
+		if i < index {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo, nil
+}
+
+func (f *FSM) createTopic(index uint64, c *Command) (*Result, bool) {
+	if _, ok := f.state.Topics[c.Topic]; ok {
+		return &Result{Err: fmt.Errorf("%w: topic %q already exists", ErrTopicExists, c.Topic)}, false
+	}
+	conf := topics.Config{RetentionBytes: c.RetentionBytes, RetentionAge: time.Duration(c.RetentionAge)}
+	t, err := f.cfg.Topics.Create(c.Topic, conf)
+	if errors.Is(err, topics.ErrExists) {
+		// Created by this very command before a crash that the metadata file did not see.
+		t, err = f.cfg.Topics.Get(c.Topic)
+	}
+	if err != nil {
+		return &Result{Err: err}, false
+	}
+	if f.last[c.Topic], err = lastIndex(t); err != nil {
+		return &Result{Err: err}, false
+	}
+	f.state.Topics[c.Topic] = TopicState{Created: index, RetentionBytes: c.RetentionBytes, RetentionAge: c.RetentionAge}
+	return &Result{}, true
+}
+
+func (f *FSM) deleteTopic(c *Command) (*Result, bool) {
+	if _, ok := f.state.Topics[c.Topic]; !ok {
+		return &Result{Err: fmt.Errorf("%w: topic %q does not exist", ErrTopicNotFound, c.Topic)}, false
+	}
+	if err := f.cfg.Topics.Delete(c.Topic); err != nil && !errors.Is(err, topics.ErrNotFound) {
+		return &Result{Err: err}, false
+	}
+	f.forget(c.Topic)
+	return &Result{}, true
+}
+
+// forget drops a topic from the state.
+func (f *FSM) forget(topic string) {
+	delete(f.state.Topics, topic)
+	delete(f.state.Producers, topic)
+	delete(f.last, topic)
+	for group, offs := range f.state.Offsets {
+		delete(offs, topic)
+		if len(offs) == 0 {
+			delete(f.state.Offsets, group)
+		}
+	}
+}
+
+func (f *FSM) commitOffset(c *Command) (*Result, bool) {
+	if _, ok := f.state.Topics[c.Topic]; !ok {
+		return &Result{Err: fmt.Errorf("%w: topic %q does not exist", ErrTopicNotFound, c.Topic)}, false
+	}
+	if err := topics.ValidateName(c.Group); err != nil {
+		return &Result{Err: err}, false
+	}
+	t, err := f.cfg.Topics.Get(c.Topic)
+	if err != nil {
+		return &Result{Err: err}, false
+	}
+	if next := t.Log.NextOffset(); c.Offset > next {
+		return &Result{Err: fmt.Errorf("%w: offset %d is past the end of topic %q, whose next offset is %d", ErrOffsetPastEnd, c.Offset, c.Topic, next)}, false
+	}
+	if f.state.Offsets == nil {
+		f.state.Offsets = map[string]map[string]uint64{}
+	}
+	if f.state.Offsets[c.Group] == nil {
+		f.state.Offsets[c.Group] = map[string]uint64{}
+	}
+	f.state.Offsets[c.Group][c.Topic] = c.Offset
+	return &Result{}, true
+}
+
+// Snapshot captures the metadata and each topic's offsets. Raft calls it on the FSM goroutine, so
+// no command is being applied.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	s := cloneState(&f.state)
+	s.Index = f.applied.Load()
+	var logs []*storelog.Log
+	for name, ts := range s.Topics {
+		t, err := f.cfg.Topics.Get(name)
+		if err != nil {
+			return nil, fmt.Errorf("fsm: snapshot: %w", err)
+		}
+		ts.Lowest, ts.Next = t.Log.LowestOffset(), t.Log.NextOffset()
+		s.Topics[name] = ts
+		logs = append(logs, t.Log)
+	}
+	return &snapshot{state: s, logs: logs, dir: f.cfg.Dir}, nil
+}
+
+func cloneState(s *State) State {
+	c := State{Version: s.Version, Index: s.Index, Topics: make(map[string]TopicState, len(s.Topics))}
+	for k, v := range s.Topics {
+		c.Topics[k] = v
+	}
+	if s.Offsets != nil {
+		c.Offsets = make(map[string]map[string]uint64, len(s.Offsets))
+		for g, offs := range s.Offsets {
+			c.Offsets[g] = make(map[string]uint64, len(offs))
+			for t, o := range offs {
+				c.Offsets[g][t] = o
+			}
+		}
+	}
+	if s.Producers != nil {
+		c.Producers = make(map[string]map[uint64]Producer, len(s.Producers))
+		for t, ps := range s.Producers {
+			c.Producers[t] = make(map[uint64]Producer, len(ps))
+			for id, p := range ps {
+				c.Producers[t][id] = p
+			}
+		}
+	}
+	return c
+}
+
+type snapshot struct {
+	state State
+	logs  []*storelog.Log
+	dir   string
+}
+
+// Persist makes the records and metadata the snapshot covers durable, since Raft drops its log up
+// to the snapshot once it is stored, then writes the metadata to the sink.
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	err := func() error {
+		for _, l := range s.logs {
+			if err := l.Sync(); err != nil && !errors.Is(err, storelog.ErrClosed) {
+				return fmt.Errorf("fsm: snapshot: sync topic: %w", err)
+			}
+		}
+		meta := s.state
+		meta.Topics = make(map[string]TopicState, len(s.state.Topics))
+		for name, t := range s.state.Topics {
+			t.Lowest, t.Next = 0, 0
+			meta.Topics[name] = t
+		}
+		if err := writeState(s.dir, &meta, true); err != nil {
+			return err
+		}
+		b, err := json.Marshal(&s.state)
+		if err != nil {
+			return err
+		}
+		_, err = sink.Write(b)
+		return err
+	}()
+	if err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *snapshot) Release() {}
+
+// Restore replaces the state with a snapshot's, taken by another server: topics it does not name
+// are deleted, topics it names are created, and each gets the records it lacks from a peer. Raft
+// calls it on the FSM goroutine.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return fmt.Errorf("fsm: restore: %w", err)
+	}
+	s, err := DecodeState(b)
+	if err != nil {
+		return fmt.Errorf("fsm: restore: %w", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, t := range f.cfg.Topics.List() {
+		want, ok := s.Topics[t.Name]
+		if have, known := f.state.Topics[t.Name]; ok && known && have.Created == want.Created {
+			continue
+		}
+		if err := f.cfg.Topics.Delete(t.Name); err != nil && !errors.Is(err, topics.ErrNotFound) {
+			return fmt.Errorf("fsm: restore: %w", err)
+		}
+		f.forget(t.Name)
+	}
+	for name, want := range s.Topics {
+		t, err := f.cfg.Topics.Get(name)
+		if err != nil {
+			conf := topics.Config{RetentionBytes: want.RetentionBytes, RetentionAge: time.Duration(want.RetentionAge)}
+			if t, err = f.cfg.Topics.Create(name, conf); err != nil {
+				return fmt.Errorf("fsm: restore: %w", err)
+			}
+		}
+		if err := f.catchUp(t, want); err != nil {
+			return err
+		}
+		if f.last[name], err = lastIndex(t); err != nil {
+			return err
+		}
+	}
+	meta := cloneState(&s)
+	for name, t := range meta.Topics {
+		t.Lowest, t.Next = 0, 0
+		meta.Topics[name] = t
+	}
+	if err := writeState(f.cfg.Dir, &meta, true); err != nil {
+		return err
+	}
+	f.state = meta
+	f.applied.Store(s.Index)
+	f.cfg.Logger.Info("fsm: restored a snapshot", slog.Uint64("index", s.Index), slog.Int("topics", len(s.Topics)))
+	return nil
+}
+
+// catchUp makes a topic hold the offsets a snapshot names: records past them are cut, a log that
+// ends before the snapshot's lowest offset starts again there, and missing records are copied.
+func (f *FSM) catchUp(t *topics.Topic, want TopicState) error {
+	next := t.Log.NextOffset()
+	switch {
+	case next > want.Next && want.Next > t.Log.LowestOffset():
+		if err := t.Log.TruncateAfter(want.Next - 1); err != nil {
+			return fmt.Errorf("fsm: restore %q: %w", t.Name, err)
+		}
+		return nil
+	case next > want.Next || next < want.Lowest:
+		if err := t.Log.Reset(want.Lowest); err != nil {
+			return fmt.Errorf("fsm: restore %q: %w", t.Name, err)
+		}
+		next = want.Lowest
+	}
+	if next == want.Next {
+		return nil
+	}
+	if f.cfg.Fetch == nil {
+		return fmt.Errorf("fsm: restore %q: records [%d, %d) are missing and there is no peer to copy them from", t.Name, next, want.Next)
+	}
+	err := f.cfg.Fetch(context.Background(), t.Name, next, want.Next, func(recs Records) error {
+		for len(recs) > 0 {
+			if recs[0].Offset != t.Log.NextOffset() {
+				return fmt.Errorf("fsm: restore %q: peer sent offset %d, want %d", t.Name, recs[0].Offset, t.Log.NextOffset())
+			}
+			// One append per run of records of one time: one produce batch, as the peer wrote it.
+			n := 1
+			for n < len(recs) && recs[n].Time == recs[0].Time {
+				n++
+			}
+			values := make([][]byte, n)
+			for i := range values {
+				values[i] = recs[i].Value
+			}
+			if _, err := t.AppendAt(values, recs[0].Time); err != nil {
+				return err
+			}
+			recs = recs[n:]
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("fsm: restore %q: copy [%d, %d) from a peer: %w", t.Name, next, want.Next, err)
+	}
+	f.cfg.Logger.Info("fsm: copied records from a peer", slog.String("topic", t.Name), slog.Uint64("from", next), slog.Uint64("to", want.Next))
+	return nil
+}

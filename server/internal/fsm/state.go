@@ -1,0 +1,144 @@
+package fsm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/dislog/dislog/server/internal/topics"
+)
+
+// The state format, in both the metadata file (<dir>/fsm.json) and every snapshot: JSON of State.
+// Snapshots hold metadata, never records, so their size does not grow with the data. Version is part
+// of the format: DecodeState refuses any other.
+const (
+	stateVersion  = 1
+	stateFileName = "fsm.json"
+)
+
+// ErrMalformedState is returned by DecodeState for bytes that are not a state of a version it knows.
+var ErrMalformedState = errors.New("fsm: malformed state")
+
+// State is everything a server holds apart from the records themselves.
+type State struct {
+	Version int `json:"version"`
+	// Index is the Raft index of the last command applied to this state.
+	Index  uint64                `json:"index"`
+	Topics map[string]TopicState `json:"topics"`
+	// Offsets are consumer groups' next offsets: group → topic → offset.
+	Offsets map[string]map[string]uint64 `json:"offsets,omitempty"`
+	// Producers is the deduplication table: topic → producer id → its last batch.
+	Producers map[string]map[uint64]Producer `json:"producers,omitempty"`
+}
+
+// TopicState is one topic's configuration and, in a snapshot, the offsets it held.
+type TopicState struct {
+	// Created is the Raft index of the command that created the topic: a topic deleted and created
+	// again under its name is another topic.
+	Created        uint64 `json:"created"`
+	RetentionBytes int64  `json:"retention_bytes,omitempty"`
+	RetentionAge   int64  `json:"retention_age_ns,omitempty"`
+	// Lowest and Next are the topic's offsets when the snapshot was taken (not kept in the metadata
+	// file, whose topics' logs hold them).
+	Lowest uint64 `json:"lowest,omitempty"`
+	Next   uint64 `json:"next,omitempty"`
+}
+
+// Producer is what the cluster remembers of an idempotent producer on one topic.
+type Producer struct {
+	// Next is the sequence number the producer's next batch must carry.
+	Next uint64 `json:"next"`
+	// Base is the base offset of the producer's last batch, returned again for a retry of it.
+	Base uint64 `json:"base"`
+}
+
+func newState() State {
+	return State{Version: stateVersion, Topics: map[string]TopicState{}}
+}
+
+// DecodeState decodes and checks a state.
+func DecodeState(b []byte) (State, error) {
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return State{}, fmt.Errorf("%w: %v", ErrMalformedState, err)
+	}
+	if s.Version != stateVersion {
+		return State{}, fmt.Errorf("%w: version %d, this build reads %d", ErrMalformedState, s.Version, stateVersion)
+	}
+	if s.Topics == nil {
+		s.Topics = map[string]TopicState{}
+	}
+	for name, t := range s.Topics {
+		if err := topics.ValidateName(name); err != nil {
+			return State{}, fmt.Errorf("%w: %v", ErrMalformedState, err)
+		}
+		if t.Lowest > t.Next || t.RetentionBytes < 0 || t.RetentionAge < 0 {
+			return State{}, fmt.Errorf("%w: topic %q has offsets [%d, %d) and retention %d bytes, %d ns",
+				ErrMalformedState, name, t.Lowest, t.Next, t.RetentionBytes, t.RetentionAge)
+		}
+	}
+	for group, offs := range s.Offsets {
+		if err := topics.ValidateName(group); err != nil {
+			return State{}, fmt.Errorf("%w: group: %v", ErrMalformedState, err)
+		}
+		for topic := range offs {
+			if _, ok := s.Topics[topic]; !ok {
+				return State{}, fmt.Errorf("%w: group %q has an offset on unknown topic %q", ErrMalformedState, group, topic)
+			}
+		}
+	}
+	for topic := range s.Producers {
+		if _, ok := s.Topics[topic]; !ok {
+			return State{}, fmt.Errorf("%w: producers on unknown topic %q", ErrMalformedState, topic)
+		}
+	}
+	return s, nil
+}
+
+// writeState replaces the metadata file: a temporary file renamed into place, so a crash leaves the
+// old state or the new one. With sync the file and directory are fsynced; the Raft log is the
+// truth, so a state lost to a power failure is rebuilt by replaying it, and only snapshots, after
+// which Raft may drop its log, need the state durable.
+func writeState(dir string, s *State, sync bool) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, stateFileName)
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("fsm: %w", err)
+	}
+	_, err = f.Write(b)
+	if err == nil && sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil && sync {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("fsm: write state: %w", err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
