@@ -366,3 +366,9 @@ func (s *Server) release() error {
 	}
 	return errors.Join(errs...)
 }
+
+// IsLeader reports whether this server leads its Raft cluster.
+func (s *Server) IsLeader() bool { return s.cluster.raft.State() == raft.Leader }
+
+// Voters is how many voters the server's Raft configuration holds.
+func (s *Server) Voters() int { return s.cluster.voters() }

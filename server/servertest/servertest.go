@@ -1,9 +1,11 @@
-// Package servertest runs a Dislog server in a test: a CA, a server certificate for 127.0.0.1, a
-// policy, a server on a free loopback port, and clients with certificates of any name.
+// Package servertest runs Dislog servers in a test: a CA, server certificates for 127.0.0.1, a
+// policy, servers on free loopback ports (one, or a cluster joined through Serf), and clients with
+// certificates of any name.
 package servertest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,16 +14,21 @@ import (
 	"github.com/dislog/dislog/authz"
 	"github.com/dislog/dislog/authz/authztest"
 	"github.com/dislog/dislog/client"
+	"github.com/dislog/dislog/discovery/discoverytest"
 	"github.com/dislog/dislog/server"
 )
 
 // Node is a running server.
 type Node struct {
 	Server     *server.Server
+	ID         string
 	Dir        string // the data directory
 	PolicyFile string
 	CA         *authztest.CA
 
+	files   authz.TLSOptions
+	base    []server.Option
+	opts    []server.Option
 	certDir string
 	cancel  context.CancelFunc
 	done    chan error
@@ -34,38 +41,96 @@ const DefaultPolicy = "p, alice, *, *\n"
 // ends. opts come after the ones Start sets, so they may replace them.
 func Start(t testing.TB, policy string, opts ...server.Option) *Node {
 	t.Helper()
+	return StartNode(t, authztest.NewCA(t, "test CA"), "node1", policy, opts...)
+}
+
+// StartNode starts a server named id with a server certificate from ca, as Start does. Nodes of one
+// cluster share a CA.
+func StartNode(t testing.TB, ca *authztest.CA, id, policy string, opts ...server.Option) *Node {
+	t.Helper()
 	if policy == "" {
 		policy = DefaultPolicy
 	}
-	n := &Node{Dir: t.TempDir(), CA: authztest.NewCA(t, "test CA"), certDir: t.TempDir()}
+	n := &Node{Dir: t.TempDir(), CA: ca, certDir: t.TempDir(), ID: id}
 	n.PolicyFile = filepath.Join(n.certDir, "policy.csv")
 	authztest.WriteFile(t, n.PolicyFile, []byte(policy))
-	files := n.CA.WriteFiles(t, mkdir(t, n.certDir, "server"), "server", authztest.Cert{CommonName: "node1", Role: authz.RoleServer})
-	base := []server.Option{
-		server.WithDataDir(n.Dir),
+	n.files = n.CA.WriteFiles(t, mkdir(t, n.certDir, "server"), "server", authztest.Cert{CommonName: id, Role: authz.RoleServer})
+	n.base = []server.Option{
 		server.WithListenAddr("127.0.0.1:0"),
 		server.WithAdminAddr("127.0.0.1:0"),
-		server.WithNodeID("node1"),
-		server.WithTLS(files),
+		server.WithNodeID(id),
+		server.WithTLS(n.files),
 		server.WithPolicyFile(n.PolicyFile),
 		server.WithPolicyReloadInterval(-1),
 		server.WithShutdownTimeout(5 * time.Second),
 	}
-	srv, err := server.New(append(base, opts...)...)
+	n.opts = opts
+	n.start(t)
+	t.Cleanup(func() {
+		if err := n.Stop(); err != nil {
+			t.Errorf("servertest: stop %s: %v", n.ID, err)
+		}
+	})
+	return n
+}
+
+func (n *Node) start(t testing.TB, extra ...server.Option) {
+	t.Helper()
+	opts := append([]server.Option{server.WithDataDir(n.Dir)}, n.base...)
+	srv, err := server.New(append(append(opts, n.opts...), extra...)...)
 	if err != nil {
-		t.Fatalf("servertest: start: %v", err)
+		t.Fatalf("servertest: start %s: %v", n.ID, err)
 	}
 	n.Server = srv
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel, n.done = cancel, make(chan error, 1)
 	go func() { n.done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		if err := n.Stop(); err != nil {
-			t.Errorf("servertest: stop: %v", err)
-		}
-	})
-	return n
 }
+
+// Restart starts a stopped node again on its data directory, with extra options after its own
+// (the same listening address, for one: WithListenAddr(addr)).
+func (n *Node) Restart(t testing.TB, extra ...server.Option) {
+	t.Helper()
+	n.start(t, extra...)
+}
+
+// StartCluster starts size servers, node1 to nodeN, sharing a CA: node1 bootstraps the cluster and
+// the others join it through Serf with fast failure detection. It waits until node1 leads and
+// every server is a voter.
+func StartCluster(t testing.TB, size int, opts ...server.Option) []*Node {
+	t.Helper()
+	ca := authztest.NewCA(t, "test CA")
+	serf := []server.Option{
+		server.WithSerfAddr("127.0.0.1:0"), server.WithSerfTimings(discoverytest.Timings()),
+		server.WithReconcileInterval(200 * time.Millisecond),
+	}
+	first := StartNode(t, ca, "node1", "", append(append(serf, server.WithBootstrap(true)), opts...)...)
+	nodes := []*Node{first}
+	WaitFor(t, 10*time.Second, "node1 to lead", func() bool { return first.Server.IsLeader() })
+	for i := 2; i <= size; i++ {
+		join := append(append(serf, server.WithJoin(first.Server.SerfAddr())), opts...)
+		nodes = append(nodes, StartNode(t, ca, fmt.Sprintf("node%d", i), "", join...))
+	}
+	WaitFor(t, 20*time.Second, "every server to be a voter", func() bool { return first.Server.Voters() == size })
+	return nodes
+}
+
+// WaitFor polls cond every 10 ms until it holds, and fails the test after timeout.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("servertest: timed out after %v waiting for %s", timeout, what)
+		}
+		<-tick.C
+	}
+}
+
+// ServerFiles are the node's server certificate, key and CA.
+func (n *Node) ServerFiles() authz.TLSOptions { return n.files }
 
 // Stop shuts the server down gracefully and returns what Serve returned. Calling it again returns
 // nil.

@@ -31,6 +31,9 @@ func timeOf(unixNano int64) time.Time { return time.Unix(0, unixNano) }
 // the topic is idle.
 func (s *Service) ConsumeStream(req *dislogv1.ConsumeStreamRequest, stream dislogv1.LogService_ConsumeStreamServer) error {
 	t, err := s.topic(req.GetTopic())
+	if req.GetReadYourWrites() {
+		t, err = s.awaitTopic(stream.Context(), req.GetTopic())
+	}
 	if err != nil {
 		return err
 	}
@@ -81,6 +84,33 @@ func (s *Service) ConsumeStream(req *dislogv1.ConsumeStreamRequest, stream dislo
 
 // maxReadYourWritesWait bounds a read-your-writes wait for a call without a deadline.
 const maxReadYourWritesWait = 10 * time.Second
+
+// awaitTopic returns a topic for a read-your-writes call: one this server has not created yet but
+// the leader has, it waits for (checking every 5 ms, since creations are rare), up to the call's
+// deadline.
+func (s *Service) awaitTopic(ctx context.Context, name string) (*topics.Topic, error) {
+	t, err := s.topic(name)
+	if status.Code(err) != codes.NotFound {
+		return t, err
+	}
+	if _, lerr := s.cfg.Cluster.LeaderNextOffset(ctx, name); lerr != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, maxReadYourWritesWait)
+	defer cancel()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-tick.C:
+		}
+		if t, err = s.topic(name); status.Code(err) != codes.NotFound {
+			return t, err
+		}
+	}
+}
 
 // awaitWrites makes a read of offset see every write acknowledged before it: if this server does
 // not hold offset yet but the leader does, it waits for it locally, up to the call's deadline.

@@ -97,6 +97,9 @@ func (s *Service) topic(name string) (*topics.Topic, error) {
 // Consume reads one record.
 func (s *Service) Consume(ctx context.Context, req *dislogv1.ConsumeRequest) (*dislogv1.ConsumeResponse, error) {
 	t, err := s.topic(req.GetTopic())
+	if req.GetReadYourWrites() {
+		t, err = s.awaitTopic(ctx, req.GetTopic())
+	}
 	if err != nil {
 		return nil, err
 	}
