@@ -308,6 +308,18 @@ func (l *Log) Append(value []byte) (uint64, error) {
 // returns the first offset. If any record is larger than Options.MaxRecordBytes it returns
 // ErrRecordTooLarge and writes nothing. An empty batch writes nothing and returns the next offset.
 func (l *Log) AppendBatch(values [][]byte) (uint64, error) {
+	return l.appendBatch(values, 0)
+}
+
+// AppendBatchAt is AppendBatch with the records' time given (Unix nanoseconds) instead of read from
+// Options.Clock, for a replica that must store the times its leader chose. Times still never
+// decrease along the log: a time before the last record's is raised to it.
+func (l *Log) AppendBatchAt(values [][]byte, timeNanos int64) (uint64, error) {
+	return l.appendBatch(values, timeNanos)
+}
+
+// appendBatch appends values stamped with timeNanos, or with the clock's time if it is 0.
+func (l *Log) appendBatch(values [][]byte, timeNanos int64) (uint64, error) {
 	for i, v := range values {
 		if uint64(len(v)) > uint64(l.opts.MaxRecordBytes) {
 			return 0, fmt.Errorf("%w: record %d of the batch is %d bytes, the maximum is %d", ErrRecordTooLarge, i, len(v), l.opts.MaxRecordBytes)
@@ -319,7 +331,7 @@ func (l *Log) AppendBatch(values [][]byte) (uint64, error) {
 		return 0, err
 	}
 	first := l.nextWrite
-	if err := l.writeLocked(values); err != nil {
+	if err := l.writeLocked(values, timeNanos); err != nil {
 		err = l.failLocked(err)
 		l.wmu.Unlock()
 		return 0, err
@@ -353,9 +365,13 @@ func (l *Log) failLocked(err error) error {
 	return l.failErr
 }
 
-// writeLocked writes values to the active segment, rolling as segments fill. Nothing is published.
-func (l *Log) writeLocked(values [][]byte) error {
-	now := max(l.opts.Clock().UnixNano(), l.lastTime)
+// writeLocked writes values, stamped with timeNanos, to the active segment, rolling as segments fill.
+// Nothing is published.
+func (l *Log) writeLocked(values [][]byte, timeNanos int64) error {
+	if timeNanos == 0 {
+		timeNanos = l.opts.Clock().UnixNano()
+	}
+	now := max(timeNanos, l.lastTime)
 	l.lastTime = now
 	for len(values) > 0 {
 		s := l.active

@@ -373,3 +373,23 @@ func TestReadBatch(t *testing.T) {
 	_, err = l.ReadBatch(nil, 10, 5, 1<<20)
 	is.True(errors.Is(err, storelog.ErrOffsetOutOfRange))
 }
+
+func TestAppendBatchAtKeepsGivenTimes(t *testing.T) {
+	is := is.New(t)
+	l := openLog(t, t.TempDir(), storelog.Options{})
+	first, err := l.AppendBatchAt([][]byte{[]byte("a"), []byte("b")}, 1000)
+	is.NoErr(err)
+	_, err = l.AppendBatchAt([][]byte{[]byte("c")}, 500) // earlier than the last: raised to it
+	is.NoErr(err)
+	_, err = l.AppendBatchAt([][]byte{[]byte("d")}, 2000)
+	is.NoErr(err)
+	var times []int64
+	for rec, err := range l.Scan(first, l.NextOffset()) {
+		is.NoErr(err)
+		times = append(times, rec.Time)
+	}
+	is.Equal(times, []int64{1000, 1000, 1000, 2000})
+	off, err := l.OffsetForTime(1500)
+	is.NoErr(err)
+	is.Equal(off, uint64(3))
+}
