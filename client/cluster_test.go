@@ -132,6 +132,18 @@ func TestClusterSendsProducesToTheLeaderAndConsumesToFollowers(t *testing.T) {
 	is.Equal(calls(c, "ConsumeStream")[1], 0)
 }
 
+func TestASubscriptionStartedRightAfterDialReadsFromAFollower(t *testing.T) {
+	is := is.New(t)
+	c := startCluster(t, 3, 0)
+	cl := dialCluster(t, c, c.Target())
+	// The leader may be the first server ready; the subscription, which stays on the server it
+	// starts on, must not be pinned to it.
+	for _, err := range cl.Subscribe(timeout(t), "t", client.Earliest(), client.StopAtEnd()) {
+		is.NoErr(err)
+	}
+	is.Equal(c.Servers[0].Calls("ConsumeStream"), 0)
+}
+
 func TestClusterConsumesFromTheLeaderWhenNoVoterFollows(t *testing.T) {
 	is := is.New(t)
 	ctx := timeout(t)

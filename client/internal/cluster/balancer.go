@@ -3,6 +3,7 @@ package cluster
 import (
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
@@ -43,23 +44,39 @@ func (balancerBuilder) Build(cc balancer.ClientConn, opts balancer.BuildOptions)
 // round-robin picker with one that routes by role.
 type routingConn struct {
 	balancer.ClientConn
+
+	mu sync.Mutex
+	// settled holds the servers whose first connection attempt has ended, ready or failed.
+	settled map[string]bool
 }
 
 func (c *routingConn) UpdateState(s balancer.State) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.settled == nil {
+		c.settled = map[string]bool{}
+	}
 	p := &picker{fallback: s.Picker, resolveNow: func() { c.ResolveNow(resolver.ResolveNowOptions{}) }}
 	// A random start, so that clients created together do not all begin on the same server.
 	p.next.Store(rand.Uint32())
 	for _, child := range endpointsharding.ChildStatesFromPicker(s.Picker) {
 		info, _ := InfoOf(child.Endpoint.Attributes)
+		addr := child.Endpoint.Addresses[0].Addr
+		state := child.State.ConnectivityState
+		if state == connectivity.Ready || state == connectivity.TransientFailure {
+			c.settled[addr] = true
+		}
+		follower := !info.IsLeader && info.IsVoter
 		if info.IsLeader {
 			p.leader = &child
 			p.leaderInfo = info
 		}
-		if child.State.ConnectivityState != connectivity.Ready {
+		if state != connectivity.Ready {
+			p.followerConnecting = p.followerConnecting || follower && !c.settled[addr]
 			continue
 		}
 		p.ready = append(p.ready, child.State.Picker)
-		if !info.IsLeader && info.IsVoter {
+		if follower {
 			p.followers = append(p.followers, child.State.Picker)
 		}
 	}
@@ -74,6 +91,8 @@ type picker struct {
 	leaderInfo ServerInfo
 	// followers are the ready voters that do not lead; ready are all the ready servers.
 	followers, ready []balancer.Picker
+	// followerConnecting is set when a follower's first connection attempt has not ended yet.
+	followerConnecting bool
 	// fallback is endpointsharding's picker, for when no server is ready: it makes a call wait
 	// for a server that is connecting, or fail with why none is reachable.
 	fallback balancer.Picker
@@ -89,6 +108,11 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	case dislogv1.LogService_Consume_FullMethodName, dislogv1.LogService_ConsumeStream_FullMethodName:
 		if len(p.followers) > 0 {
 			return p.roundRobin(p.followers, info)
+		}
+		if p.followerConnecting {
+			// Just after Dial the leader may be ready first: wait for the followers rather than
+			// pin a subscription, which stays on its server, to the leader.
+			return balancer.PickResult{}, balancer.ErrNoSubConnAvailable
 		}
 		if p.leader != nil && p.leader.State.ConnectivityState == connectivity.Ready {
 			return p.watch(p.leader.State.Picker.Pick(info))

@@ -8,10 +8,10 @@
 //     dies it asks the others; when none answers it keeps the last list.
 //   - A balancer that keeps a connection to every published server and a picker that sends
 //     Produce and ProduceStream to the leader, spreads Consume and ConsumeStream round-robin over
-//     the voting followers (the leader when none is ready), and every other call over all ready
-//     servers. A call that ends Unavailable, or refused because the server is not the leader,
-//     makes the resolver ask again at once, so a new leader is found without waiting for the
-//     timer.
+//     the voting followers (the leader when none is ready, once each has tried to connect), and
+//     every other call over all ready servers. A call that ends Unavailable, or refused because
+//     the server is not the leader, makes the resolver ask again at once, so a new leader is found
+//     without waiting for the timer.
 //
 // NewResolverBuilder goes in a connection's dial options (grpc.WithResolvers), so the "dislog"
 // scheme means nothing to other connections of the process; ServiceConfig selects the balancer.
