@@ -576,7 +576,13 @@ func (c *cluster) close() error {
 	}
 	c.loops.Wait()
 	if c.raft != nil {
-		errs = append(errs, c.raft.Shutdown().Error())
+		if err := c.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, err)
+		} else if c.fsm != nil {
+			// A graceful stop leaves a checkpoint, so the next start serves offsets and topics at
+			// once instead of after replaying the log.
+			errs = append(errs, c.fsm.Checkpoint())
+		}
 	}
 	if c.transport != nil {
 		errs = append(errs, c.transport.Close())

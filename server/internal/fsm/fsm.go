@@ -1,12 +1,20 @@
 // Package fsm is the Raft state machine of a Dislog server: it applies committed commands (produce
-// batches, topic creations and deletions, consumer offset commits) to the server's topic logs.
+// batches, topic creations and deletions, consumer offset commits) to the server's topics.
 //
-// It is persistent and idempotent. Every stored record carries the Raft index of the batch that
-// wrote it (codec version 2), and the metadata file (fsm.json: topics, consumer offsets, the
-// idempotent producers' table) carries the index of the last command applied to it. Raft replays
-// the log after the last snapshot on every start (raft.Config.NoSnapshotRestoreOnStart is set: the
-// FSM's state is on disk already), and a command whose index a topic or the metadata file already
-// holds changes nothing, so a restart never appends a record twice.
+// It is persistent and idempotent. Topic logs are not fsynced as records are appended (the Raft log
+// is the truth), and every stored record carries the Raft index of the batch that wrote it (codec
+// version 2). The metadata file (fsm.json: topics, consumer offsets, the idempotent producers'
+// table) is a checkpoint: it is written, fsynced, only when a snapshot is persisted or restored and
+// at a graceful stop (Checkpoint), after every topic log it describes is fsynced, so everything up
+// to its index is durable.
+//
+// Raft replays the log after its last snapshot on every start (raft.Config.NoSnapshotRestoreOnStart
+// is set: the FSM's state is on disk already). A command at or below the checkpoint's index changes
+// nothing. Every later command is applied again in order against the checkpoint's state, so each
+// deduplication decision is made again exactly as it was made the first time; only the append of a
+// produce the topic holds already (the Raft index of its last record is at or past the command's)
+// is skipped. A topic whose unsynced tail was lost to a power failure so gets that tail again, and a
+// restart never appends a record twice.
 //
 // Snapshots hold the metadata and each topic's offsets, never records. Restoring one on a server
 // that lacks records copies them from a peer (Config.Fetch).
@@ -78,6 +86,10 @@ type FSM struct {
 	// last is each topic's Raft index of its last stored record: a produce at or below it is in the
 	// topic already. Only the FSM goroutine uses it.
 	last map[string]uint64
+	// checkpoint is the index of the metadata file the FSM was opened from (or of the snapshot it
+	// restored): every command up to it is in the state and, fsynced, in the topics. Only the FSM
+	// goroutine uses it.
+	checkpoint uint64
 	// applied is the index of the last log entry applied.
 	applied atomic.Uint64
 }
@@ -85,7 +97,8 @@ type FSM struct {
 var _ raft.BatchingFSM = (*FSM)(nil)
 
 // Open loads the metadata file in cfg.Dir. A data directory from before replication, with topics
-// and no metadata file, has its topics adopted.
+// and no metadata file, has its topics adopted, and the metadata file is written at once: topics a
+// later start finds that the file does not name were created by commands Raft replays.
 func Open(cfg Config) (*FSM, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -96,6 +109,12 @@ func Open(cfg Config) (*FSM, error) {
 	case errors.Is(err, os.ErrNotExist):
 		for _, t := range cfg.Topics.List() {
 			f.state.Topics[t.Name] = TopicState{RetentionBytes: t.Config.RetentionBytes, RetentionAge: int64(t.Config.RetentionAge)}
+			if err := t.Log.Sync(); err != nil {
+				return nil, fmt.Errorf("fsm: adopt topic %q: %w", t.Name, err)
+			}
+		}
+		if err := writeState(cfg.Dir, &f.state); err != nil {
+			return nil, err
 		}
 	case err != nil:
 		return nil, fmt.Errorf("fsm: %w", err)
@@ -107,16 +126,16 @@ func Open(cfg Config) (*FSM, error) {
 	for name := range f.state.Topics {
 		t, err := cfg.Topics.Get(name)
 		if err != nil {
-			// Topics are created durably before the metadata names them: this one was removed by
-			// hand.
-			cfg.Logger.Error("fsm: a topic in the metadata file has no directory; dropping it", slog.String("topic", name))
-			delete(f.state.Topics, name)
+			// Deleted by a command after the checkpoint, which Raft replays, or removed by hand.
+			cfg.Logger.Warn("fsm: a topic in the metadata file has no directory; dropping it", slog.String("topic", name))
+			f.forget(name)
 			continue
 		}
 		if f.last[name], err = lastIndex(t); err != nil {
 			return nil, err
 		}
 	}
+	f.checkpoint = f.state.Index
 	f.applied.Store(f.state.Index)
 	return f, nil
 }
@@ -138,6 +157,30 @@ func lastIndex(t *topics.Topic) (uint64, error) {
 	return index, nil
 }
 
+// Checkpoint fsyncs every topic and writes the metadata file at the last index applied, so that a
+// restart finds the state it left without replaying the log. Raft must be shut down: no command may
+// be applied meanwhile.
+func (f *FSM) Checkpoint() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for name := range f.state.Topics {
+		t, err := f.cfg.Topics.Get(name)
+		if err != nil {
+			return fmt.Errorf("fsm: checkpoint: %w", err)
+		}
+		if err := t.Log.Sync(); err != nil {
+			return fmt.Errorf("fsm: checkpoint: topic %q: %w", name, err)
+		}
+	}
+	s := cloneState(&f.state)
+	s.Index = f.applied.Load()
+	if err := writeState(f.cfg.Dir, &s); err != nil {
+		return err
+	}
+	f.checkpoint = s.Index
+	return nil
+}
+
 // Applied returns the Raft index of the last log entry applied.
 func (f *FSM) Applied() uint64 { return f.applied.Load() }
 
@@ -154,11 +197,10 @@ func (f *FSM) Apply(l *raft.Log) any {
 	return f.ApplyBatch([]*raft.Log{l})[0]
 }
 
-// ApplyBatch applies committed log entries in order, and writes the metadata file once if any of
-// them changed it.
+// ApplyBatch applies committed log entries in order. It writes no file but the topics': the
+// metadata file waits for the next snapshot (see the package comment).
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	results := make([]any, len(logs))
-	dirty := false
 	f.mu.Lock()
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
@@ -171,71 +213,62 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 			results[i] = &Result{Err: err}
 			continue
 		}
-		r, changed := f.apply(l.Index, &c)
-		results[i] = r
-		dirty = dirty || changed
+		results[i] = f.apply(l.Index, &c)
 	}
 	last := logs[len(logs)-1].Index
-	if dirty {
-		f.state.Index = last
-		if err := writeState(f.cfg.Dir, &f.state, false); err != nil {
-			// The log is replayed from the last index the file holds at the next start.
-			f.cfg.Logger.Error("fsm: writing the metadata file", slog.Any("error", err))
-		}
-	}
+	f.state.Index = last
 	f.mu.Unlock()
 	f.applied.Store(last)
 	return results
 }
 
-// apply applies one command at index, and reports whether it changed the metadata.
-func (f *FSM) apply(index uint64, c *Command) (*Result, bool) {
-	replay := index <= f.state.Index
+// apply applies one command at index. A command the checkpoint holds changes nothing: its effects
+// are in the state and, fsynced, in the topics. Any later one is applied in full, and only the
+// append of a produce is skipped when the topic holds it.
+func (f *FSM) apply(index uint64, c *Command) *Result {
+	if index <= f.checkpoint {
+		return &Result{}
+	}
 	switch c.Kind {
 	case KindProduce:
-		return f.produce(index, c, replay)
+		return f.produce(index, c)
 	case KindCreateTopic:
-		if replay {
-			return &Result{}, false
-		}
 		return f.createTopic(index, c)
 	case KindDeleteTopic:
-		if replay {
-			return &Result{}, false
-		}
 		return f.deleteTopic(c)
 	case KindCommitOffset:
-		if replay {
-			return &Result{}, false
-		}
 		return f.commitOffset(c)
 	}
-	return &Result{Err: fmt.Errorf("%w: kind %d", ErrMalformedCommand, c.Kind)}, false
+	return &Result{Err: fmt.Errorf("%w: kind %d", ErrMalformedCommand, c.Kind)}
 }
 
-func (f *FSM) produce(index uint64, c *Command, replay bool) (*Result, bool) {
+// produce decides first, from the producers' table alone, whether the batch is new, a retry or out
+// of sequence: on a replay the table is the checkpoint's, brought forward by the same commands, so
+// the decision is the one first made whatever the topic lost. Only then does the topic's data say
+// whether a new batch is stored already.
+func (f *FSM) produce(index uint64, c *Command) *Result {
 	if _, ok := f.state.Topics[c.Topic]; !ok {
-		return &Result{Err: fmt.Errorf("%w: topic %q does not exist", ErrTopicNotFound, c.Topic)}, false
+		return &Result{Err: fmt.Errorf("%w: topic %q does not exist", ErrTopicNotFound, c.Topic)}
 	}
 	t, err := f.cfg.Topics.Get(c.Topic)
 	if err != nil {
-		return &Result{Err: err}, false
+		return &Result{Err: err}
 	}
-	idempotent := c.ProducerID != 0 && !replay
+	idempotent := c.ProducerID != 0
 	if idempotent {
 		p, ok := f.state.Producers[c.Topic][c.ProducerID]
 		switch {
 		case ok && c.Sequence+1 == p.Next:
-			return &Result{BaseOffset: p.Base, Duplicate: true}, false
+			return &Result{BaseOffset: p.Base, Duplicate: true}
 		case ok && c.Sequence != p.Next:
 			return &Result{Err: fmt.Errorf("%w: producer %d sent sequence %d to topic %q, want %d (or %d again for a retry)",
-				ErrSequence, c.ProducerID, c.Sequence, c.Topic, p.Next, p.Next-1)}, false
+				ErrSequence, c.ProducerID, c.Sequence, c.Topic, p.Next, p.Next-1)}
 		}
 	}
 	var base uint64
 	if index <= f.last[c.Topic] {
 		if base, err = findBase(t, index); err != nil {
-			return &Result{Err: err}, false
+			return &Result{Err: err}
 		}
 	} else {
 		values := make([][]byte, len(c.Records))
@@ -244,12 +277,12 @@ func (f *FSM) produce(index uint64, c *Command, replay bool) (*Result, bool) {
 		}
 		if base, err = t.AppendAt(values, c.Time); err != nil {
 			f.cfg.Logger.Error("fsm: append", slog.String("topic", c.Topic), slog.Uint64("index", index), slog.Any("error", err))
-			return &Result{Err: err}, false
+			return &Result{Err: err}
 		}
 		f.last[c.Topic] = index
 	}
 	if !idempotent {
-		return &Result{BaseOffset: base}, false
+		return &Result{BaseOffset: base}
 	}
 	if f.state.Producers == nil {
 		f.state.Producers = map[string]map[uint64]Producer{}
@@ -258,7 +291,7 @@ func (f *FSM) produce(index uint64, c *Command, replay bool) (*Result, bool) {
 		f.state.Producers[c.Topic] = map[uint64]Producer{}
 	}
 	f.state.Producers[c.Topic][c.ProducerID] = Producer{Next: c.Sequence + 1, Base: base}
-	return &Result{BaseOffset: base}, true
+	return &Result{BaseOffset: base}
 }
 
 // findBase finds the offset of the first record a topic holds from the batch at index, by binary
@@ -284,9 +317,9 @@ func findBase(t *topics.Topic, index uint64) (uint64, error) {
 	return lo, nil
 }
 
-func (f *FSM) createTopic(index uint64, c *Command) (*Result, bool) {
+func (f *FSM) createTopic(index uint64, c *Command) *Result {
 	if _, ok := f.state.Topics[c.Topic]; ok {
-		return &Result{Err: fmt.Errorf("%w: topic %q already exists", ErrTopicExists, c.Topic)}, false
+		return &Result{Err: fmt.Errorf("%w: topic %q already exists", ErrTopicExists, c.Topic)}
 	}
 	conf := topics.Config{RetentionBytes: c.RetentionBytes, RetentionAge: time.Duration(c.RetentionAge)}
 	t, err := f.cfg.Topics.Create(c.Topic, conf)
@@ -295,24 +328,24 @@ func (f *FSM) createTopic(index uint64, c *Command) (*Result, bool) {
 		t, err = f.cfg.Topics.Get(c.Topic)
 	}
 	if err != nil {
-		return &Result{Err: err}, false
+		return &Result{Err: err}
 	}
 	if f.last[c.Topic], err = lastIndex(t); err != nil {
-		return &Result{Err: err}, false
+		return &Result{Err: err}
 	}
 	f.state.Topics[c.Topic] = TopicState{Created: index, RetentionBytes: c.RetentionBytes, RetentionAge: c.RetentionAge}
-	return &Result{}, true
+	return &Result{}
 }
 
-func (f *FSM) deleteTopic(c *Command) (*Result, bool) {
+func (f *FSM) deleteTopic(c *Command) *Result {
 	if _, ok := f.state.Topics[c.Topic]; !ok {
-		return &Result{Err: fmt.Errorf("%w: topic %q does not exist", ErrTopicNotFound, c.Topic)}, false
+		return &Result{Err: fmt.Errorf("%w: topic %q does not exist", ErrTopicNotFound, c.Topic)}
 	}
 	if err := f.cfg.Topics.Delete(c.Topic); err != nil && !errors.Is(err, topics.ErrNotFound) {
-		return &Result{Err: err}, false
+		return &Result{Err: err}
 	}
 	f.forget(c.Topic)
-	return &Result{}, true
+	return &Result{}
 }
 
 // forget drops a topic from the state.
@@ -328,19 +361,19 @@ func (f *FSM) forget(topic string) {
 	}
 }
 
-func (f *FSM) commitOffset(c *Command) (*Result, bool) {
+func (f *FSM) commitOffset(c *Command) *Result {
 	if _, ok := f.state.Topics[c.Topic]; !ok {
-		return &Result{Err: fmt.Errorf("%w: topic %q does not exist", ErrTopicNotFound, c.Topic)}, false
+		return &Result{Err: fmt.Errorf("%w: topic %q does not exist", ErrTopicNotFound, c.Topic)}
 	}
 	if err := topics.ValidateName(c.Group); err != nil {
-		return &Result{Err: err}, false
+		return &Result{Err: err}
 	}
 	t, err := f.cfg.Topics.Get(c.Topic)
 	if err != nil {
-		return &Result{Err: err}, false
+		return &Result{Err: err}
 	}
 	if next := t.Log.NextOffset(); c.Offset > next {
-		return &Result{Err: fmt.Errorf("%w: offset %d is past the end of topic %q, whose next offset is %d", ErrOffsetPastEnd, c.Offset, c.Topic, next)}, false
+		return &Result{Err: fmt.Errorf("%w: offset %d is past the end of topic %q, whose next offset is %d", ErrOffsetPastEnd, c.Offset, c.Topic, next)}
 	}
 	if f.state.Offsets == nil {
 		f.state.Offsets = map[string]map[string]uint64{}
@@ -349,7 +382,7 @@ func (f *FSM) commitOffset(c *Command) (*Result, bool) {
 		f.state.Offsets[c.Group] = map[string]uint64{}
 	}
 	f.state.Offsets[c.Group][c.Topic] = c.Offset
-	return &Result{}, true
+	return &Result{}
 }
 
 // Snapshot captures the metadata and each topic's offsets. Raft calls it on the FSM goroutine, so
@@ -404,8 +437,10 @@ type snapshot struct {
 	dir   string
 }
 
-// Persist makes the records and metadata the snapshot covers durable, since Raft drops its log up
-// to the snapshot once it is stored, then writes the metadata to the sink.
+// Persist makes the records the snapshot covers durable, then the metadata file (the checkpoint a
+// restart replays from, which must never name more than the topics hold: see the package comment),
+// since Raft drops its log up to the snapshot once it is stored; then it writes the metadata to the
+// sink.
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 	err := func() error {
 		for _, l := range s.logs {
@@ -419,7 +454,7 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 			t.Lowest, t.Next = 0, 0
 			meta.Topics[name] = t
 		}
-		if err := writeState(s.dir, &meta, true); err != nil {
+		if err := writeState(s.dir, &meta); err != nil {
 			return err
 		}
 		b, err := json.Marshal(&s.state)
@@ -474,6 +509,10 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		if err := f.catchUp(t, want); err != nil {
 			return err
 		}
+		// The metadata file written below is a checkpoint: what it names must be durable first.
+		if err := t.Log.Sync(); err != nil {
+			return fmt.Errorf("fsm: restore %q: %w", name, err)
+		}
 		if f.last[name], err = lastIndex(t); err != nil {
 			return err
 		}
@@ -483,10 +522,11 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		t.Lowest, t.Next = 0, 0
 		meta.Topics[name] = t
 	}
-	if err := writeState(f.cfg.Dir, &meta, true); err != nil {
+	if err := writeState(f.cfg.Dir, &meta); err != nil {
 		return err
 	}
 	f.state = meta
+	f.checkpoint = s.Index
 	f.applied.Store(s.Index)
 	f.cfg.Logger.Info("fsm: restored a snapshot", slog.Uint64("index", s.Index), slog.Int("topics", len(s.Topics)))
 	return nil

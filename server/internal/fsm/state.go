@@ -97,11 +97,10 @@ func DecodeState(b []byte) (State, error) {
 	return s, nil
 }
 
-// writeState replaces the metadata file: a temporary file renamed into place, so a crash leaves the
-// old state or the new one. With sync the file and directory are fsynced; the Raft log is the
-// truth, so a state lost to a power failure is rebuilt by replaying it, and only snapshots, after
-// which Raft may drop its log, need the state durable.
-func writeState(dir string, s *State, sync bool) error {
+// writeState replaces the metadata file durably: a temporary file, fsynced, renamed into place, and
+// the directory fsynced, so a crash leaves the old state or the new one and a state once written
+// is never lost. The caller must have fsynced every topic log the state describes first.
+func writeState(dir string, s *State) error {
 	b, err := json.Marshal(s)
 	if err != nil {
 		return err
@@ -113,7 +112,7 @@ func writeState(dir string, s *State, sync bool) error {
 		return fmt.Errorf("fsm: %w", err)
 	}
 	_, err = f.Write(b)
-	if err == nil && sync {
+	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -122,7 +121,7 @@ func writeState(dir string, s *State, sync bool) error {
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}
-	if err == nil && sync {
+	if err == nil {
 		err = syncDir(dir)
 	}
 	if err != nil {

@@ -1,0 +1,156 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	dislogv1 "github.com/dislog/dislog/client/api/v1"
+	"github.com/dislog/dislog/server/internal/codec"
+	"github.com/dislog/dislog/server/internal/topics"
+	"github.com/dislog/dislog/storelog"
+	"github.com/hashicorp/raft"
+	"github.com/matryer/is"
+)
+
+// discardSink is a raft.SnapshotSink that keeps nothing: the tests need Persist's effect on the
+// data directory, not the snapshot.
+type discardSink struct{}
+
+func (discardSink) Write(b []byte) (int, error) { return len(b), nil }
+func (discardSink) Close() error                { return nil }
+func (discardSink) ID() string                  { return "test" }
+func (discardSink) Cancel() error               { return nil }
+
+func openFSM(t *testing.T, dir string) (*FSM, *topics.Registry) {
+	t.Helper()
+	reg, err := topics.Open(filepath.Join(dir, "topics"), topics.Options{Log: storelog.Options{Sync: storelog.SyncNever}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(Config{Dir: dir, Topics: reg})
+	if err != nil {
+		reg.Close()
+		t.Fatal(err)
+	}
+	return f, reg
+}
+
+func produce(producer, seq uint64, values ...string) []byte {
+	c := Command{Kind: KindProduce, Topic: "t", ProducerID: producer, Sequence: seq, Time: 1700000000000000000 + int64(seq)}
+	for _, v := range values {
+		c.Records = append(c.Records, codec.Append(nil, &dislogv1.Record{Value: []byte(v)}))
+	}
+	return AppendCommand(nil, &c)
+}
+
+func readAll(t *testing.T, reg *topics.Registry) []string {
+	t.Helper()
+	tp, err := reg.Get("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for off := tp.Log.LowestOffset(); off < tp.Log.NextOffset(); off++ {
+		rec, err := tp.Log.Read(off)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r dislogv1.Record
+		if err := codec.Decode(rec.Value, &r); err != nil {
+			t.Fatal(err)
+		}
+		index, _ := codec.Index(rec.Value)
+		got = append(got, fmt.Sprintf("%d@%d:%s", off, index, r.GetValue()))
+	}
+	return got
+}
+
+// TestReplayRestoresRecordsATopicLost is the power failure the FSM must survive: topic logs are
+// not fsynced as they are appended, so after a crash a topic may have lost records of commands the
+// producers' table had accepted. Raft replays its log from the last snapshot; every acknowledged
+// record must be there again, once, at its offset, and the producers' table must still tell a
+// retry from a new batch.
+func TestReplayRestoresRecordsATopicLost(t *testing.T) {
+	entries := [][]byte{
+		AppendCommand(nil, &Command{Kind: KindCreateTopic, Topic: "t"}), // 1
+		produce(7, 0, "a", "b"), // 2
+		produce(7, 1, "c"),      // 3
+		produce(7, 1, "c"),      // 4: a retry, which writes nothing
+		produce(0, 0, "d"),      // 5: not idempotent
+		produce(7, 2, "e", "f"), // 6
+		produce(7, 5, "g"),      // 7: out of sequence, refused
+		produce(7, 3, "h"),      // 8
+		produce(7, 3, "h"),      // 9: after the replay, a retry
+		produce(7, 4, "i"),      // 10: after the replay, a new batch
+	}
+	const crash = 8
+	want := []string{"0@2:a", "1@2:b", "2@3:c", "3@5:d", "4@6:e", "5@6:f", "6@8:h"}
+	apply := func(f *FSM, from, to int) []*Result {
+		var logs []*raft.Log
+		for i := from; i <= to; i++ {
+			logs = append(logs, &raft.Log{Index: uint64(i), Type: raft.LogCommand, Data: entries[i-1]})
+		}
+		var rs []*Result
+		for _, r := range f.ApplyBatch(logs) {
+			rs = append(rs, r.(*Result))
+		}
+		return rs
+	}
+	for _, tc := range []struct {
+		name string
+		// snapshot is the index after which a snapshot is persisted (0: none), keep the number of
+		// records the topic still holds after the crash: never fewer than the snapshot fsynced.
+		snapshot, keep int
+	}{
+		{"a topic that lost every record is filled again", 0, 0},
+		{"a topic that lost its last batch gets it again", 0, 6},
+		{"a topic that lost a retried batch gets it once", 0, 2},
+		{"a topic that lost what followed a snapshot gets it again", 3, 3},
+		{"a topic that lost nothing after a snapshot is unchanged", 3, 7},
+		{"a topic that lost part of a batch after a snapshot is completed", 6, 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			dir := t.TempDir()
+			f, reg := openFSM(t, dir)
+			if tc.snapshot == 0 {
+				apply(f, 1, crash)
+			} else {
+				apply(f, 1, tc.snapshot)
+				snap, err := f.Snapshot()
+				is.NoErr(err)
+				is.NoErr(snap.Persist(discardSink{}))
+				apply(f, tc.snapshot+1, crash)
+			}
+			is.Equal(readAll(t, reg), want)
+
+			tp, err := reg.Get("t")
+			is.NoErr(err)
+			if tc.keep == 0 {
+				is.NoErr(tp.Log.Reset(0))
+			} else {
+				is.NoErr(tp.Log.TruncateAfter(uint64(tc.keep - 1)))
+			}
+			is.NoErr(reg.Close())
+
+			f, reg = openFSM(t, dir)
+			defer reg.Close()
+			rs := apply(f, 1, crash)
+			is.Equal(readAll(t, reg), want)
+			if tc.snapshot < 4 {
+				is.True(rs[3].Duplicate)
+				is.Equal(rs[3].BaseOffset, uint64(2))
+			}
+			is.True(errors.Is(rs[6].Err, ErrSequence))
+
+			// The table came through the replay: the last batch again is a retry, the next is new.
+			rs = apply(f, crash+1, len(entries))
+			is.True(rs[0].Duplicate)
+			is.Equal(rs[0].BaseOffset, uint64(6))
+			is.Equal(rs[1].BaseOffset, uint64(7))
+			is.Equal(readAll(t, reg), append(want, "7@10:i"))
+		})
+	}
+}
