@@ -287,3 +287,69 @@ func TestRaftAndPeerCallsRefuseClientCertificates(t *testing.T) {
 	err = cc.Invoke(ctxT(t), "/dislog.peer.v1.Peer/NextOffset", &dislogv1.ConsumeRequest{}, &dislogv1.ConsumeResponse{})
 	is.Equal(status.Code(err), codes.PermissionDenied)
 }
+
+func TestAFollowerThatLeavesGracefullyIsRemovedFromTheCluster(t *testing.T) {
+	is := is.New(t)
+	ctx := ctxT(t)
+	nodes := servertest.StartCluster(t, 3)
+	leader := leaderOf(t, nodes)
+	var gone *servertest.Node
+	var stay []*servertest.Node
+	for _, n := range nodes {
+		if n != leader && gone == nil {
+			gone = n
+		} else {
+			stay = append(stay, n)
+		}
+	}
+	clients := clientsOf(t, stay)
+	_, err := clients[0].CreateTopic(ctx, "t", client.TopicConfig{})
+	is.NoErr(err)
+
+	is.NoErr(gone.Stop()) // a graceful stop leaves Serf, and the leader removes the server from Raft
+	servertest.WaitFor(t, 10*time.Second, "the leader to count two voters", func() bool { return leader.Server.Voters() == 2 })
+	for _, c := range clients {
+		servertest.WaitFor(t, 10*time.Second, "GetServers to list two servers", func() bool {
+			servers, err := c.GetServers(ctx)
+			if err != nil || len(servers) != 2 {
+				return false
+			}
+			for _, s := range servers {
+				if s.ID == gone.ID {
+					return false
+				}
+			}
+			return true
+		})
+	}
+
+	// The two left are the whole cluster: a write needs them both, and lands on both.
+	for i := range 10 {
+		_, err := clients[i%2].Produce(ctx, "t", client.Record{Value: fmt.Appendf(nil, "v%d", i)})
+		is.NoErr(err)
+	}
+	sameRecords(t, clients, "t", 10)
+}
+
+func TestFiveNodesReplicateEveryWriteMadeOnAnyNode(t *testing.T) {
+	is := is.New(t)
+	ctx := ctxT(t)
+	nodes := servertest.StartCluster(t, 5)
+	clients := clientsOf(t, nodes)
+	_, err := clients[4].CreateTopic(ctx, "orders", client.TopicConfig{})
+	is.NoErr(err)
+	want := uint64(0)
+	for i := range 25 {
+		base, err := clients[i%5].ProduceBatch(ctx, "orders", []client.Record{{Value: fmt.Appendf(nil, "v%d", i)}, {Value: []byte("second")}})
+		is.NoErr(err)
+		is.Equal(base, want)
+		want += 2
+	}
+	sameRecords(t, clients, "orders", want)
+	servers, err := clients[2].GetServers(ctx)
+	is.NoErr(err)
+	is.Equal(len(servers), 5)
+	for _, s := range servers {
+		is.True(s.IsVoter)
+	}
+}

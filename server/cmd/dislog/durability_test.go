@@ -38,8 +38,14 @@ type process struct {
 
 func startProcess(t *testing.T, bin, dataDir string) *process {
 	t.Helper()
+	return startWith(t, bin, "--data-dir", dataDir, "--addr", "127.0.0.1:0", "--admin-addr=", "--log-level", "warn")
+}
+
+// startWith starts bin with args and waits for the line that says where it serves.
+func startWith(t *testing.T, bin string, args ...string) *process {
+	t.Helper()
 	p := &process{logs: &syncBuffer{}}
-	p.cmd = exec.Command(bin, "--data-dir", dataDir, "--addr", "127.0.0.1:0", "--admin-addr=", "--log-level", "warn")
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stderr = p.logs
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
