@@ -168,11 +168,33 @@ func dialAll(ctx context.Context, dial Dial, topic string, n int) ([]*client.Cli
 		return clients, fmt.Errorf("bench: create topic %q: %w", topic, err)
 	}
 	for _, c := range clients {
-		if _, err := c.DescribeTopic(ctx, topic); err != nil {
-			return clients, fmt.Errorf("bench: describe topic %q: %w", topic, err)
+		if err := awaitTopic(ctx, c, topic); err != nil {
+			return clients, err
 		}
 	}
 	return clients, nil
+}
+
+// awaitTopic waits until the server c reads from knows topic: in a cluster, a follower learns of a
+// topic created through the leader a moment later.
+func awaitTopic(ctx context.Context, c *client.Client, topic string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		_, err := c.DescribeTopic(ctx, topic)
+		if status.Code(err) != codes.NotFound || time.Now().After(deadline) {
+			if err != nil {
+				return fmt.Errorf("bench: describe topic %q: %w", topic, err)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
 }
 
 // preload makes sure topic holds at least n records from offset 0, producing the ones missing.

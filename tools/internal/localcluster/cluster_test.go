@@ -70,6 +70,7 @@ func TestCheckReplicationFlags(t *testing.T) {
 		{"a single-node dislog lacks three", []string{"--addr", "--node-id", "--data-dir"}, "no --bootstrap, --join, --serf-addr flag"},
 		{"a flag that only starts like one does not count", []string{"--bootstrap-expect", "--join", "--serf-addr", "--node-id"}, "no --bootstrap flag"},
 		{"a replicating dislog has them all", []string{"--bootstrap", "--bootstrap-expect", "--join", "--serf-addr", "--node-id"}, ""},
+		{"a boolean flag printed as cobra prints it counts", []string{"--bootstrap[=true|false]", "--join", "--serf-addr", "--node-id"}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

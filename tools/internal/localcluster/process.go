@@ -34,7 +34,7 @@ func CheckReplicationFlags(ctx context.Context, bin string) error {
 	}
 	var missing []string
 	for _, f := range ReplicationFlags {
-		if !regexp.MustCompile(`(^|\s)` + regexp.QuoteMeta(f) + `[\s=]`).Match(out) {
+		if !regexp.MustCompile(`(^|\s)` + regexp.QuoteMeta(f) + `[\s=[]`).Match(out) {
 			missing = append(missing, f)
 		}
 	}
