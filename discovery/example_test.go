@@ -54,8 +54,16 @@ func Example() {
 	defer second.Close()
 
 	fmt.Println(<-heard)
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for len(first.Members()) < 2 {
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-deadline:
+			fmt.Println("the first node never saw the second")
+			return
+		case <-tick.C:
+		}
 	}
 	for _, m := range first.Members() {
 		fmt.Println(m.ID, m.RPCAddr, m.Status)

@@ -186,6 +186,8 @@ func (c *localCluster) node(id string) *node {
 func (c *localCluster) waitFor(what string, cond func() bool) {
 	c.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {
 			var logs strings.Builder
@@ -194,7 +196,7 @@ func (c *localCluster) waitFor(what string, cond func() bool) {
 			}
 			c.t.Fatalf("timed out waiting for %s\n%s", what, logs.String())
 		}
-		time.Sleep(20 * time.Millisecond)
+		<-tick.C
 	}
 }
 

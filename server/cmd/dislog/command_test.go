@@ -76,6 +76,8 @@ func startDev(t *testing.T, dataDir string) (addr string, stop func() error) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(ctx) }()
 	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		if line, _, ok := strings.Cut(out.String(), "\n"); ok {
 			if a, ok := strings.CutPrefix(line, "dislog: serving on "); ok {
@@ -83,15 +85,14 @@ func startDev(t *testing.T, dataDir string) (addr string, stop func() error) {
 				break
 			}
 		}
-		select {
-		case err := <-done:
-			t.Fatalf("dislog ended: %v\n%s%s", err, out.String(), logs.String())
-		default:
-		}
 		if time.Now().After(deadline) {
 			t.Fatalf("dislog did not start:\n%s%s", out.String(), logs.String())
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case err := <-done:
+			t.Fatalf("dislog ended: %v\n%s%s", err, out.String(), logs.String())
+		case <-tick.C:
+		}
 	}
 	stopped := false
 	stop = func() error {

@@ -178,6 +178,7 @@ func TestEveryAcknowledgedRecordSurvivesSIGKILL(t *testing.T) {
 		// Kill at a random point once this round has had some acknowledgements.
 		want := before + 50 + rand.IntN(400)
 		deadline := time.Now().Add(30 * time.Second)
+		tick := time.NewTicker(time.Millisecond)
 		for {
 			mu.Lock()
 			n := len(acked)
@@ -188,8 +189,9 @@ func TestEveryAcknowledgedRecordSurvivesSIGKILL(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("round %d: %d acknowledgements, want %d\n%s", round, n-before, want-before, p.logs.String())
 			}
-			time.Sleep(time.Millisecond)
+			<-tick.C
 		}
+		tick.Stop()
 		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
