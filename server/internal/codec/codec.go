@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/dislog/dislog/server/internal/wire"
 	"unicode/utf8"
 
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
@@ -111,72 +112,37 @@ func Decode(b []byte, rec *dislogv1.Record) error {
 	if err != nil {
 		return err
 	}
-	d := decoder{b: rest}
-	rec.Key = d.bytes("key")
-	count := d.uvarint("header count")
-	if d.err == nil && count > uint64(len(d.b)/minHeaderSize) {
-		d.err = fmt.Errorf("%w: %d headers in %d bytes", ErrMalformed, count, len(d.b))
+	d := wire.Decoder{B: rest, Malformed: ErrMalformed}
+	rec.Key = nilIfEmpty(d.Bytes("key"))
+	count := d.Uvarint("header count")
+	if d.Err == nil && count > uint64(len(d.B)/minHeaderSize) {
+		d.Err = fmt.Errorf("%w: %d headers in %d bytes", ErrMalformed, count, len(d.B))
 	}
 	rec.Headers = nil
-	if d.err == nil && count > 0 {
+	if d.Err == nil && count > 0 {
 		rec.Headers = make([]*dislogv1.Header, count)
 		for i := range rec.Headers {
-			key := d.bytes("header key")
-			value := d.bytes("header value")
-			if d.err != nil {
+			key := nilIfEmpty(d.Bytes("header key"))
+			value := nilIfEmpty(d.Bytes("header value"))
+			if d.Err != nil {
 				break
 			}
 			if !utf8.Valid(key) {
-				d.err = fmt.Errorf("%w: header %d key is not UTF-8", ErrMalformed, i)
+				d.Err = fmt.Errorf("%w: header %d key is not UTF-8", ErrMalformed, i)
 				break
 			}
 			rec.Headers[i] = &dislogv1.Header{Key: string(key), Value: value}
 		}
 	}
-	if d.err != nil {
+	if d.Err != nil {
 		rec.Key, rec.Headers = nil, nil
-		return d.err
+		return d.Err
 	}
-	rec.Value = d.b
+	rec.Value = d.B
 	if len(rec.Value) == 0 {
 		rec.Value = nil
 	}
 	return nil
-}
-
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) uvarint(what string) uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = fmt.Errorf("%w: bad %s varint", ErrMalformed, what)
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) bytes(what string) []byte {
-	n := d.uvarint(what + " length")
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(len(d.b)) {
-		d.err = fmt.Errorf("%w: %s of %d bytes, %d left", ErrMalformed, what, n, len(d.b))
-		return nil
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	if n == 0 {
-		return nil
-	}
-	return v
 }
 
 func uvarintLen(n int) int {
@@ -185,4 +151,12 @@ func uvarintLen(n int) int {
 		l++
 	}
 	return l
+}
+
+// nilIfEmpty keeps the codec's convention that an absent key or header value decodes as nil.
+func nilIfEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/dislog/dislog/server/internal/wire"
 	"unicode/utf8"
 )
 
@@ -112,91 +113,47 @@ func DecodeCommand(b []byte) (Command, error) {
 		return c, fmt.Errorf("%w: unknown version %d", ErrMalformedCommand, b[0])
 	}
 	c.Kind = Kind(b[1])
-	d := decoder{b: b[2:]}
-	c.Topic = d.string("topic")
+	d := wire.Decoder{B: b[2:], Malformed: ErrMalformedCommand}
+	c.Topic = decodeString(&d, "topic")
 	switch c.Kind {
 	case KindProduce:
-		c.ProducerID = d.uvarint("producer id")
-		c.Sequence = d.uvarint("sequence")
-		c.Time = d.varint("time")
-		count := d.uvarint("record count")
-		if d.err == nil && count > uint64(len(d.b)/minRecordBytes) {
-			d.err = fmt.Errorf("%w: %d records in %d bytes", ErrMalformedCommand, count, len(d.b))
+		c.ProducerID = d.Uvarint("producer id")
+		c.Sequence = d.Uvarint("sequence")
+		c.Time = d.Varint("time")
+		count := d.Uvarint("record count")
+		if d.Err == nil && count > uint64(len(d.B)/minRecordBytes) {
+			d.Err = fmt.Errorf("%w: %d records in %d bytes", ErrMalformedCommand, count, len(d.B))
 		}
-		if d.err == nil {
+		if d.Err == nil {
 			c.Records = make([][]byte, count)
 			for i := range c.Records {
-				c.Records[i] = d.bytes("record")
+				c.Records[i] = d.Bytes("record")
 			}
 		}
 	case KindCreateTopic:
-		c.RetentionBytes = d.varint("retention bytes")
-		c.RetentionAge = d.varint("retention age")
+		c.RetentionBytes = d.Varint("retention bytes")
+		c.RetentionAge = d.Varint("retention age")
 	case KindDeleteTopic:
 	case KindCommitOffset:
-		c.Group = d.string("group")
-		c.Offset = d.uvarint("offset")
+		c.Group = decodeString(&d, "group")
+		c.Offset = d.Uvarint("offset")
 	default:
 		return Command{}, fmt.Errorf("%w: unknown kind %d", ErrMalformedCommand, c.Kind)
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.err = fmt.Errorf("%w: %d bytes after the command", ErrMalformedCommand, len(d.b))
+	if d.Err == nil && len(d.B) != 0 {
+		d.Err = fmt.Errorf("%w: %d bytes after the command", ErrMalformedCommand, len(d.B))
 	}
-	if d.err != nil {
-		return Command{}, d.err
+	if d.Err != nil {
+		return Command{}, d.Err
 	}
 	return c, nil
 }
 
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) uvarint(what string) uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = fmt.Errorf("%w: bad %s varint", ErrMalformedCommand, what)
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint(what string) int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = fmt.Errorf("%w: bad %s varint", ErrMalformedCommand, what)
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) bytes(what string) []byte {
-	n := d.uvarint(what + " length")
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(len(d.b)) {
-		d.err = fmt.Errorf("%w: %s of %d bytes, %d left", ErrMalformedCommand, what, n, len(d.b))
-		return nil
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) string(what string) string {
-	b := d.bytes(what)
-	if d.err == nil && !utf8.Valid(b) {
-		d.err = fmt.Errorf("%w: %s is not UTF-8", ErrMalformedCommand, what)
+// decodeString reads a length-prefixed UTF-8 string.
+func decodeString(d *wire.Decoder, what string) string {
+	b := d.Bytes(what)
+	if d.Err == nil && !utf8.Valid(b) {
+		d.Failf("%s is not UTF-8", what)
 	}
 	return string(b)
 }
