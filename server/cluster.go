@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -60,10 +61,11 @@ type cluster struct {
 	failedSince map[string]time.Time
 }
 
-func openCluster(o *options, log *slog.Logger, reg *topics.Registry, m *mux.Mux, addr string, peerTLS *tls.Config) (_ *cluster, err error) {
+func openCluster(o *options, log *slog.Logger, reg *topics.Registry, m *mux.Mux, addr string, peerTLS *tls.Config, source net.Addr) (_ *cluster, err error) {
 	c := &cluster{
 		opts: o, log: log, id: o.nodeID, addr: addr, topics: reg,
-		peers: &peerConns{tls: peerTLS, conns: map[string]*grpc.ClientConn{}}, failedSince: map[string]time.Time{},
+		peers:       &peerConns{tls: peerTLS, dialer: net.Dialer{LocalAddr: source}, conns: map[string]*grpc.ClientConn{}},
+		failedSince: map[string]time.Time{},
 	}
 	c.stopped, c.stop = context.WithCancel(context.Background())
 	defer func() {
@@ -596,9 +598,10 @@ func (c *cluster) close() error {
 
 // peerConns holds one gRPC connection per peer address, dialed with the server's certificate.
 type peerConns struct {
-	tls   *tls.Config
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
+	tls    *tls.Config
+	dialer net.Dialer // from the server's peer source address, if it has one
+	mu     sync.Mutex
+	conns  map[string]*grpc.ClientConn
 }
 
 func (p *peerConns) client(addr string) (peerv1.PeerClient, error) {
@@ -608,6 +611,9 @@ func (p *peerConns) client(addr string) (peerv1.PeerClient, error) {
 		return peerv1.NewPeerClient(cc), nil
 	}
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(p.tls)),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return p.dialer.DialContext(ctx, "tcp", addr)
+		}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
 		grpc.WithInitialWindowSize(streamWindowBytes), grpc.WithInitialConnWindowSize(connWindowBytes),
 		grpc.WithWriteBufferSize(ioBufferBytes), grpc.WithReadBufferSize(ioBufferBytes))

@@ -15,6 +15,7 @@ type options struct {
 	dataDir              string
 	listenAddr           string
 	advertiseAddr        string
+	peerSourceIP         string
 	adminAddr            string
 	nodeID               string
 	tls                  authz.TLSOptions
@@ -127,6 +128,12 @@ func WithListenAddr(addr string) Option { return func(o *options) { o.listenAddr
 
 // WithAdvertiseAddr is the address GetServers tells clients to dial. Default the listening address.
 func WithAdvertiseAddr(addr string) Option { return func(o *options) { o.advertiseAddr = addr } }
+
+// WithPeerSourceIP is the local IP address the server's connections to other servers (Raft and
+// forwarded calls) come from. Default: the operating system's choice. A server bound to one of
+// several addresses of a host sets it so that peers, and firewalls or proxies between them, see
+// that address.
+func WithPeerSourceIP(ip string) Option { return func(o *options) { o.peerSourceIP = ip } }
 
 // WithAdminAddr is the address of the HTTP admin server (/metrics, /debug/pprof/, /healthz).
 // Default DefaultAdminAddr; the empty string turns it off. It is plain HTTP: keep it on loopback or

@@ -147,8 +147,16 @@ func New(opts ...Option) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: peer TLS: %w", err)
 	}
-	s.mux = mux.New(s.lis, raftTLS, peerTLS, s.log)
-	if s.cluster, err = openCluster(&s.opts, s.log, s.topics, s.mux, advertise, peerTLS); err != nil {
+	var source net.Addr // nil: the operating system chooses
+	if o.peerSourceIP != "" {
+		ip := net.ParseIP(o.peerSourceIP)
+		if ip == nil {
+			return nil, fmt.Errorf("server: peer source IP %q is not an IP address", o.peerSourceIP)
+		}
+		source = &net.TCPAddr{IP: ip}
+	}
+	s.mux = mux.New(s.lis, raftTLS, peerTLS, source, s.log)
+	if s.cluster, err = openCluster(&s.opts, s.log, s.topics, s.mux, advertise, peerTLS, source); err != nil {
 		return nil, err
 	}
 

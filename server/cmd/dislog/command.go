@@ -42,6 +42,8 @@ type config struct {
 	join              []string
 	serfAddr          string
 	failedRemoveAfter time.Duration
+	peerSourceIP      string
+	raft              server.RaftConfig
 }
 
 func newCommand(lookupEnv func(string) (string, bool)) *cobra.Command {
@@ -90,6 +92,12 @@ variable (DISLOG_DATA_DIR for --data-dir) or a key of the TOML file --config nam
 	f.StringSliceVar(&c.join, "join", nil, "Serf addresses of servers to join, comma separated")
 	f.StringVar(&c.serfAddr, "serf-addr", "", `address Serf gossips on, UDP and TCP (required with --join or --bootstrap-expect)`)
 	f.DurationVar(&c.failedRemoveAfter, "failed-remove-after", server.DefaultFailedRemoveAfter, "how long a failed server stays in the Raft configuration before the leader removes it")
+	f.StringVar(&c.peerSourceIP, "peer-source-ip", "", "local IP address connections to other servers come from (default: the operating system's choice)")
+	rd := server.DefaultRaftConfig()
+	f.DurationVar(&c.raft.HeartbeatTimeout, "raft-heartbeat-timeout", rd.HeartbeatTimeout, "how long a follower goes without hearing from the leader before it stands for election")
+	f.DurationVar(&c.raft.ElectionTimeout, "raft-election-timeout", rd.ElectionTimeout, "how long a candidate waits for votes before it tries again")
+	f.DurationVar(&c.raft.LeaderLeaseTimeout, "raft-leader-lease-timeout", rd.LeaderLeaseTimeout, "how long a leader keeps leading without hearing from a majority (at most --raft-heartbeat-timeout)")
+	f.DurationVar(&c.raft.CommitTimeout, "raft-commit-timeout", rd.CommitTimeout, "how long an idle leader waits before it tells followers the commit index")
 	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	return cmd
@@ -210,6 +218,8 @@ func run(cmd *cobra.Command, c config) error {
 		server.WithJoin(c.join...),
 		server.WithSerfAddr(c.serfAddr),
 		server.WithFailedRemoveAfter(c.failedRemoveAfter),
+		server.WithPeerSourceIP(c.peerSourceIP),
+		server.WithRaft(c.raft),
 	)
 	srv, err := server.New(opts...)
 	if err != nil {

@@ -140,3 +140,28 @@ func TestWithNoTLSFlagsDevModeMakesCertificatesAndAPolicyForTheDevClient(t *test
 	is.NoErr(err)
 	is.Equal(string(rec.Value), "world")
 }
+
+func TestRaftTimingsThatCannotWorkAreRefusedWithTheReason(t *testing.T) {
+	is := is.New(t)
+	cmd := newCommand(func(string) (string, bool) { return "", false })
+	var out, logs syncBuffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&logs)
+	cmd.SetArgs([]string{"--data-dir", t.TempDir(), "--addr", "127.0.0.1:0", "--admin-addr", "",
+		"--raft-heartbeat-timeout", "100ms", "--raft-leader-lease-timeout", "1s"})
+	err := cmd.ExecuteContext(context.Background())
+	is.True(err != nil)
+	is.True(strings.Contains(err.Error(), "LeaderLeaseTimeout")) // names the setting at fault
+}
+
+func TestABadPeerSourceIPIsRefused(t *testing.T) {
+	is := is.New(t)
+	cmd := newCommand(func(string) (string, bool) { return "", false })
+	var out, logs syncBuffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&logs)
+	cmd.SetArgs([]string{"--data-dir", t.TempDir(), "--addr", "127.0.0.1:0", "--admin-addr", "", "--peer-source-ip", "node-a"})
+	err := cmd.ExecuteContext(context.Background())
+	is.True(err != nil)
+	is.True(strings.Contains(err.Error(), `peer source IP "node-a"`))
+}

@@ -33,6 +33,7 @@ type Mux struct {
 	lis     net.Listener
 	server  *tls.Config // accepts Raft connections
 	peer    *tls.Config // dials Raft connections
+	dialer  net.Dialer  // dials Raft connections, from the source address New was given
 	log     *slog.Logger
 	grpc    chan net.Conn
 	raft    chan net.Conn
@@ -43,10 +44,11 @@ type Mux struct {
 
 // New returns a Mux over lis. server is the TLS configuration Raft connections are accepted with
 // (authz.ServerTLSConfig; only server certificates get through), peer the one they are dialed with
-// (authz.PeerTLSConfig).
-func New(lis net.Listener, server, peer *tls.Config, log *slog.Logger) *Mux {
+// (authz.PeerTLSConfig). source, when not nil, is the local address Raft connections are dialed
+// from; nil lets the operating system choose.
+func New(lis net.Listener, server, peer *tls.Config, source net.Addr, log *slog.Logger) *Mux {
 	return &Mux{
-		lis: lis, server: server, peer: peer, log: log,
+		lis: lis, server: server, peer: peer, dialer: net.Dialer{LocalAddr: source}, log: log,
 		grpc: make(chan net.Conn), raft: make(chan net.Conn), done: make(chan struct{}),
 	}
 }
@@ -169,7 +171,8 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	if err != nil {
 		return nil, fmt.Errorf("mux: dial %s: %w", address, err)
 	}
-	d := net.Dialer{Timeout: timeout}
+	d := s.m.dialer
+	d.Timeout = timeout
 	conn, err := d.Dial("tcp", string(address))
 	if err != nil {
 		return nil, err
