@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
@@ -50,6 +51,8 @@ type cluster struct {
 	raft      *raft.Raft
 	members   *discovery.Membership
 	peers     *peerConns
+	// term is this server's current leadership as Raft last reported it (see reads.go).
+	term atomic.Pointer[leaderTerm]
 
 	stop    context.CancelFunc
 	stopped context.Context
@@ -105,6 +108,8 @@ func openCluster(o *options, log *slog.Logger, reg *topics.Registry, m *mux.Mux,
 	// snapshot into it, and the FSM skips what it has.
 	conf.NoSnapshotRestoreOnStart = true
 	conf.Logger = hlog
+	notify := make(chan bool, 1)
+	conf.NotifyCh = notify
 	if err := raft.ValidateConfig(conf); err != nil {
 		return nil, fmt.Errorf("server: raft: %w", err)
 	}
@@ -115,6 +120,7 @@ func openCluster(o *options, log *slog.Logger, reg *topics.Registry, m *mux.Mux,
 	if c.raft, err = raft.NewRaft(conf, c.fsm, c.store, c.store, c.snapshots, c.transport); err != nil {
 		return nil, fmt.Errorf("server: raft: %w", err)
 	}
+	c.goLoop(func() { c.watchLeadership(notify) })
 	if o.bootstrap && !hasState {
 		err := c.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
 			Suffrage: raft.Voter, ID: raft.ServerID(o.nodeID), Address: raft.ServerAddress(addr),
@@ -380,7 +386,7 @@ func (c *cluster) forward(ctx context.Context, cmd []byte) (*fsm.Result, error) 
 			if err == nil {
 				return &fsm.Result{BaseOffset: resp.GetBaseOffset(), Duplicate: resp.GetDuplicate()}, nil
 			}
-			if status.Code(err) != codes.FailedPrecondition || status.Convert(err).Message() != notLeaderMessage {
+			if !isNotLeader(err) {
 				return nil, err
 			}
 		}
@@ -392,34 +398,6 @@ func (c *cluster) forward(ctx context.Context, cmd []byte) (*fsm.Result, error) 
 		case <-retry.C:
 		}
 	}
-}
-
-// notLeaderMessage is what a server answers a forwarded write with when it does not lead; the
-// forwarding server then asks the new leader.
-const notLeaderMessage = "not the leader"
-
-// LeaderNextOffset returns the next offset of topic on the leader.
-func (c *cluster) LeaderNextOffset(ctx context.Context, topic string) (uint64, error) {
-	_, addr := c.leader()
-	if addr == "" {
-		return 0, status.Error(codes.Unavailable, "no leader to ask for the topic's end; retry later")
-	}
-	if addr == c.addr {
-		t, err := c.topics.Get(topic)
-		if err != nil {
-			return 0, status.Errorf(codes.NotFound, "topic %q does not exist", topic)
-		}
-		return t.Log.NextOffset(), nil
-	}
-	client, err := c.peers.client(addr)
-	if err != nil {
-		return 0, status.Errorf(codes.Internal, "dial the leader: %v", err)
-	}
-	resp, err := client.NextOffset(ctx, &peerv1.NextOffsetRequest{Topic: topic})
-	if err != nil {
-		return 0, err
-	}
-	return resp.GetNextOffset(), nil
 }
 
 // Offset returns a consumer group's committed offset.
@@ -641,7 +619,7 @@ type peerService struct {
 
 func (s *peerService) Apply(ctx context.Context, req *peerv1.ApplyRequest) (*peerv1.ApplyResponse, error) {
 	if s.c.raft.State() != raft.Leader {
-		return nil, status.Error(codes.FailedPrecondition, notLeaderMessage)
+		return nil, errNotLeader()
 	}
 	r, err := result(s.c.raft.Apply(req.GetCommand(), applyTimeout(ctx)))
 	if err != nil {
@@ -686,17 +664,6 @@ func (s *peerService) ReadRecords(req *peerv1.ReadRecordsRequest, stream peerv1.
 		return stream.Send(resp)
 	}
 	return nil
-}
-
-func (s *peerService) NextOffset(ctx context.Context, req *peerv1.NextOffsetRequest) (*peerv1.NextOffsetResponse, error) {
-	if s.c.raft.State() != raft.Leader {
-		return nil, status.Error(codes.FailedPrecondition, notLeaderMessage)
-	}
-	next, err := s.c.LeaderNextOffset(ctx, req.GetTopic())
-	if err != nil {
-		return nil, err
-	}
-	return &peerv1.NextOffsetResponse{NextOffset: next}, nil
 }
 
 // slogWriter passes Raft's log lines, which hclog writes at warning level or above, to slog.

@@ -284,7 +284,7 @@ func TestRaftAndPeerCallsRefuseClientCertificates(t *testing.T) {
 	cc, err := grpc.NewClient(n.Server.Addr(), grpc.WithTransportCredentials(mustTLS(t, files)))
 	is.NoErr(err)
 	defer cc.Close()
-	err = cc.Invoke(ctxT(t), "/dislog.peer.v1.Peer/NextOffset", &dislogv1.ConsumeRequest{}, &dislogv1.ConsumeResponse{})
+	err = cc.Invoke(ctxT(t), "/dislog.peer.v1.Peer/ReadIndex", &dislogv1.ConsumeRequest{}, &dislogv1.ConsumeResponse{})
 	is.Equal(status.Code(err), codes.PermissionDenied)
 }
 

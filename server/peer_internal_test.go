@@ -31,7 +31,7 @@ func TestPeerCallsComeFromTheSourceAddress(t *testing.T) {
 	is.NoErr(err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	go cl.NextOffset(ctx, &peerv1.NextOffsetRequest{Topic: "t"}) // fails: nothing answers TLS
+	go cl.ReadIndex(ctx, &peerv1.ReadIndexRequest{}) // fails: nothing answers TLS
 	select {
 	case c := <-accepted:
 		defer c.Close()

@@ -355,3 +355,36 @@ func TestAcknowledgedRecordsSurviveSIGKILLOfTheLeader(t *testing.T) {
 	}
 	t.Logf("%d records acknowledged across a SIGKILL of leader %s; all %d nodes identical", total, leader.id, len(c.nodes))
 }
+
+// A leader whose followers died can no longer confirm that it leads, so it answers a read it
+// could otherwise answer from stale state (a new leader may be taking writes elsewhere) with an
+// error, not with "out of range" or an old offset.
+func TestALeaderWithoutAMajorityRefusesALinearizableRead(t *testing.T) {
+	is := is.New(t)
+	c := startLocalCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	servers, err := c.servers(c.nodes[0])
+	is.NoErr(err)
+	leader := c.node(leaderOf(servers))
+	_, err = leader.client.CreateTopic(ctx, "t", client.TopicConfig{})
+	is.NoErr(err)
+	is.NoErr(leader.client.CommitOffset(ctx, "g", "t", 0))
+	for _, nd := range c.nodes {
+		if nd != leader {
+			c.kill(nd)
+		}
+	}
+	rctx, rcancel := context.WithTimeout(ctx, 3*time.Second)
+	defer rcancel()
+	_, err = leader.client.API().Consume(rctx, &dislogv1.ConsumeRequest{Topic: "t", Offset: 0, ReadYourWrites: true})
+	t.Logf("consume: %v", err)
+	code := status.Code(err)
+	is.True(code == codes.DeadlineExceeded || code == codes.Unavailable) // not OutOfRange
+	fctx, fcancel := context.WithTimeout(ctx, 3*time.Second)
+	defer fcancel()
+	_, _, err = leader.client.FetchOffset(fctx, "g", "t")
+	t.Logf("fetch offset: %v", err)
+	code = status.Code(err)
+	is.True(code == codes.DeadlineExceeded || code == codes.Unavailable)
+}

@@ -82,61 +82,26 @@ func (s *Service) ConsumeStream(req *dislogv1.ConsumeStreamRequest, stream dislo
 	}
 }
 
-// maxReadYourWritesWait bounds a read-your-writes wait for a call without a deadline.
-const maxReadYourWritesWait = 10 * time.Second
-
-// awaitTopic returns a topic for a read-your-writes call: one this server has not created yet but
-// the leader has, it waits for (checking every 5 ms, since creations are rare), up to the call's
-// deadline.
+// awaitTopic returns a topic for a read-your-writes call: one this server has not created yet,
+// it looks up again after a read barrier.
 func (s *Service) awaitTopic(ctx context.Context, name string) (*topics.Topic, error) {
 	t, err := s.topic(name)
 	if status.Code(err) != codes.NotFound {
 		return t, err
 	}
-	if _, lerr := s.cfg.Cluster.LeaderNextOffset(ctx, name); lerr != nil {
+	if err := s.cfg.Cluster.ReadBarrier(ctx); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, maxReadYourWritesWait)
-	defer cancel()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-tick.C:
-		}
-		if t, err = s.topic(name); status.Code(err) != codes.NotFound {
-			return t, err
-		}
-	}
+	return s.topic(name)
 }
 
-// awaitWrites makes a read of offset see every write acknowledged before it: if this server does
-// not hold offset yet but the leader does, it waits for it locally, up to the call's deadline.
+// awaitWrites makes a read of offset see every write acknowledged before it: a server that does
+// not hold offset passes a read barrier first, after which it holds every acknowledged record.
 func (s *Service) awaitWrites(ctx context.Context, t *topics.Topic, offset uint64) error {
 	if offset < t.Log.NextOffset() {
 		return nil
 	}
-	next, err := s.cfg.Cluster.LeaderNextOffset(ctx, t.Name)
-	if err != nil {
-		return err
-	}
-	if offset >= next {
-		return nil
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, maxReadYourWritesWait)
-		defer cancel()
-	}
-	if err := t.Log.Wait(ctx, offset); err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return status.Errorf(codes.DeadlineExceeded, "offset %d of topic %q is written but had not reached this server before the deadline", offset, t.Name)
-		}
-		return s.logError(ctx, err, t)
-	}
-	return nil
+	return s.cfg.Cluster.ReadBarrier(ctx)
 }
 
 // readBatch reads records from off, below next, into one response.

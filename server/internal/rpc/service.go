@@ -25,8 +25,9 @@ type Cluster interface {
 	// Submit starts applying an FSM command through the Raft log, on the leader or forwarded to it,
 	// and returns a wait for its result. Commands one caller submits are applied in that order.
 	Submit(ctx context.Context, cmd []byte) func() (*fsm.Result, error)
-	// LeaderNextOffset is a topic's next offset on the leader: every acknowledged record is below it.
-	LeaderNextOffset(ctx context.Context, topic string) (uint64, error)
+	// ReadBarrier returns once this server has applied every write acknowledged before the call:
+	// what it then reads from its own state is linearizable. Its errors are status errors.
+	ReadBarrier(ctx context.Context) error
 	// Offset is a consumer group's committed offset on a topic, and whether it committed one.
 	Offset(group, topic string) (uint64, bool)
 	// Servers lists the servers of the cluster.
@@ -252,6 +253,11 @@ func (s *Service) CommitOffset(ctx context.Context, req *dislogv1.CommitOffsetRe
 func (s *Service) FetchOffset(ctx context.Context, req *dislogv1.FetchOffsetRequest) (*dislogv1.FetchOffsetResponse, error) {
 	if err := topics.ValidateName(req.GetGroup()); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "invalid group name: %v", trimPrefix(err))
+	}
+	// Linearizable, as Kafka's group coordinator is: a consumer that resumes anywhere starts after
+	// everything its group was acknowledged for.
+	if err := s.cfg.Cluster.ReadBarrier(ctx); err != nil {
+		return nil, err
 	}
 	t, err := s.topic(req.GetTopic())
 	if err != nil {

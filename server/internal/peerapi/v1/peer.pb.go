@@ -241,27 +241,26 @@ func (x *ReadRecordsResponse) GetTimes() []int64 {
 	return nil
 }
 
-type NextOffsetRequest struct {
+type ReadIndexRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *NextOffsetRequest) Reset() {
-	*x = NextOffsetRequest{}
+func (x *ReadIndexRequest) Reset() {
+	*x = ReadIndexRequest{}
 	mi := &file_peer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *NextOffsetRequest) String() string {
+func (x *ReadIndexRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*NextOffsetRequest) ProtoMessage() {}
+func (*ReadIndexRequest) ProtoMessage() {}
 
-func (x *NextOffsetRequest) ProtoReflect() protoreflect.Message {
+func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_peer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -273,39 +272,32 @@ func (x *NextOffsetRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use NextOffsetRequest.ProtoReflect.Descriptor instead.
-func (*NextOffsetRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
+func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
 	return file_peer_proto_rawDescGZIP(), []int{4}
 }
 
-func (x *NextOffsetRequest) GetTopic() string {
-	if x != nil {
-		return x.Topic
-	}
-	return ""
-}
-
-type NextOffsetResponse struct {
+type ReadIndexResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	NextOffset    uint64                 `protobuf:"varint,1,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *NextOffsetResponse) Reset() {
-	*x = NextOffsetResponse{}
+func (x *ReadIndexResponse) Reset() {
+	*x = ReadIndexResponse{}
 	mi := &file_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *NextOffsetResponse) String() string {
+func (x *ReadIndexResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*NextOffsetResponse) ProtoMessage() {}
+func (*ReadIndexResponse) ProtoMessage() {}
 
-func (x *NextOffsetResponse) ProtoReflect() protoreflect.Message {
+func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -317,14 +309,14 @@ func (x *NextOffsetResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use NextOffsetResponse.ProtoReflect.Descriptor instead.
-func (*NextOffsetResponse) Descriptor() ([]byte, []int) {
+// Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
+func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
 	return file_peer_proto_rawDescGZIP(), []int{5}
 }
 
-func (x *NextOffsetResponse) GetNextOffset() uint64 {
+func (x *ReadIndexResponse) GetIndex() uint64 {
 	if x != nil {
-		return x.NextOffset
+		return x.Index
 	}
 	return 0
 }
@@ -348,17 +340,14 @@ const file_peer_proto_rawDesc = "" +
 	"\x13ReadRecordsResponse\x12!\n" +
 	"\ffirst_offset\x18\x01 \x01(\x04R\vfirstOffset\x12\x16\n" +
 	"\x06values\x18\x02 \x03(\fR\x06values\x12\x14\n" +
-	"\x05times\x18\x03 \x03(\x03R\x05times\")\n" +
-	"\x11NextOffsetRequest\x12\x14\n" +
-	"\x05topic\x18\x01 \x01(\tR\x05topic\"5\n" +
-	"\x12NextOffsetResponse\x12\x1f\n" +
-	"\vnext_offset\x18\x01 \x01(\x04R\n" +
-	"nextOffset2\xfb\x01\n" +
+	"\x05times\x18\x03 \x03(\x03R\x05times\"\x12\n" +
+	"\x10ReadIndexRequest\")\n" +
+	"\x11ReadIndexResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index2\xf8\x01\n" +
 	"\x04Peer\x12D\n" +
 	"\x05Apply\x12\x1c.dislog.peer.v1.ApplyRequest\x1a\x1d.dislog.peer.v1.ApplyResponse\x12X\n" +
-	"\vReadRecords\x12\".dislog.peer.v1.ReadRecordsRequest\x1a#.dislog.peer.v1.ReadRecordsResponse0\x01\x12S\n" +
-	"\n" +
-	"NextOffset\x12!.dislog.peer.v1.NextOffsetRequest\x1a\".dislog.peer.v1.NextOffsetResponseB<Z:github.com/dislog/dislog/server/internal/peerapi/v1;peerv1b\x06proto3"
+	"\vReadRecords\x12\".dislog.peer.v1.ReadRecordsRequest\x1a#.dislog.peer.v1.ReadRecordsResponse0\x01\x12P\n" +
+	"\tReadIndex\x12 .dislog.peer.v1.ReadIndexRequest\x1a!.dislog.peer.v1.ReadIndexResponseB<Z:github.com/dislog/dislog/server/internal/peerapi/v1;peerv1b\x06proto3"
 
 var (
 	file_peer_proto_rawDescOnce sync.Once
@@ -378,16 +367,16 @@ var file_peer_proto_goTypes = []any{
 	(*ApplyResponse)(nil),       // 1: dislog.peer.v1.ApplyResponse
 	(*ReadRecordsRequest)(nil),  // 2: dislog.peer.v1.ReadRecordsRequest
 	(*ReadRecordsResponse)(nil), // 3: dislog.peer.v1.ReadRecordsResponse
-	(*NextOffsetRequest)(nil),   // 4: dislog.peer.v1.NextOffsetRequest
-	(*NextOffsetResponse)(nil),  // 5: dislog.peer.v1.NextOffsetResponse
+	(*ReadIndexRequest)(nil),    // 4: dislog.peer.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),   // 5: dislog.peer.v1.ReadIndexResponse
 }
 var file_peer_proto_depIdxs = []int32{
 	0, // 0: dislog.peer.v1.Peer.Apply:input_type -> dislog.peer.v1.ApplyRequest
 	2, // 1: dislog.peer.v1.Peer.ReadRecords:input_type -> dislog.peer.v1.ReadRecordsRequest
-	4, // 2: dislog.peer.v1.Peer.NextOffset:input_type -> dislog.peer.v1.NextOffsetRequest
+	4, // 2: dislog.peer.v1.Peer.ReadIndex:input_type -> dislog.peer.v1.ReadIndexRequest
 	1, // 3: dislog.peer.v1.Peer.Apply:output_type -> dislog.peer.v1.ApplyResponse
 	3, // 4: dislog.peer.v1.Peer.ReadRecords:output_type -> dislog.peer.v1.ReadRecordsResponse
-	5, // 5: dislog.peer.v1.Peer.NextOffset:output_type -> dislog.peer.v1.NextOffsetResponse
+	5, // 5: dislog.peer.v1.Peer.ReadIndex:output_type -> dislog.peer.v1.ReadIndexResponse
 	3, // [3:6] is the sub-list for method output_type
 	0, // [0:3] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name

@@ -24,7 +24,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Peer_Apply_FullMethodName       = "/dislog.peer.v1.Peer/Apply"
 	Peer_ReadRecords_FullMethodName = "/dislog.peer.v1.Peer/ReadRecords"
-	Peer_NextOffset_FullMethodName  = "/dislog.peer.v1.Peer/NextOffset"
+	Peer_ReadIndex_FullMethodName   = "/dislog.peer.v1.Peer/ReadIndex"
 )
 
 // PeerClient is the client API for Peer service.
@@ -38,8 +38,11 @@ type PeerClient interface {
 	// ReadRecords streams the stored records [from, to) of a topic as they are on disk, for a server
 	// restoring a snapshot whose records it lacks.
 	ReadRecords(ctx context.Context, in *ReadRecordsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadRecordsResponse], error)
-	// NextOffset is a topic's committed next offset on the leader, for read-your-writes on followers.
-	NextOffset(ctx context.Context, in *NextOffsetRequest, opts ...grpc.CallOption) (*NextOffsetResponse, error)
+	// ReadIndex is the leader's answer to "where must I have applied to, to read what every
+	// acknowledged write wrote": after confirming with a majority that it still leads, the index of
+	// the last command it has applied. A server that has applied up to that index serves a
+	// linearizable read from its own state (read_your_writes, FetchOffset).
+	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
 }
 
 type peerClient struct {
@@ -79,10 +82,10 @@ func (c *peerClient) ReadRecords(ctx context.Context, in *ReadRecordsRequest, op
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Peer_ReadRecordsClient = grpc.ServerStreamingClient[ReadRecordsResponse]
 
-func (c *peerClient) NextOffset(ctx context.Context, in *NextOffsetRequest, opts ...grpc.CallOption) (*NextOffsetResponse, error) {
+func (c *peerClient) ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(NextOffsetResponse)
-	err := c.cc.Invoke(ctx, Peer_NextOffset_FullMethodName, in, out, cOpts...)
+	out := new(ReadIndexResponse)
+	err := c.cc.Invoke(ctx, Peer_ReadIndex_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -100,8 +103,11 @@ type PeerServer interface {
 	// ReadRecords streams the stored records [from, to) of a topic as they are on disk, for a server
 	// restoring a snapshot whose records it lacks.
 	ReadRecords(*ReadRecordsRequest, grpc.ServerStreamingServer[ReadRecordsResponse]) error
-	// NextOffset is a topic's committed next offset on the leader, for read-your-writes on followers.
-	NextOffset(context.Context, *NextOffsetRequest) (*NextOffsetResponse, error)
+	// ReadIndex is the leader's answer to "where must I have applied to, to read what every
+	// acknowledged write wrote": after confirming with a majority that it still leads, the index of
+	// the last command it has applied. A server that has applied up to that index serves a
+	// linearizable read from its own state (read_your_writes, FetchOffset).
+	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -118,8 +124,8 @@ func (UnimplementedPeerServer) Apply(context.Context, *ApplyRequest) (*ApplyResp
 func (UnimplementedPeerServer) ReadRecords(*ReadRecordsRequest, grpc.ServerStreamingServer[ReadRecordsResponse]) error {
 	return status.Error(codes.Unimplemented, "method ReadRecords not implemented")
 }
-func (UnimplementedPeerServer) NextOffset(context.Context, *NextOffsetRequest) (*NextOffsetResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method NextOffset not implemented")
+func (UnimplementedPeerServer) ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReadIndex not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -171,20 +177,20 @@ func _Peer_ReadRecords_Handler(srv interface{}, stream grpc.ServerStream) error 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Peer_ReadRecordsServer = grpc.ServerStreamingServer[ReadRecordsResponse]
 
-func _Peer_NextOffset_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(NextOffsetRequest)
+func _Peer_ReadIndex_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReadIndexRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(PeerServer).NextOffset(ctx, in)
+		return srv.(PeerServer).ReadIndex(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: Peer_NextOffset_FullMethodName,
+		FullMethod: Peer_ReadIndex_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(PeerServer).NextOffset(ctx, req.(*NextOffsetRequest))
+		return srv.(PeerServer).ReadIndex(ctx, req.(*ReadIndexRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -201,8 +207,8 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Peer_Apply_Handler,
 		},
 		{
-			MethodName: "NextOffset",
-			Handler:    _Peer_NextOffset_Handler,
+			MethodName: "ReadIndex",
+			Handler:    _Peer_ReadIndex_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
