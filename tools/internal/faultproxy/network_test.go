@@ -132,7 +132,7 @@ func TestRefusedLinkResetsItsConnectionsAndNewOnesUntilHealed(t *testing.T) {
 	n.net.Block(Refuse, Link{"a", "b"})
 	_, err := roundTrip(open, "cut", 5*time.Second)
 	is.True(err != nil && !isTimeout(err)) // the open connection was reset, not left hanging
-	n.refused(t, "a", "b") // a new connection is reset
+	n.refused(t, "a", "b")                 // a new connection is reset
 	is.Equal(n.net.Blocked(), []string{"a->b (refuse)"})
 
 	n.net.Heal(Link{"a", "b"})
