@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/dislog/dislog/authz"
@@ -23,7 +26,8 @@ const policy = "p, " + ClientName + ", *, *\np, role:server, *, replicate\n"
 
 // Cluster is a running cluster on loopback.
 type Cluster struct {
-	// Addrs are the nodes' gRPC addresses, in the order they were started.
+	// Addrs are the addresses clients dial, node i's at i: the nodes' gRPC addresses, or the ones
+	// they advertise (Options.Advertise).
 	Addrs []string
 	// ClientTLS are the files of the client certificate ClientName.
 	ClientTLS authz.TLSOptions
@@ -31,6 +35,13 @@ type Cluster struct {
 	Dir string
 
 	stop func() error
+
+	// The nodes of a cluster of processes: mu guards their processes, which Kill, Restart, Pause
+	// and Resume change.
+	bin   string
+	log   io.Writer
+	mu    sync.Mutex
+	nodes []*process
 }
 
 // pki is what a cluster's nodes and client are given.
@@ -43,17 +54,17 @@ type pki struct {
 // nodeName is the node id and certificate name of the i-th node, from 0.
 func nodeName(i int) string { return fmt.Sprintf("node%d", i+1) }
 
-// makePKI writes into dir a CA, a server certificate for each of nodes nodes, the client
-// certificate and the policy.
-func makePKI(dir string, nodes int) (pki, error) {
+// makePKI writes into dir a CA, a server certificate for each node, which names its IP (ips[i]),
+// the client certificate and the policy.
+func makePKI(dir string, ips []string) (pki, error) {
 	var p pki
 	ca, err := certs.NewCA(filepath.Join(dir, "pki", "ca"), nil)
 	if err != nil {
 		return p, err
 	}
-	for i := range nodes {
+	for i, ip := range ips {
 		files, err := ca.Issue(filepath.Join(dir, "pki", nodeName(i)), certs.IssueRequest{
-			Role: certs.RoleServer, CommonName: nodeName(i), Hosts: []string{"127.0.0.1", "localhost"},
+			Role: certs.RoleServer, CommonName: nodeName(i), Hosts: slices.Compact([]string{"127.0.0.1", ip, "localhost"}),
 		})
 		if err != nil {
 			return p, err
@@ -82,7 +93,7 @@ func StartInProcess() (_ *Cluster, err error) {
 			os.RemoveAll(dir)
 		}
 	}()
-	p, err := makePKI(dir, 1)
+	p, err := makePKI(dir, []string{"127.0.0.1"})
 	if err != nil {
 		return nil, err
 	}

@@ -105,3 +105,67 @@ func TestPrefixWriterPrefixesWholeLines(t *testing.T) {
 	}
 	is.Equal(out.String(), "node1: one\nnode1: two\nnode1: three\n") // "four" waits for its newline
 }
+
+// TestProcessNodesCanBeKilledRestartedPausedAndResumed runs three dislog processes, each on its own
+// loopback IP, and checks that a killed node serves again after Restart, on the same address,
+// and that a paused one answers again after Resume.
+func TestProcessNodesCanBeKilledRestartedPausedAndResumed(t *testing.T) {
+	is := is.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin, err := BuildDislog(ctx, t.TempDir())
+	is.NoErr(err)
+	ips := []string{"127.0.0.121", "127.0.0.122", "127.0.0.123"}
+	var advertised []string
+	cl, err := StartProcesses(ctx, Options{Bin: bin, Nodes: 3, IPs: ips, Advertise: func(node int, listen string) (string, error) {
+		is.True(strings.HasPrefix(listen, ips[node]+":")) // each node listens on its own IP
+		advertised = append(advertised, listen)
+		return listen, nil
+	}})
+	is.NoErr(err)
+	defer cl.Close()
+	is.Equal(cl.Addrs, advertised)
+
+	answers := func(i int) bool {
+		c, err := cl.Dial(cl.Addrs[i])
+		is.NoErr(err)
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		servers, err := c.GetServers(ctx)
+		return err == nil && len(servers) == 3
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for !cond() {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("waiting for %s: %v", what, ctx.Err())
+			case <-tick.C:
+			}
+		}
+	}
+
+	is.NoErr(cl.Kill(2))
+	is.True(cl.Kill(2) != nil) // a node that is down cannot be killed again
+	is.True(!answers(2))
+	is.NoErr(cl.Restart(ctx, 2))
+	is.True(cl.Restart(ctx, 2) != nil) // nor a running one restarted
+	waitFor("node3 to answer after its restart", func() bool { return answers(2) })
+
+	is.NoErr(cl.Pause(1))
+	short, cancelShort := context.WithTimeout(ctx, 500*time.Millisecond)
+	c, err := cl.Dial(cl.Addrs[1])
+	is.NoErr(err)
+	_, err = c.GetServers(short)
+	cancelShort()
+	c.Close()
+	is.True(err != nil) // a paused node does not answer
+	is.NoErr(cl.Resume(1))
+	waitFor("node2 to answer after it resumes", func() bool { return answers(1) })
+
+	is.NoErr(cl.Pause(0)) // Close resumes a paused node to stop it
+	is.NoErr(cl.Close())
+}

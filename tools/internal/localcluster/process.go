@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -45,12 +46,16 @@ func CheckReplicationFlags(ctx context.Context, bin string) error {
 	return nil
 }
 
-// BuildDislog builds the dislog command into dir and returns the binary's path. It runs go build
-// in the current directory, which must be inside the Dislog repository (or a module that requires
-// the server module).
-func BuildDislog(ctx context.Context, dir string) (string, error) {
+// BuildDislog builds the dislog command into dir, with the build tags given, and returns the
+// binary's path. It runs go build in the current directory, which must be inside the Dislog
+// repository (or a module that requires the server module).
+func BuildDislog(ctx context.Context, dir string, tags ...string) (string, error) {
 	bin := filepath.Join(dir, "dislog")
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/dislog/dislog/server/cmd/dislog").CombinedOutput()
+	args := []string{"build", "-o", bin}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	out, err := exec.CommandContext(ctx, "go", append(args, "github.com/dislog/dislog/server/cmd/dislog")...).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("localcluster: go build dislog (run inside the Dislog repository, or give the binary): %w\n%s", err, out)
 	}
@@ -68,14 +73,29 @@ type Options struct {
 	Log io.Writer
 	// StartTimeout bounds how long the cluster may take to serve and elect a leader. Default 60s.
 	StartTimeout time.Duration
+	// IPs, if set, gives node i the loopback address IPs[i] of its own: it listens there (gRPC and
+	// Serf) and dials its peers from there (--peer-source-ip), so that whoever it connects to can
+	// tell it by its source address. Its certificate names it too. Default: every node on
+	// 127.0.0.1, its peer connections from wherever the operating system chooses.
+	IPs []string
+	// Advertise, if set, is called for each node before it starts, with the node's index and the
+	// address it will listen on; the node advertises the address Advertise returns, to its peers
+	// (Raft dials it) and to clients, for example that of a proxy in front of it. The cluster's
+	// Addrs are the advertised addresses.
+	Advertise func(node int, listenAddr string) (string, error)
+	// Args are more flags for every node, such as Raft timings.
+	Args []string
 }
 
-// StartProcesses runs opts.Nodes dislog processes on 127.0.0.1, the first with --bootstrap and the
-// others joining it, and waits until they have a leader. Close stops them (SIGTERM, then SIGKILL
-// after 15 s).
+// StartProcesses runs opts.Nodes dislog processes, the first with --bootstrap and the others
+// joining it, and waits until they have a leader. Each listens on a port chosen once, which it
+// keeps across Restart. Close stops them (SIGTERM, then SIGKILL after 15 s).
 func StartProcesses(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if opts.Nodes < 1 {
 		return nil, fmt.Errorf("localcluster: %d nodes", opts.Nodes)
+	}
+	if opts.IPs != nil && len(opts.IPs) != opts.Nodes {
+		return nil, fmt.Errorf("localcluster: %d IPs for %d nodes", len(opts.IPs), opts.Nodes)
 	}
 	if opts.Log == nil {
 		opts.Log = io.Discard
@@ -92,55 +112,73 @@ func StartProcesses(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("localcluster: %w", err)
 	}
-	c := &Cluster{Dir: dir}
-	var procs []*exec.Cmd
-	c.stop = func() error { return stopAll(procs) }
+	c := &Cluster{Dir: dir, bin: opts.Bin, log: opts.Log}
+	c.stop = c.stopProcesses
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, c.Close())
 		}
 	}()
-	p, err := makePKI(dir, opts.Nodes)
+	ips := opts.IPs
+	if ips == nil {
+		ips = slices.Repeat([]string{"127.0.0.1"}, opts.Nodes)
+	}
+	p, err := makePKI(dir, ips)
 	if err != nil {
 		return nil, err
 	}
 	c.ClientTLS = p.client
-	serfPorts, err := freePorts(opts.Nodes)
-	if err != nil {
-		return nil, err
-	}
-	serving := make(chan servingLine, opts.Nodes)
+	c.Addrs = make([]string, opts.Nodes)
 	for i := range opts.Nodes {
+		listen, err := freePort(ips[i])
+		if err != nil {
+			return nil, err
+		}
+		serf, err := freePort(ips[i])
+		if err != nil {
+			return nil, err
+		}
+		c.Addrs[i] = listen
 		args := []string{
 			"--data-dir", filepath.Join(dir, nodeName(i)),
 			"--node-id", nodeName(i),
-			"--addr", "127.0.0.1:0",
+			"--addr", listen,
 			"--admin-addr", "",
-			"--serf-addr", fmt.Sprintf("127.0.0.1:%d", serfPorts[i]),
+			"--serf-addr", serf,
 			"--tls-ca-file", p.servers[i].CAFile,
 			"--tls-cert-file", p.servers[i].CertFile,
 			"--tls-key-file", p.servers[i].KeyFile,
 			"--policy-file", p.policy,
 		}
+		if opts.IPs != nil {
+			args = append(args, "--peer-source-ip", ips[i])
+		}
+		if opts.Advertise != nil {
+			if c.Addrs[i], err = opts.Advertise(i, listen); err != nil {
+				return nil, err
+			}
+			args = append(args, "--advertise-addr", c.Addrs[i])
+		}
+		c.nodes = append(c.nodes, &process{name: nodeName(i), serf: serf, args: append(args, opts.Args...)})
+	}
+	serving := make(chan servingLine, opts.Nodes)
+	for i, n := range c.nodes {
+		args := n.args
 		if i == 0 {
 			args = append(args, "--bootstrap")
 		} else {
-			args = append(args, "--join", fmt.Sprintf("127.0.0.1:%d", serfPorts[0]))
+			args = append(args, "--join", c.nodes[0].serf)
 		}
-		cmd, err := startNode(opts.Bin, nodeName(i), i, args, opts.Log, serving)
-		if err != nil {
+		if err := c.start(i, args, serving); err != nil {
 			return nil, err
 		}
-		procs = append(procs, cmd)
 	}
-	c.Addrs = make([]string, opts.Nodes)
 	for range opts.Nodes {
 		select {
 		case s := <-serving:
 			if s.err != nil {
 				return nil, s.err
 			}
-			c.Addrs[s.node] = s.addr
 		case <-ctx.Done():
 			return nil, fmt.Errorf("localcluster: waiting for the nodes to serve: %w", ctx.Err())
 		}
@@ -149,6 +187,29 @@ func StartProcesses(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// process is one node of a cluster of dislog processes.
+type process struct {
+	name string
+	serf string
+	args []string // without --bootstrap or --join
+
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once cmd has exited and been waited for
+	paused bool
+}
+
+func (p *process) running() bool {
+	if p.cmd == nil {
+		return false
+	}
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
 }
 
 // servingLine is what a node's first line of output said: the address it serves on.
@@ -160,79 +221,172 @@ type servingLine struct {
 
 const servingPrefix = "dislog: serving on "
 
-// startNode starts one dislog process and sends on serving the address its first line of output
-// names; the rest of its output goes to log.
-func startNode(bin, name string, node int, args []string, log io.Writer, serving chan<- servingLine) (*exec.Cmd, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Stderr = &prefixWriter{w: log, prefix: name + ": "}
+// start starts node i with args and sends on serving the address its first line of output names;
+// the rest of its output goes to the cluster's log.
+func (c *Cluster) start(i int, args []string, serving chan<- servingLine) error {
+	n := c.nodes[i]
+	cmd := exec.Command(c.bin, args...)
+	cmd.Stderr = &prefixWriter{w: c.log, prefix: n.name + ": "}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, fmt.Errorf("localcluster: %w", err)
+		return fmt.Errorf("localcluster: %w", err)
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("localcluster: start %s: %w", name, err)
+		return fmt.Errorf("localcluster: start %s: %w", n.name, err)
 	}
+	exited := make(chan struct{})
+	n.cmd, n.exited, n.paused = cmd, exited, false
 	go func() {
+		defer close(exited)
 		sc := bufio.NewScanner(stdout)
 		if !sc.Scan() {
-			serving <- servingLine{node: node, err: fmt.Errorf("localcluster: %s exited before serving (its output went to the log)", name)}
+			serving <- servingLine{node: i, err: fmt.Errorf("localcluster: %s exited before serving (its output went to the log)", n.name)}
+			cmd.Wait()
 			return
 		}
 		addr, ok := strings.CutPrefix(sc.Text(), servingPrefix)
 		if !ok {
-			serving <- servingLine{node: node, err: fmt.Errorf("localcluster: %s said %q, want %q first", name, sc.Text(), servingPrefix+"ADDR")}
+			serving <- servingLine{node: i, err: fmt.Errorf("localcluster: %s said %q, want %q first", n.name, sc.Text(), servingPrefix+"ADDR")}
 		} else {
-			serving <- servingLine{node: node, addr: addr}
+			serving <- servingLine{node: i, addr: addr}
 		}
-		out := &prefixWriter{w: log, prefix: name + ": "}
+		out := &prefixWriter{w: c.log, prefix: n.name + ": "}
 		for sc.Scan() {
 			fmt.Fprintln(out, sc.Text())
 		}
+		// The pipe is done: Wait may close it.
+		cmd.Wait()
 	}()
-	return cmd, nil
+	return nil
 }
 
-// stopAll sends SIGTERM to every process and waits for them, killing any still running after 15 s.
-func stopAll(procs []*exec.Cmd) error {
-	for _, p := range procs {
-		p.Process.Signal(syscall.SIGTERM)
+// node returns process node i, which must be running unless stopped is true.
+func (c *Cluster) node(i int, stopped bool) (*process, error) {
+	if i < 0 || i >= len(c.nodes) {
+		return nil, fmt.Errorf("localcluster: no node process %d", i)
+	}
+	n := c.nodes[i]
+	if n.running() == stopped {
+		if stopped {
+			return nil, fmt.Errorf("localcluster: %s is running", n.name)
+		}
+		return nil, fmt.Errorf("localcluster: %s is not running", n.name)
+	}
+	return n, nil
+}
+
+// Kill ends node i with SIGKILL, as a crash would, and waits for it to exit.
+func (c *Cluster) Kill(i int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.node(i, false)
+	if err != nil {
+		return err
+	}
+	if err := n.cmd.Process.Kill(); err != nil {
+		return fmt.Errorf("localcluster: kill %s: %w", n.name, err)
+	}
+	<-n.exited
+	return nil
+}
+
+// Restart starts node i again after Kill, with its data directory, addresses and flags, joining
+// the other nodes' Serf addresses; it returns once the node serves.
+func (c *Cluster) Restart(ctx context.Context, i int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.node(i, true)
+	if err != nil {
+		return err
+	}
+	var seeds []string
+	for _, o := range c.nodes {
+		if o != n {
+			seeds = append(seeds, o.serf)
+		}
+	}
+	serving := make(chan servingLine, 1)
+	if err := c.start(i, append(slices.Clip(n.args), "--join", strings.Join(seeds, ",")), serving); err != nil {
+		return err
+	}
+	select {
+	case s := <-serving:
+		return s.err
+	case <-ctx.Done():
+		return fmt.Errorf("localcluster: waiting for %s to serve again: %w", n.name, ctx.Err())
+	}
+}
+
+// Pause stops node i with SIGSTOP: it neither runs nor answers until Resume, while its sockets
+// stay open.
+func (c *Cluster) Pause(i int) error { return c.signal(i, syscall.SIGSTOP, true) }
+
+// Resume continues node i, paused, with SIGCONT.
+func (c *Cluster) Resume(i int) error { return c.signal(i, syscall.SIGCONT, false) }
+
+func (c *Cluster) signal(i int, sig syscall.Signal, pause bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.node(i, false)
+	if err != nil {
+		return err
+	}
+	if err := n.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("localcluster: %s %s: %w", sig, n.name, err)
+	}
+	n.paused = pause
+	return nil
+}
+
+// stopProcesses sends SIGTERM to every running node (after SIGCONT to a paused one) and waits for
+// them, killing any still running after 15 s.
+func (c *Cluster) stopProcesses() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var running []*process
+	for _, n := range c.nodes {
+		if !n.running() {
+			continue
+		}
+		if n.paused {
+			n.cmd.Process.Signal(syscall.SIGCONT)
+		}
+		n.cmd.Process.Signal(syscall.SIGTERM)
+		running = append(running, n)
 	}
 	var errs []error
-	for _, p := range procs {
-		done := make(chan error, 1)
-		go func() { done <- p.Wait() }()
+	for _, n := range running {
 		select {
-		case err := <-done:
-			if err != nil {
-				errs = append(errs, fmt.Errorf("localcluster: %s: %w", p.Args[0], err))
+		case <-n.exited:
+			if st := n.cmd.ProcessState; !st.Success() {
+				errs = append(errs, fmt.Errorf("localcluster: %s: %s", n.name, st))
 			}
 		case <-time.After(15 * time.Second):
-			p.Process.Kill()
-			<-done
-			errs = append(errs, fmt.Errorf("localcluster: pid %d did not stop within 15s of SIGTERM; killed", p.Process.Pid))
+			n.cmd.Process.Kill()
+			<-n.exited
+			errs = append(errs, fmt.Errorf("localcluster: %s did not stop within 15s of SIGTERM; killed", n.name))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// freePorts returns n TCP ports on 127.0.0.1 that were free a moment ago.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var lis []net.Listener
-	defer func() {
-		for _, l := range lis {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+// freePort returns an address of ip whose port was free a moment ago for both TCP and UDP (Serf
+// needs both), for a node that keeps it across restarts.
+func freePort(ip string) (string, error) {
+	for range 20 {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 		if err != nil {
-			return nil, fmt.Errorf("localcluster: %w", err)
+			return "", fmt.Errorf("localcluster: %w", err)
 		}
-		lis = append(lis, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		addr := l.Addr().String()
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err == nil {
+			u.Close()
+			return addr, nil
+		}
 	}
-	return ports, nil
+	return "", fmt.Errorf("localcluster: no port of %s free for both TCP and UDP", ip)
 }
 
 // prefixWriter writes each line with a prefix.
