@@ -8,7 +8,6 @@ import (
 	"time"
 
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
-	"github.com/dislog/dislog/client/internal/cluster"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -16,16 +15,17 @@ import (
 // Defaults of the produce retries.
 const (
 	// DefaultMaxRetries is how many times a batch is sent again after a failure that leaves its
-	// outcome unknown.
-	DefaultMaxRetries = 10
+	// outcome unknown: with the backoff below, about 7 s of retries, several elections' worth.
+	DefaultMaxRetries = 30
 	// DefaultDeliveryTimeout bounds how long the Producer tries to get a batch acknowledged.
 	DefaultDeliveryTimeout = 30 * time.Second
 
-	// The wait before a retry doubles from minRetryBackoff up to maxRetryBackoff: long enough
-	// for a Raft election to elect a new leader within a few retries, short enough that a
-	// producer resumes soon after.
+	// The wait before a retry doubles from minRetryBackoff up to maxRetryBackoff. A leader's
+	// death costs an election of 0.5-1 s with the server's default Raft timings; a retry at
+	// least every 250 ms finds the new leader within a quarter second of its election, where a
+	// one-second cap added up to a second to the failover gap.
 	minRetryBackoff = 50 * time.Millisecond
-	maxRetryBackoff = time.Second
+	maxRetryBackoff = 250 * time.Millisecond
 )
 
 // A lane is one idempotent producer identity: a random producer_id and, per topic, the sequence
@@ -92,7 +92,7 @@ func retryable(err error) bool {
 	case codes.Unavailable, codes.Aborted, codes.DeadlineExceeded, codes.Canceled:
 		return true
 	case codes.FailedPrecondition:
-		return cluster.NotLeader(err)
+		return dislogv1.IsNotLeader(err)
 	}
 	return false
 }

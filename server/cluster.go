@@ -386,7 +386,7 @@ func (c *cluster) forward(ctx context.Context, cmd []byte) (*fsm.Result, error) 
 			if err == nil {
 				return &fsm.Result{BaseOffset: resp.GetBaseOffset(), Duplicate: resp.GetDuplicate()}, nil
 			}
-			if !isNotLeader(err) {
+			if !dislogv1.IsNotLeader(err) {
 				return nil, err
 			}
 		}
@@ -619,7 +619,7 @@ type peerService struct {
 
 func (s *peerService) Apply(ctx context.Context, req *peerv1.ApplyRequest) (*peerv1.ApplyResponse, error) {
 	if s.c.raft.State() != raft.Leader {
-		return nil, errNotLeader()
+		return nil, dislogv1.NotLeaderError("not the leader")
 	}
 	r, err := result(s.c.raft.Apply(req.GetCommand(), applyTimeout(ctx)))
 	if err != nil {

@@ -6,9 +6,9 @@ import (
 	"log/slog"
 	"time"
 
+	dislogv1 "github.com/dislog/dislog/client/api/v1"
 	peerv1 "github.com/dislog/dislog/server/internal/peerapi/v1"
 	"github.com/hashicorp/raft"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -58,7 +58,7 @@ func (c *cluster) watchLeadership(notify <-chan bool) {
 func (c *cluster) readIndex(ctx context.Context) (uint64, error) {
 	term := c.term.Load()
 	if term == nil || !term.leader {
-		return 0, errNotLeader()
+		return 0, dislogv1.NotLeaderError("not the leader")
 	}
 	select {
 	case <-term.ready:
@@ -68,12 +68,12 @@ func (c *cluster) readIndex(ctx context.Context) (uint64, error) {
 	index := c.fsm.Applied()
 	if err := c.raft.VerifyLeader().Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return 0, errNotLeader()
+			return 0, dislogv1.NotLeaderError("not the leader")
 		}
 		return 0, raftError(err)
 	}
 	if c.term.Load() != term {
-		return 0, errNotLeader()
+		return 0, dislogv1.NotLeaderError("not the leader")
 	}
 	return index, nil
 }
@@ -108,13 +108,13 @@ func (c *cluster) ReadBarrier(ctx context.Context) error {
 				}
 			}
 		default:
-			err = errNotLeader()
+			err = dislogv1.NotLeaderError("not the leader")
 		}
 		switch {
 		case err == nil:
 			asked = true
 			continue
-		case !isNotLeader(err):
+		case !dislogv1.IsNotLeader(err):
 			return err
 		}
 		if err := c.waitTick(ctx, tick, "no leader to confirm the read: the cluster has no leader it agrees on; retry later"); err != nil {
@@ -143,37 +143,6 @@ func (c *cluster) waitTick(ctx context.Context, tick *time.Ticker, why string) e
 	case <-tick.C:
 		return nil
 	}
-}
-
-// notLeaderReason is the ErrorInfo reason of errNotLeader, in the domain notLeaderDomain.
-const (
-	notLeaderReason = "NOT_LEADER"
-	notLeaderDomain = "dislog.peer.v1"
-)
-
-// errNotLeader is a peer call's answer from a server that does not lead: nothing was applied, ask
-// the leader.
-func errNotLeader() error {
-	st, err := status.New(codes.FailedPrecondition, "not the leader").
-		WithDetails(&errdetails.ErrorInfo{Reason: notLeaderReason, Domain: notLeaderDomain})
-	if err != nil {
-		panic(err) // an ErrorInfo always marshals
-	}
-	return st.Err()
-}
-
-// isNotLeader tells errNotLeader's answer from any other error.
-func isNotLeader(err error) bool {
-	st, ok := status.FromError(err)
-	if !ok || st.Code() != codes.FailedPrecondition {
-		return false
-	}
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Reason == notLeaderReason && info.Domain == notLeaderDomain {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *peerService) ReadIndex(ctx context.Context, _ *peerv1.ReadIndexRequest) (*peerv1.ReadIndexResponse, error) {

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -155,17 +154,9 @@ func (p *picker) watch(res balancer.PickResult, err error) (balancer.PickResult,
 		if done != nil {
 			done(info)
 		}
-		if status.Code(info.Err) == codes.Unavailable || NotLeader(info.Err) {
+		if status.Code(info.Err) == codes.Unavailable || dislogv1.IsNotLeader(info.Err) {
 			p.resolveNow()
 		}
 	}
 	return res, nil
-}
-
-// NotLeader reports whether err is a server's refusal of a produce because it is not the leader:
-// FAILED_PRECONDITION with a message that says so. (A server that cannot reach the leader answers
-// UNAVAILABLE instead.) Such a request was not written, so it may be sent again.
-func NotLeader(err error) bool {
-	st, ok := status.FromError(err)
-	return ok && st.Code() == codes.FailedPrecondition && strings.Contains(strings.ToLower(st.Message()), "leader")
 }

@@ -4,8 +4,6 @@ import (
 	"testing"
 
 	"github.com/matryer/is"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 func TestParseSeeds(t *testing.T) {
@@ -43,13 +41,4 @@ func TestAnAddressOnAllInterfacesIsReachedOnTheHostThatAnswered(t *testing.T) {
 	} {
 		is.Equal(reachable(advertised, "10.0.0.2:9000"), want)
 	}
-}
-
-func TestNotLeader(t *testing.T) {
-	is := is.New(t)
-	is.True(NotLeader(status.Error(codes.FailedPrecondition, "not the leader")))
-	is.True(NotLeader(status.Error(codes.FailedPrecondition, "fakelog: fake-0 is not the Leader")))
-	is.True(!NotLeader(status.Error(codes.FailedPrecondition, "out of sequence: producer 7 sent sequence 9, want 4")))
-	is.True(!NotLeader(status.Error(codes.Unavailable, "not the leader")))
-	is.True(!NotLeader(nil))
 }

@@ -356,7 +356,7 @@ func (s *Server) append(req *dislogv1.ProduceRequest) (base uint64, duplicate bo
 	}()
 	s.produceReqs++
 	if c.leader != s.index {
-		return 0, false, Answer, status.Errorf(codes.FailedPrecondition, "fakelog: %s is not the leader", s.ID)
+		return 0, false, Answer, dislogv1.NotLeaderError("fakelog: " + s.ID + " is not the leader")
 	}
 	if s.refuse != nil {
 		if err := s.refuse(req); err != nil {
