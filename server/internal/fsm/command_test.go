@@ -72,8 +72,8 @@ func FuzzDecodeCommand(f *testing.F) {
 // FuzzDecodeState feeds DecodeState arbitrary bytes, as a corrupt metadata file or snapshot would
 // be: it must not panic, and a state it accepts is internally consistent.
 func FuzzDecodeState(f *testing.F) {
-	f.Add([]byte(`{"version":1,"index":9,"topics":{"t":{"created":3,"next":4}},"offsets":{"g":{"t":2}},"producers":{"t":{"7":{"next":2,"base":0}}}}`))
-	f.Add([]byte(`{"version":1,"topics":{}}`))
+	f.Add([]byte(`{"version":2,"index":9,"topics":{"t":{"created":3,"next":4}},"offsets":{"g":{"t":2}},"producers":{"t":{"7":{"next":2,"base":0}}}}`))
+	f.Add([]byte(`{"version":2,"topics":{}}`))
 	f.Add([]byte(`{"version":2}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := DecodeState(b)

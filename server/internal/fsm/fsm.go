@@ -11,9 +11,11 @@
 // Raft replays the log after its last snapshot on every start (raft.Config.NoSnapshotRestoreOnStart
 // is set: the FSM's state is on disk already). A command at or below the checkpoint's index changes
 // nothing. Every later command is applied again in order against the checkpoint's state, so each
-// deduplication decision is made again exactly as it was made the first time; only the append of a
-// produce the topic holds already (the Raft index of its last record is at or past the command's)
-// is skipped. A topic whose unsynced tail was lost to a power failure so gets that tail again, and a
+// deduplication decision is made again exactly as it was made the first time, and each produce
+// gets the base offset it got the first time: the checkpoint holds every topic's next offset at its
+// index, and the FSM counts on from there. Only the append of a produce whose offsets the topic has
+// passed already is skipped. A topic whose unsynced tail was lost to a power failure so gets that
+// tail again, a topic whose records retention deleted meanwhile does not get them again, and a
 // restart never appends a record twice.
 //
 // Snapshots hold the metadata and each topic's offsets, never records. Restoring one on a server
@@ -83,9 +85,10 @@ type FSM struct {
 	// on Raft's FSM goroutine.
 	mu    sync.RWMutex
 	state State
-	// last is each topic's Raft index of its last stored record: a produce at or below it is in the
-	// topic already. Only the FSM goroutine uses it.
-	last map[string]uint64
+	// next is each topic's next offset as the commands applied so far made it: during a replay,
+	// a produce whose offsets are below the topic's own next offset is stored already. Only the
+	// FSM goroutine uses it.
+	next map[string]uint64
 	// checkpoint is the index of the metadata file the FSM was opened from (or of the snapshot it
 	// restored): every command up to it is in the state and, fsynced, in the topics. Only the FSM
 	// goroutine uses it.
@@ -103,12 +106,15 @@ func Open(cfg Config) (*FSM, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	f := &FSM{cfg: cfg, state: newState(), last: map[string]uint64{}}
+	f := &FSM{cfg: cfg, state: newState(), next: map[string]uint64{}}
 	b, err := os.ReadFile(filepath.Join(cfg.Dir, stateFileName))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		for _, t := range cfg.Topics.List() {
-			f.state.Topics[t.Name] = TopicState{RetentionBytes: t.Config.RetentionBytes, RetentionAge: int64(t.Config.RetentionAge)}
+			f.state.Topics[t.Name] = TopicState{
+				RetentionBytes: t.Config.RetentionBytes, RetentionAge: int64(t.Config.RetentionAge),
+				Lowest: t.Log.LowestOffset(), Next: t.Log.NextOffset(),
+			}
 			if err := t.Log.Sync(); err != nil {
 				return nil, fmt.Errorf("fsm: adopt topic %q: %w", t.Name, err)
 			}
@@ -131,30 +137,16 @@ func Open(cfg Config) (*FSM, error) {
 			f.forget(name)
 			continue
 		}
-		if f.last[name], err = lastIndex(t); err != nil {
-			return nil, err
+		want := f.state.Topics[name].Next
+		if have := t.Log.NextOffset(); have < want {
+			return nil, fmt.Errorf("fsm: topic %q ends at offset %d, before the %d of the checkpoint at index %d: records that were fsynced are gone",
+				name, have, want, f.state.Index)
 		}
+		f.next[name] = want
 	}
 	f.checkpoint = f.state.Index
 	f.applied.Store(f.state.Index)
 	return f, nil
-}
-
-// lastIndex reads the Raft index of a topic's last record.
-func lastIndex(t *topics.Topic) (uint64, error) {
-	next := t.Log.NextOffset()
-	if next == t.Log.LowestOffset() {
-		return 0, nil
-	}
-	rec, err := t.Log.Read(next - 1)
-	if err != nil {
-		return 0, fmt.Errorf("fsm: topic %q: last record: %w", t.Name, err)
-	}
-	index, err := codec.Index(rec.Value)
-	if err != nil {
-		return 0, fmt.Errorf("fsm: topic %q: last record: %w", t.Name, err)
-	}
-	return index, nil
 }
 
 // Checkpoint fsyncs every topic and writes the metadata file at the last index applied, so that a
@@ -174,6 +166,14 @@ func (f *FSM) Checkpoint() error {
 	}
 	s := cloneState(&f.state)
 	s.Index = f.applied.Load()
+	for name, ts := range s.Topics {
+		t, err := f.cfg.Topics.Get(name)
+		if err != nil {
+			return fmt.Errorf("fsm: checkpoint: %w", err)
+		}
+		ts.Lowest, ts.Next = t.Log.LowestOffset(), f.next[name]
+		s.Topics[name] = ts
+	}
 	if err := writeState(f.cfg.Dir, &s); err != nil {
 		return err
 	}
@@ -265,22 +265,28 @@ func (f *FSM) produce(index uint64, c *Command) *Result {
 				ErrSequence, c.ProducerID, c.Sequence, c.Topic, p.Next, p.Next-1)}
 		}
 	}
-	var base uint64
-	if index <= f.last[c.Topic] {
-		if base, err = findBase(t, index); err != nil {
+	base := f.next[c.Topic]
+	switch have := t.Log.NextOffset(); {
+	case base < have:
+		// A replay of a batch the topic holds (or held, before retention deleted it).
+		if err := checkStored(t, base, index); err != nil {
 			return &Result{Err: err}
 		}
-	} else {
+	case base == have:
 		values := make([][]byte, len(c.Records))
 		for i, r := range c.Records {
 			values[i] = codec.Stored(index, r)
 		}
-		if base, err = t.AppendAt(values, c.Time); err != nil {
+		if _, err = t.AppendAt(values, c.Time); err != nil {
 			f.cfg.Logger.Error("fsm: append", slog.String("topic", c.Topic), slog.Uint64("index", index), slog.Any("error", err))
 			return &Result{Err: err}
 		}
-		f.last[c.Topic] = index
+	default:
+		err := fmt.Errorf("fsm: topic %q ends at offset %d, but the command at index %d writes at %d", c.Topic, have, index, base)
+		f.cfg.Logger.Error("fsm: append", slog.Any("error", err))
+		return &Result{Err: err}
 	}
+	f.next[c.Topic] = base + uint64(len(c.Records))
 	if !idempotent {
 		return &Result{BaseOffset: base}
 	}
@@ -294,27 +300,25 @@ func (f *FSM) produce(index uint64, c *Command) *Result {
 	return &Result{BaseOffset: base}
 }
 
-// findBase finds the offset of the first record a topic holds from the batch at index, by binary
-// search on the indexes the records carry.
-func findBase(t *topics.Topic, index uint64) (uint64, error) {
-	lo, hi := t.Log.LowestOffset(), t.Log.NextOffset()
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		rec, err := t.Log.Read(mid)
-		if err != nil {
-			return 0, err
-		}
-		i, err := codec.Index(rec.Value)
-		if err != nil {
-			return 0, err
-		}
-		if i < index {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
+// checkStored checks that the record at offset of a topic, if retention has not deleted it, was
+// written by the command at index: a replay that found another record there would otherwise
+// answer with offsets of someone else's records.
+func checkStored(t *topics.Topic, offset, index uint64) error {
+	if offset < t.Log.LowestOffset() {
+		return nil
 	}
-	return lo, nil
+	rec, err := t.Log.Read(offset)
+	if err != nil {
+		return fmt.Errorf("fsm: topic %q: %w", t.Name, err)
+	}
+	got, err := codec.Index(rec.Value)
+	if err != nil {
+		return fmt.Errorf("fsm: topic %q: offset %d: %w", t.Name, offset, err)
+	}
+	if got != index {
+		return fmt.Errorf("fsm: topic %q: offset %d holds a record of the command at index %d, not %d", t.Name, offset, got, index)
+	}
+	return nil
 }
 
 func (f *FSM) createTopic(index uint64, c *Command) *Result {
@@ -322,17 +326,12 @@ func (f *FSM) createTopic(index uint64, c *Command) *Result {
 		return &Result{Err: fmt.Errorf("%w: topic %q already exists", ErrTopicExists, c.Topic)}
 	}
 	conf := topics.Config{RetentionBytes: c.RetentionBytes, RetentionAge: time.Duration(c.RetentionAge)}
-	t, err := f.cfg.Topics.Create(c.Topic, conf)
-	if errors.Is(err, topics.ErrExists) {
-		// Created by this very command before a crash that the metadata file did not see.
-		t, err = f.cfg.Topics.Get(c.Topic)
-	}
-	if err != nil {
+	// A topic this very command created before a crash that the metadata file did not see exists
+	// already, perhaps with records; the produces replayed after it say which they are.
+	if _, err := f.cfg.Topics.Create(c.Topic, conf); err != nil && !errors.Is(err, topics.ErrExists) {
 		return &Result{Err: err}
 	}
-	if f.last[c.Topic], err = lastIndex(t); err != nil {
-		return &Result{Err: err}
-	}
+	f.next[c.Topic] = 0
 	f.state.Topics[c.Topic] = TopicState{Created: index, RetentionBytes: c.RetentionBytes, RetentionAge: c.RetentionAge}
 	return &Result{}
 }
@@ -352,7 +351,7 @@ func (f *FSM) deleteTopic(c *Command) *Result {
 func (f *FSM) forget(topic string) {
 	delete(f.state.Topics, topic)
 	delete(f.state.Producers, topic)
-	delete(f.last, topic)
+	delete(f.next, topic)
 	for group, offs := range f.state.Offsets {
 		delete(offs, topic)
 		if len(offs) == 0 {
@@ -448,13 +447,7 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 				return fmt.Errorf("fsm: snapshot: sync topic: %w", err)
 			}
 		}
-		meta := s.state
-		meta.Topics = make(map[string]TopicState, len(s.state.Topics))
-		for name, t := range s.state.Topics {
-			t.Lowest, t.Next = 0, 0
-			meta.Topics[name] = t
-		}
-		if err := writeState(s.dir, &meta); err != nil {
+		if err := writeState(s.dir, &s.state); err != nil {
 			return err
 		}
 		b, err := json.Marshal(&s.state)
@@ -513,19 +506,12 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		if err := t.Log.Sync(); err != nil {
 			return fmt.Errorf("fsm: restore %q: %w", name, err)
 		}
-		if f.last[name], err = lastIndex(t); err != nil {
-			return err
-		}
+		f.next[name] = want.Next
 	}
-	meta := cloneState(&s)
-	for name, t := range meta.Topics {
-		t.Lowest, t.Next = 0, 0
-		meta.Topics[name] = t
-	}
-	if err := writeState(f.cfg.Dir, &meta); err != nil {
+	if err := writeState(f.cfg.Dir, &s); err != nil {
 		return err
 	}
-	f.state = meta
+	f.state = s
 	f.checkpoint = s.Index
 	f.applied.Store(s.Index)
 	f.cfg.Logger.Info("fsm: restored a snapshot", slog.Uint64("index", s.Index), slog.Int("topics", len(s.Topics)))

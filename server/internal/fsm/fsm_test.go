@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
@@ -153,4 +154,67 @@ func TestReplayRestoresRecordsATopicLost(t *testing.T) {
 			is.Equal(readAll(t, reg), append(want, "7@10:i"))
 		})
 	}
+}
+
+// Retention may delete every record of a topic after a checkpoint; a replay must then neither write
+// those records again nor give later batches other offsets. (Reading the Raft index of the topic's
+// last record, as the FSM once did, finds no record and appends the whole replay again.)
+func TestReplayAfterRetentionEmptiedATopicWritesNothingAgain(t *testing.T) {
+	is := is.New(t)
+	dir := t.TempDir()
+	f, reg := openFSM(t, dir)
+	var logs []*raft.Log
+	for i, e := range [][]byte{
+		AppendCommand(nil, &Command{Kind: KindCreateTopic, Topic: "t"}),
+		produce(7, 0, "a", "b"),
+		produce(7, 1, "c"),
+	} {
+		logs = append(logs, &raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: e})
+	}
+	f.ApplyBatch(logs[:1])
+	snap, err := f.Snapshot()
+	is.NoErr(err)
+	is.NoErr(snap.Persist(discardSink{})) // the checkpoint: the topic exists, empty
+	f.ApplyBatch(logs[1:])
+	is.Equal(readAll(t, reg), []string{"0@2:a", "1@2:b", "2@3:c"})
+
+	tp, err := reg.Get("t")
+	is.NoErr(err)
+	is.NoErr(tp.Log.Sync())
+	is.NoErr(tp.Log.Reset(3)) // retention deleted every record: the topic is [3, 3)
+	is.NoErr(reg.Close())
+
+	f, reg = openFSM(t, dir)
+	defer reg.Close()
+	rs := f.ApplyBatch(logs)
+	is.Equal(rs[1].(*Result).BaseOffset, uint64(0))
+	is.Equal(rs[2].(*Result).BaseOffset, uint64(2))
+	is.Equal(readAll(t, reg), nil) // nothing written again
+	next := f.ApplyBatch([]*raft.Log{{Index: 4, Type: raft.LogCommand, Data: produce(7, 2, "d")}})
+	is.Equal(next[0].(*Result).BaseOffset, uint64(3))
+	is.Equal(readAll(t, reg), []string{"3@4:d"})
+}
+
+// A checkpoint promises that the topics hold what it names; a topic found shorter lost fsynced
+// records, and the FSM refuses to start rather than hand out its offsets again.
+func TestATopicShorterThanItsCheckpointIsReported(t *testing.T) {
+	is := is.New(t)
+	dir := t.TempDir()
+	f, reg := openFSM(t, dir)
+	f.ApplyBatch([]*raft.Log{
+		{Index: 1, Type: raft.LogCommand, Data: AppendCommand(nil, &Command{Kind: KindCreateTopic, Topic: "t"})},
+		{Index: 2, Type: raft.LogCommand, Data: produce(7, 0, "a", "b")},
+	})
+	is.NoErr(f.Checkpoint())
+	tp, err := reg.Get("t")
+	is.NoErr(err)
+	is.NoErr(tp.Log.TruncateAfter(0))
+	is.NoErr(reg.Close())
+
+	reg, err = topics.Open(filepath.Join(dir, "topics"), topics.Options{Log: storelog.Options{Sync: storelog.SyncNever}})
+	is.NoErr(err)
+	defer reg.Close()
+	_, err = Open(Config{Dir: dir, Topics: reg})
+	is.True(err != nil)
+	is.True(strings.Contains(err.Error(), `topic "t" ends at offset 1, before the 2 of the checkpoint`))
 }

@@ -12,9 +12,10 @@ import (
 
 // The state format, in both the metadata file (<dir>/fsm.json) and every snapshot: JSON of State.
 // Snapshots hold metadata, never records, so their size does not grow with the data. Version is part
-// of the format: DecodeState refuses any other.
+// of the format: DecodeState refuses any other. Version 2 keeps every topic's offsets in the metadata
+// file too (version 1, never released, kept them in snapshots only).
 const (
-	stateVersion  = 1
+	stateVersion  = 2
 	stateFileName = "fsm.json"
 )
 
@@ -40,8 +41,8 @@ type TopicState struct {
 	Created        uint64 `json:"created"`
 	RetentionBytes int64  `json:"retention_bytes,omitempty"`
 	RetentionAge   int64  `json:"retention_age_ns,omitempty"`
-	// Lowest and Next are the topic's offsets when the snapshot was taken (not kept in the metadata
-	// file, whose topics' logs hold them).
+	// Lowest and Next are the topic's offsets at the state's index: a replay from a checkpoint
+	// counts offsets on from Next, and a snapshot's restore copies the records [Lowest, Next).
 	Lowest uint64 `json:"lowest,omitempty"`
 	Next   uint64 `json:"next,omitempty"`
 }
