@@ -329,8 +329,7 @@ func (c *cluster) leader() (string, string) {
 // one caller are applied in the order they were submitted.
 func (c *cluster) Submit(ctx context.Context, cmd []byte) func() (*fsm.Result, error) {
 	if c.raft.State() == raft.Leader {
-		f := c.raft.Apply(cmd, applyTimeout(ctx))
-		return func() (*fsm.Result, error) { return result(f) }
+		return c.awaitCommit(c.raft.Apply(cmd, applyTimeout(ctx)), cmd)
 	}
 	r, err := c.forward(ctx, cmd)
 	return func() (*fsm.Result, error) { return r, err }
