@@ -51,8 +51,8 @@ type pki struct {
 	policy  string
 }
 
-// nodeName is the node id and certificate name of the i-th node, from 0.
-func nodeName(i int) string { return fmt.Sprintf("node%d", i+1) }
+// NodeName is the node id and certificate name of the i-th node, from 0.
+func NodeName(i int) string { return fmt.Sprintf("node%d", i+1) }
 
 // makePKI writes into dir a CA, a server certificate for each node, which names its IP (ips[i]),
 // the client certificate and the policy.
@@ -63,8 +63,8 @@ func makePKI(dir string, ips []string) (pki, error) {
 		return p, err
 	}
 	for i, ip := range ips {
-		files, err := ca.Issue(filepath.Join(dir, "pki", nodeName(i)), certs.IssueRequest{
-			Role: certs.RoleServer, CommonName: nodeName(i), Hosts: slices.Compact([]string{"127.0.0.1", ip, "localhost"}),
+		files, err := ca.Issue(filepath.Join(dir, "pki", NodeName(i)), certs.IssueRequest{
+			Role: certs.RoleServer, CommonName: NodeName(i), Hosts: slices.Compact([]string{"127.0.0.1", ip, "localhost"}),
 		})
 		if err != nil {
 			return p, err
@@ -98,10 +98,10 @@ func StartInProcess() (_ *Cluster, err error) {
 		return nil, err
 	}
 	srv, err := server.New(
-		server.WithDataDir(filepath.Join(dir, nodeName(0))),
+		server.WithDataDir(filepath.Join(dir, NodeName(0))),
 		server.WithListenAddr("127.0.0.1:0"),
 		server.WithAdminAddr(""),
-		server.WithNodeID(nodeName(0)),
+		server.WithNodeID(NodeName(0)),
 		server.WithTLS(p.servers[0]),
 		server.WithPolicyFile(p.policy),
 	)

@@ -140,8 +140,8 @@ func StartProcesses(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		}
 		c.Addrs[i] = listen
 		args := []string{
-			"--data-dir", filepath.Join(dir, nodeName(i)),
-			"--node-id", nodeName(i),
+			"--data-dir", filepath.Join(dir, NodeName(i)),
+			"--node-id", NodeName(i),
 			"--addr", listen,
 			"--admin-addr", "",
 			"--serf-addr", serf,
@@ -159,7 +159,7 @@ func StartProcesses(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			}
 			args = append(args, "--advertise-addr", c.Addrs[i])
 		}
-		c.nodes = append(c.nodes, &process{name: nodeName(i), serf: serf, args: append(args, opts.Args...)})
+		c.nodes = append(c.nodes, &process{name: NodeName(i), serf: serf, args: append(args, opts.Args...)})
 	}
 	serving := make(chan servingLine, opts.Nodes)
 	for i, n := range c.nodes {

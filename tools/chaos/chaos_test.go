@@ -1,0 +1,110 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	cflog "github.com/cloudflare/cfssl/log"
+	"github.com/dislog/dislog/tools/internal/localcluster"
+	"github.com/matryer/is"
+)
+
+func TestMain(m *testing.M) {
+	cflog.Level = cflog.LevelError
+	os.Exit(m.Run())
+}
+
+// syncBuffer collects the run's log for a failed test's output.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// tail is the end of the log: the nodes can say a lot.
+func (b *syncBuffer) tail() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.buf.String()
+	if len(s) > 64<<10 {
+		s = "...\n" + s[len(s)-64<<10:]
+	}
+	return s
+}
+
+// runChaos builds dislog with tags and makes a run of cfg with it, logging the report.
+func runChaos(t *testing.T, cfg Config, tags ...string) *Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bin, err := localcluster.BuildDislog(ctx, t.TempDir(), tags...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &syncBuffer{}
+	cfg.Bin, cfg.Log = bin, log
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("%v\nthe run's log:\n%s", err, log.tail())
+	}
+	var out bytes.Buffer
+	rep.WriteText(&out)
+	t.Log("\n" + out.String())
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the run's log:\n%s", log.tail())
+		}
+	})
+	return rep
+}
+
+// TestHealthyClusterPassesEveryCheckThroughEveryFault runs a 3-node cluster through every kind of
+// fault, each at least twice, with a rate that keeps porcupine's work small, and expects every
+// check to pass.
+func TestHealthyClusterPassesEveryCheckThroughEveryFault(t *testing.T) {
+	is := is.New(t)
+	rep := runChaos(t, Config{
+		Nodes: 3, Duration: 75 * time.Second, Seed: 8, Clients: 6, Topics: 2, Rate: 300,
+		Faults: AllFaults, FaultDuration: 2500 * time.Millisecond, FaultInterval: 1500 * time.Millisecond,
+	})
+	for _, f := range AllFaults {
+		if rep.Injected[f] < 2 {
+			t.Errorf("%s injected %d times, want at least 2", f, rep.Injected[f])
+		}
+	}
+	is.True(rep.Ops[OpProduce].OK > 1000) // the clients got work done between the faults
+	is.True(rep.Ops[OpRead].OK > 500)
+	is.True(rep.Ops[OpFetch].OK > 100)
+	for _, c := range rep.Checks {
+		if c.Verdict != Pass {
+			t.Errorf("%s: %s: %s %v", c.Name, c.Verdict, c.Summary, c.Details)
+		}
+	}
+	is.True(rep.Valid())
+}
+
+// TestBrokenServerLosesAcknowledgedWritesWhenItsLeaderIsCutOff runs the dislog_unsafe build, whose
+// leader acknowledges the produces it holds when it loses its leadership, through partitions of
+// the leader: the clients, which are never cut off, go on producing to the isolated leader until
+// it steps down, and the checker must find the writes it acknowledged lost.
+func TestBrokenServerLosesAcknowledgedWritesWhenItsLeaderIsCutOff(t *testing.T) {
+	is := is.New(t)
+	rep := runChaos(t, Config{
+		Nodes: 3, Duration: 15 * time.Second, Seed: 1, Clients: 6, Topics: 1, Rate: 500,
+		Faults: []Fault{PartitionLeader}, MaxFaults: 3, FaultDuration: 2 * time.Second, FaultInterval: 2 * time.Second,
+	}, "dislog_unsafe")
+	is.True(rep.Injected[PartitionLeader] >= 1)
+	lost := rep.Check("no lost acknowledged writes")
+	is.True(lost != nil)
+	is.Equal(lost.Verdict, Fail) // the acknowledged writes of the cut-off leader are gone
+	is.True(!rep.Valid())
+}

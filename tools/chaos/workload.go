@@ -1,0 +1,282 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dislog/dislog/client"
+	dislogv1 "github.com/dislog/dislog/client/api/v1"
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+)
+
+const (
+	// attemptTimeout bounds one request.
+	attemptTimeout = 2 * time.Second
+	// writeBudget bounds a write's retries: after it the write is given up, indeterminate unless
+	// every attempt was refused.
+	writeBudget = 10 * time.Second
+	// The wait before a write's retry doubles from minBackoff to maxBackoff.
+	minBackoff = 50 * time.Millisecond
+	maxBackoff = time.Second
+)
+
+// workload is the clients of a run and what they have seen.
+type workload struct {
+	cfg     *Config
+	cl      *cluster
+	topics  []string
+	start   time.Time
+	limiter *rate.Limiter // nil without a cap
+	hist    History
+
+	mu   sync.Mutex
+	ends map[string]uint64 // per topic, one past the highest offset acknowledged
+}
+
+// run runs the clients until ctx ends; each finishes the operation it is in first.
+func (w *workload) run(ctx context.Context) error {
+	var conns []*client.Client
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range w.cfg.Clients {
+		target := "dislog:///" + strings.Join(w.cl.lc.Addrs, ",")
+		if i%2 == 1 {
+			target = w.cl.lc.Addrs[(i/2)%len(w.cl.lc.Addrs)]
+		}
+		c, err := w.cl.lc.Dial(target, client.WithProduceRetries(0))
+		if err != nil {
+			return err
+		}
+		conns = append(conns, c)
+	}
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wk := &worker{
+			id: i, w: w, api: c.API(),
+			rng:       rand.New(rand.NewPCG(uint64(w.cfg.Seed), uint64(i)+1)),
+			group:     fmt.Sprintf("g%d", i),
+			seq:       map[string]uint64{},
+			read:      map[string]uint64{},
+			committed: map[string]uint64{},
+		}
+		wk.producer = wk.newProducerID()
+		wg.Go(func() { wk.run(ctx) })
+	}
+	wg.Wait()
+	return nil
+}
+
+func (w *workload) frontier(topic string) uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ends[topic]
+}
+
+func (w *workload) acked(topic string, offset uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ends[topic] = max(w.ends[topic], offset+1)
+}
+
+// worker is one client: one operation at a time, chosen at random.
+type worker struct {
+	id  int
+	w   *workload
+	api dislogv1.LogServiceClient
+	rng *rand.Rand
+
+	producer  uint64
+	seq       map[string]uint64 // per topic, the sequence of the producer's last batch
+	values    int
+	group     string
+	read      map[string]uint64 // per topic, one past the highest offset this client read
+	committed map[string]uint64 // per topic, the group's last offset committed (or tried)
+}
+
+func (wk *worker) newProducerID() uint64 {
+	for {
+		if id := wk.rng.Uint64(); id != 0 {
+			return id
+		}
+	}
+}
+
+func (wk *worker) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		if wk.w.limiter != nil && wk.w.limiter.Wait(ctx) != nil {
+			return
+		}
+		topic := wk.w.topics[wk.rng.IntN(len(wk.w.topics))]
+		var op Op
+		switch p := wk.rng.IntN(100); {
+		case p < 50:
+			op = wk.produce(topic)
+		case p < 80:
+			op = wk.readAt(topic)
+		case p < 92 && wk.read[topic] > wk.committed[topic]:
+			op = wk.commit(topic)
+		default:
+			op = wk.fetch(topic)
+		}
+		wk.w.hist.add(op)
+	}
+}
+
+func (wk *worker) now() time.Duration { return time.Since(wk.w.start) }
+
+// call makes one request with the attempt timeout and names the node that answered.
+func (wk *worker) call(op *Op, f func(ctx context.Context, opt grpc.CallOption) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), attemptTimeout)
+	defer cancel()
+	var p peer.Peer
+	err := f(ctx, grpc.Peer(&p))
+	op.Attempts++
+	if p.Addr != nil {
+		op.Node = wk.w.cl.nodeOf(p.Addr.String())
+	}
+	if err != nil {
+		op.Err = err.Error()
+	}
+	return err
+}
+
+// refused reports whether err is the server's refusal of a request it did not carry out.
+func refused(err error) bool {
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.NotFound, codes.AlreadyExists, codes.PermissionDenied,
+		codes.Unauthenticated, codes.ResourceExhausted, codes.FailedPrecondition, codes.OutOfRange:
+		return true
+	}
+	return false
+}
+
+// write makes a write's attempts until one succeeds, one is refused, or the budget is spent. Its
+// outcome is Indeterminate unless it succeeded or every attempt was refused.
+func (wk *worker) write(op *Op, f func(ctx context.Context, opt grpc.CallOption) error) {
+	deadline := time.Now().Add(writeBudget)
+	backoff := minBackoff
+	maybe := false
+	for {
+		err := wk.call(op, f)
+		if err == nil {
+			op.Outcome, op.Err = OK, ""
+			return
+		}
+		// A server that does not lead wrote nothing: the request goes again, to the leader.
+		if !dislogv1.IsNotLeader(err) {
+			if refused(err) {
+				break
+			}
+			maybe = true
+		}
+		if time.Now().Add(backoff).After(deadline) {
+			break
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, maxBackoff)
+	}
+	op.Outcome = Failed
+	if maybe {
+		op.Outcome = Indeterminate
+	}
+}
+
+// produce appends a value no other operation writes, as one idempotent batch: every attempt has
+// the producer id and sequence of the first, so the cluster writes it at most once.
+func (wk *worker) produce(topic string) Op {
+	wk.values++
+	op := Op{Client: wk.id, Kind: OpProduce, Topic: topic, Value: fmt.Sprintf("%d-%d", wk.id, wk.values), Call: wk.now()}
+	req := &dislogv1.ProduceRequest{
+		Topic: topic, Records: []*dislogv1.Record{{Value: []byte(op.Value)}},
+		ProducerId: wk.producer, Sequence: wk.seq[topic] + 1,
+	}
+	wk.write(&op, func(ctx context.Context, opt grpc.CallOption) error {
+		resp, err := wk.api.Produce(ctx, req, opt)
+		op.Offset = resp.GetBaseOffset()
+		return err
+	})
+	op.Return = wk.now()
+	switch op.Outcome {
+	case OK:
+		wk.seq[topic]++
+		wk.w.acked(topic, op.Offset)
+	case Indeterminate:
+		// The batch may land later: a new producer id cannot be confused with it.
+		wk.producer, wk.seq = wk.newProducerID(), map[string]uint64{}
+	}
+	return op
+}
+
+// readAt reads, with read_your_writes, mostly around the highest offset acknowledged so far (just
+// before, at, and just past the end that clients know of), sometimes anywhere below it.
+func (wk *worker) readAt(topic string) Op {
+	end := wk.w.frontier(topic)
+	var off uint64
+	if end > 0 && wk.rng.IntN(10) < 3 {
+		off = wk.rng.Uint64N(end)
+	} else {
+		off = max(end, 1) - 1 + wk.rng.Uint64N(3)
+	}
+	op := Op{Client: wk.id, Kind: OpRead, Topic: topic, Offset: off, Call: wk.now()}
+	err := wk.call(&op, func(ctx context.Context, opt grpc.CallOption) error {
+		resp, err := wk.api.Consume(ctx, &dislogv1.ConsumeRequest{Topic: topic, Offset: off, ReadYourWrites: true}, opt)
+		if err == nil && resp.GetRecord().GetOffset() != off {
+			return fmt.Errorf("asked for offset %d, got the record of offset %d", off, resp.GetRecord().GetOffset())
+		}
+		op.Value = string(resp.GetRecord().GetValue())
+		return err
+	})
+	op.Return = wk.now()
+	switch {
+	case err == nil:
+		op.Outcome = OK
+		wk.read[topic] = max(wk.read[topic], off+1)
+	case status.Code(err) == codes.OutOfRange:
+		op.Outcome, op.OutOfRange, op.Err = OK, true, ""
+	default:
+		op.Outcome = Failed
+	}
+	return op
+}
+
+// commit commits the group's offset: one past the highest this client read, so always more than
+// the group's last commit.
+func (wk *worker) commit(topic string) Op {
+	op := Op{Client: wk.id, Kind: OpCommit, Topic: topic, Group: wk.group, Offset: wk.read[topic], Call: wk.now()}
+	wk.write(&op, func(ctx context.Context, opt grpc.CallOption) error {
+		_, err := wk.api.CommitOffset(ctx, &dislogv1.CommitOffsetRequest{Group: wk.group, Topic: topic, Offset: op.Offset}, opt)
+		return err
+	})
+	op.Return = wk.now()
+	if op.Outcome != Failed {
+		wk.committed[topic] = op.Offset
+	}
+	return op
+}
+
+// fetch reads the group's committed offset.
+func (wk *worker) fetch(topic string) Op {
+	op := Op{Client: wk.id, Kind: OpFetch, Topic: topic, Group: wk.group, Call: wk.now()}
+	err := wk.call(&op, func(ctx context.Context, opt grpc.CallOption) error {
+		resp, err := wk.api.FetchOffset(ctx, &dislogv1.FetchOffsetRequest{Group: wk.group, Topic: topic}, opt)
+		op.Offset, op.Committed = resp.GetOffset(), resp.GetCommitted()
+		return err
+	})
+	op.Return = wk.now()
+	op.Outcome = OK
+	if err != nil {
+		op.Outcome = Failed
+	}
+	return op
+}
