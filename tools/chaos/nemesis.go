@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -45,6 +46,9 @@ func newNemesis(cfg *Config, cl *cluster) *nemesis {
 		rng:      rand.New(rand.NewPCG(uint64(cfg.Seed), 2)),
 	}
 }
+
+// leaderWait bounds the wait for a leader to isolate.
+const leaderWait = 5 * time.Second
 
 // jitter returns a duration between half and one and a half of mean.
 func (n *nemesis) jitter(mean time.Duration) time.Duration {
@@ -138,10 +142,19 @@ func (n *nemesis) inject(ctx context.Context, kind Fault, ev *FaultEvent) (func(
 		}
 		return func() error { return n.cl.lc.Resume(i) }, nil
 	case PartitionLeader:
-		leader := n.cl.leader(ctx)
-		if leader < 0 {
+		// Just after another fault the cluster may still be electing: give it a few seconds.
+		leader := -1
+		waitCtx, cancel := context.WithTimeout(ctx, leaderWait)
+		err := poll(waitCtx, "a leader", func() error {
+			if leader = n.cl.leader(waitCtx); leader < 0 {
+				return errors.New("no node names a leader")
+			}
+			return nil
+		})
+		cancel()
+		if err != nil {
 			ev.What = "the leader"
-			return nil, fmt.Errorf("no leader to isolate")
+			return nil, err
 		}
 		return n.partition(ev, []int{leader}, true, true), nil
 	case PartitionSplit:
