@@ -193,7 +193,7 @@ func (c *Client) ProduceBatch(ctx context.Context, topic string, recs []Record) 
 	l.stamp(req)
 	backoff := minRetryBackoff
 	for attempt := 0; ; attempt++ {
-		resp, err := c.api.Produce(ctx, req)
+		resp, err := c.produceOnce(ctx, req)
 		if err == nil {
 			c.lanes.put(l)
 			return resp.GetBaseOffset(), nil
@@ -207,6 +207,19 @@ func (c *Client) ProduceBatch(ctx context.Context, topic string, recs []Record) 
 		}
 		backoff = min(2*backoff, maxRetryBackoff)
 	}
+}
+
+// attemptTimeout bounds one produce attempt of a call without a deadline, as the server bounds
+// its own wait for Raft: an attempt waits for an election to end, not for ever.
+const attemptTimeout = 10 * time.Second
+
+func (c *Client) produceOnce(ctx context.Context, req *dislogv1.ProduceRequest) (*dislogv1.ProduceResponse, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, attemptTimeout)
+		defer cancel()
+	}
+	return c.api.Produce(ctx, req)
 }
 
 // Consume reads the record at offset in topic. On a cluster it reads from a follower, which

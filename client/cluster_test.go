@@ -345,3 +345,35 @@ func deadAddr(t *testing.T) string {
 	lis.Close()
 	return addr
 }
+
+// During an election a produce waits for the new leader (up to its deadline) and goes to it as
+// soon as the resolver learns of it, rather than failing and finding it a retry's backoff later:
+// even without retries it succeeds.
+func TestAProduceDuringAnElectionWaitsForTheNewLeader(t *testing.T) {
+	is := is.New(t)
+	ctx := timeout(t)
+	c := startCluster(t, 3, 0)
+	cl := dialCluster(t, c, c.Target(), client.WithProduceRetries(0), client.WithRefresh(20*time.Millisecond))
+	_, err := cl.Produce(ctx, "t", client.Record{Value: value(0)})
+	is.NoErr(err)
+
+	c.SetLeader(-1)
+	c.Servers[0].Close() // the old leader is gone
+	asked := sum(calls(c, "GetServers"))
+	waitFor(t, "the client to learn there is no leader", func() bool { return sum(calls(c, "GetServers")) >= asked+2 })
+	done := make(chan error, 1)
+	go func() {
+		_, err := cl.Produce(ctx, "t", client.Record{Value: value(1)})
+		done <- err
+	}()
+	asked = sum(calls(c, "GetServers"))
+	waitFor(t, "the client to ask again during the election", func() bool { return sum(calls(c, "GetServers")) >= asked+3 })
+	select {
+	case err := <-done:
+		t.Fatalf("the produce ended during the election: %v", err)
+	default:
+	}
+	c.SetLeader(2)
+	is.NoErr(<-done)
+	is.Equal(c.Servers[2].Calls("Produce"), 1)
+}

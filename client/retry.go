@@ -15,17 +15,18 @@ import (
 // Defaults of the produce retries.
 const (
 	// DefaultMaxRetries is how many times a batch is sent again after a failure that leaves its
-	// outcome unknown: with the backoff below, about 7 s of retries, several elections' worth.
-	DefaultMaxRetries = 30
+	// outcome unknown: with the backoff below, about 10 s of retries, several elections' worth.
+	DefaultMaxRetries = 100
 	// DefaultDeliveryTimeout bounds how long the Producer tries to get a batch acknowledged.
 	DefaultDeliveryTimeout = 30 * time.Second
 
 	// The wait before a retry doubles from minRetryBackoff up to maxRetryBackoff. A leader's
-	// death costs an election of 0.5-1 s with the server's default Raft timings; a retry at
-	// least every 250 ms finds the new leader within a quarter second of its election, where a
-	// one-second cap added up to a second to the failover gap.
+	// death costs an election of 0.5-1 s with the server's default Raft timings, during which
+	// the followers still name the dead leader and a produce fails at once in the client,
+	// sending nothing; a retry every 100 ms finds the new leader within a tenth of a second of
+	// its election (a one-second cap added up to a second to the failover gap).
 	minRetryBackoff = 50 * time.Millisecond
-	maxRetryBackoff = 250 * time.Millisecond
+	maxRetryBackoff = 100 * time.Millisecond
 )
 
 // A lane is one idempotent producer identity: a random producer_id and, per topic, the sequence

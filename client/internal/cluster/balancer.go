@@ -125,8 +125,10 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 
 func (p *picker) pickLeader(info balancer.PickInfo) (balancer.PickResult, error) {
 	if p.leader == nil {
+		// An election: the call waits (up to its deadline) for the resolver to learn the new
+		// leader, and goes there at once, rather than fail and find it a retry's backoff later.
 		p.resolveNow()
-		return balancer.PickResult{}, status.Error(codes.Unavailable, "dislog: the cluster has no leader (an election may be under way); retry")
+		return balancer.PickResult{}, balancer.ErrNoSubConnAvailable
 	}
 	res, err := p.leader.State.Picker.Pick(info)
 	if err != nil && p.leader.State.ConnectivityState == connectivity.TransientFailure {

@@ -28,8 +28,9 @@ const (
 	// minResolveGap spaces the resolutions that ResolveNow asks for: a burst of failed calls
 	// triggers one, not hundreds.
 	minResolveGap = 50 * time.Millisecond
-	// minRetry is the first wait after a resolution that found no server or no leader; it
-	// doubles up to the refresh interval.
+	// minRetry is the wait after a resolution whose servers named no leader (an election, which
+	// calls wait for), and the first wait after one that reached no server, which doubles up to
+	// the refresh interval.
 	minRetry = 100 * time.Millisecond
 )
 
@@ -169,10 +170,12 @@ func (r *clusterResolver) run() {
 	retry := minRetry
 	for {
 		wait := r.refresh
-		if r.resolve() {
+		switch r.resolve() {
+		case leaderKnown:
 			retry = minRetry
-		} else {
-			// No server answered, or the cluster has no leader (an election): ask again soon.
+		case noLeader:
+			wait, retry = minRetry, minRetry
+		case noServer:
 			wait, retry = retry, min(2*retry, r.refresh)
 		}
 		last := time.Now()
@@ -197,24 +200,36 @@ func (r *clusterResolver) run() {
 	}
 }
 
+// resolution is what a resolve found.
+type resolution int
+
+const (
+	leaderKnown resolution = iota
+	noLeader               // servers answered, naming no leader: an election
+	noServer               // no server answered
+)
+
 // resolve asks the servers in turn until one answers, publishes its answer, and reports whether
 // the answer named a leader. When none answers it reports the error to gRPC and keeps the list
 // it published last.
-func (r *clusterResolver) resolve() bool {
+func (r *clusterResolver) resolve() resolution {
 	var errs []error
 	for _, addr := range r.candidates() {
 		servers, err := r.ask(addr)
 		if err == nil {
 			r.publish(servers)
-			return slices.ContainsFunc(servers, func(s server) bool { return s.info.IsLeader })
+			if slices.ContainsFunc(servers, func(s server) bool { return s.info.IsLeader }) {
+				return leaderKnown
+			}
+			return noLeader
 		}
 		if r.ctx.Err() != nil {
-			return false
+			return noServer
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 	}
 	r.cc.ReportError(fmt.Errorf("dislog resolver: no server answered GetServers: %w", errors.Join(errs...)))
-	return false
+	return noServer
 }
 
 // candidates lists whom to ask, in order: the server that answered last, the leader, the other
