@@ -40,6 +40,11 @@ func (c *cluster) watchLeadership(notify <-chan bool) {
 			term := &leaderTerm{leader: leader, ready: make(chan struct{})}
 			c.term.Store(term)
 			if leader {
+				c.log.Info("this server leads the cluster now")
+			} else {
+				c.log.Info("this server no longer leads the cluster")
+			}
+			if leader {
 				// Not one of c.loops: a barrier ends only when leadership or Raft does, which close
 				// waits for after the loops.
 				go func() {
