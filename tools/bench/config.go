@@ -74,6 +74,9 @@ type Config struct {
 	Preload int64
 	// Consumers is how many subscribers a Mixed run has. Default 1.
 	Consumers int
+	// Failover, if set, kills the leader during a Sync, Async or Batch run with a Duration; the
+	// report's Failover says how long produce stopped each time.
+	Failover *Failover
 	// OnProgress, if set, is called about five times a second while the run measures, from one
 	// goroutine.
 	OnProgress func(Progress)
@@ -148,6 +151,18 @@ func (c *Config) Validate() error {
 	if c.Clients < 0 || c.Window < 0 || c.Batch < 0 || c.Preload < 0 || c.Consumers < 0 {
 		bad("clients %d, window %d, batch %d, preload %d, consumers %d: none may be negative",
 			c.Clients, c.Window, c.Batch, c.Preload, c.Consumers)
+	}
+	if f := c.Failover; f != nil {
+		switch {
+		case c.Workload != Sync && c.Workload != Async && c.Workload != Batch:
+			bad("the %s workload cannot measure a failover (sync, async and batch can)", c.Workload)
+		case c.Duration == 0:
+			bad("a failover run needs a duration")
+		case f.Kills < 1 || f.Every <= 0 || f.Cluster == nil:
+			bad("a failover needs at least one kill, a time between kills and a cluster (kills %d, every %s)", f.Kills, f.Every)
+		case c.Duration < time.Duration(f.Kills+1)*f.Every:
+			bad("duration %s is too short for %d kills %s apart: give at least %s", c.Duration, f.Kills, f.Every, time.Duration(f.Kills+1)*f.Every)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -39,6 +39,8 @@ type recorder struct {
 	intervalStart   time.Time
 	timeline        []Sample
 	errorSamples    []string
+
+	acks *acks // set for a failover run
 }
 
 func newRecorder(latencyOf string) *recorder {
@@ -59,6 +61,10 @@ func (r *recorder) begin(start time.Time) {
 
 // observe records one latency sample that covered records records of bytes bytes in all.
 func (r *recorder) observe(latency time.Duration, records, bytes int) {
+	if r.acks != nil {
+		end := time.Now()
+		r.acks.ack(end.Add(-latency), end)
+	}
 	v := min(max(int64(latency), lowestLatency), highestLatency)
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -28,6 +28,8 @@ type Report struct {
 	// Produce is nil for Replay, Consume for every workload but Replay and Mixed.
 	Produce *Stats `json:"produce,omitempty"`
 	Consume *Stats `json:"consume,omitempty"`
+	// Failover is set for a run that killed the leader.
+	Failover *FailoverStats `json:"failover,omitempty"`
 }
 
 // Stats are one side of a run: its records, throughput and latency.
@@ -103,6 +105,17 @@ func (r *Report) WriteText(w io.Writer) error {
 		for _, e := range s.ErrorSamples {
 			fmt.Fprintf(&b, "%-8s error: %s\n", "", e)
 		}
+	}
+	if f := r.Failover; f != nil {
+		for _, k := range f.Kills {
+			if k.Resumed {
+				fmt.Fprintf(&b, "failover killed node %d at %s: no produce acknowledged for %s; resumed %s after the kill\n",
+					k.Node, seconds(k.AtSeconds), us(k.GapMillis*1e3), us(k.ResumedMillis*1e3))
+			} else {
+				fmt.Fprintf(&b, "failover killed node %d at %s: produce had not resumed when the run ended\n", k.Node, seconds(k.AtSeconds))
+			}
+		}
+		fmt.Fprintf(&b, "failover %s: longest gap %s, median %s\n", plural(len(f.Kills), "kill"), us(f.MaxGapMillis*1e3), us(f.GapP50Millis*1e3))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

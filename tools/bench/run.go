@@ -112,6 +112,26 @@ func Run(ctx context.Context, dial Dial, cfg Config) (*Report, error) {
 		}
 	}
 
+	var (
+		kills       []Kill
+		failoverErr error
+	)
+	if f := cfg.Failover; f != nil {
+		a := &acks{}
+		r.produce.acks = a
+		work := measure
+		measure = func(ctx context.Context, clients []*client.Client) {
+			nemesisCtx, stop := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				kills, failoverErr = r.failovers(nemesisCtx, f, a)
+			}()
+			work(ctx, clients)
+			stop()
+			<-done
+		}
+	}
 	elapsed := r.measure(ctx, clients, measure)
 	rep := &Report{
 		Workload:       cfg.Workload,
@@ -137,7 +157,10 @@ func Run(ctx context.Context, dial Dial, cfg Config) (*Report, error) {
 	if r.consume != nil {
 		rep.Consume = r.consume.stats()
 	}
-	return rep, ctx.Err()
+	if cfg.Failover != nil {
+		rep.Failover = failoverStats(kills)
+	}
+	return rep, errors.Join(failoverErr, ctx.Err())
 }
 
 // burst is the rate limiter's burst: a batch, and at least rateSlice's worth of records, since a

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	cflog "github.com/cloudflare/cfssl/log"
 	"github.com/dislog/dislog/tools/bench"
@@ -226,6 +227,9 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 		{"an unknown workload", nil, []string{"fetch"}, []string{`unknown command "fetch"`}},
 		{"no dev certificate", map[string]string{"DISLOG_DATA_DIR": t.TempDir()}, []string{"sync", "--count", "5"}, []string{"no dev client certificate", "--cluster 1"}},
 		{"some of the TLS files", nil, []string{"sync", "--count", "5", "--tls-ca", "ca.pem"}, []string{"give all of --tls-ca, --tls-cert and --tls-key"}},
+		{"a failover without a cluster of processes", nil, []string{"sync", "--cluster", "1", "--duration", "5s", "--kill-leader", "1"}, []string{"--kill-leader needs --cluster 3 or 5"}},
+		{"a failover run too short for its kills", nil, []string{"sync", "--cluster", "3", "--duration", "5s", "--kill-leader", "3", "--kill-every", "2s"}, []string{"duration 5s is too short for 3 kills 2s apart: give at least 8s"}},
+		{"a failover with a count", nil, []string{"sync", "--cluster", "3", "--count", "5", "--kill-leader", "1"}, []string{"a failover run needs a duration"}},
 		{"a dislog without replication for a cluster of three", nil, []string{"sync", "--cluster", "3", "--dislog-bin", noReplication, "--count", "5"},
 			[]string{"--cluster 3:", "cannot start a replicated cluster", "no --bootstrap, --join, --serf-addr flag", "use --cluster 1"}},
 	}
@@ -270,4 +274,26 @@ func TestRefusedRecordsAreCountedAndFailTheRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A failover run against three dislog processes kills the leader twice and reports, for each
+// kill, a gap that produce resumed after; no record fails, since the client retries.
+func TestAFailoverRunReportsTheGapOfEachKill(t *testing.T) {
+	is := is.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin, err := localcluster.BuildDislog(ctx, t.TempDir())
+	is.NoErr(err)
+	rep := runJSON(t, nil, "sync", "--cluster", "3", "--dislog-bin", bin, "--clients", "2", "--duration", "6s",
+		"--kill-leader", "2", "--kill-every", "1500ms")
+	is.True(rep.Failover != nil)
+	is.Equal(len(rep.Failover.Kills), 2)
+	for _, k := range rep.Failover.Kills {
+		is.True(k.Resumed)
+		is.True(k.GapMillis > 0 && k.GapMillis < 30_000) // an election's length, not a run's
+		is.True(k.ResumedMillis > 0 && k.ResumedMillis <= k.GapMillis)
+	}
+	is.True(rep.Failover.MaxGapMillis >= rep.Failover.GapP50Millis)
+	is.Equal(rep.Produce.Failed, int64(0))
+	is.True(rep.Produce.Records > 0)
 }

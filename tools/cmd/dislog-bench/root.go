@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,8 +44,11 @@ type app struct {
 	addr, dataDir, ca, cert, key string
 	cluster                      int
 	dislogBin, clusterLog        string
+	dislogArgs                   []string
 	jsonOut, progress            bool
 	plotFile                     string
+	kills                        int
+	killEvery                    time.Duration
 	cfg                          bench.Config
 }
 
@@ -101,6 +105,7 @@ A run lasts --count records in all (failed ones count) or --duration (default 10
 	f.StringVar(&a.key, "tls-key", "", "client certificate key (env DISLOG_KEY; default <data-dir>/pki/dev/dev-key.pem)")
 	f.IntVar(&a.cluster, "cluster", 0, "start a loopback cluster of 1 (in this process), 3 or 5 nodes (dislog processes) instead of dialing --addr")
 	f.StringVar(&a.dislogBin, "dislog-bin", "", "dislog binary for --cluster 3 or 5 (default: go build it into a temporary directory)")
+	f.StringSliceVar(&a.dislogArgs, "dislog-args", nil, `more flags for every node of --cluster 3 or 5, comma separated, such as "--raft-heartbeat-timeout=300ms"`)
 	f.StringVar(&a.clusterLog, "cluster-log", "", "file to write the output of --cluster 3 or 5 nodes to (default: discard it)")
 
 	f.StringVar(&a.cfg.Topic, "topic", bench.DefaultTopic, "topic, created if it does not exist")
@@ -121,11 +126,12 @@ A run lasts --count records in all (failed ones count) or --duration (default 10
 		batch        bool
 		preload      bool
 		consumers    bool
+		failover     bool
 		exampleFlags string
 	}{
 		{workload: bench.Sync, short: "produce one record at a time per client (Produce)",
 			long: "Each client calls Produce with one record and waits for its offset before the next: one record in\n" +
-				"flight. The latency is each call's.", exampleFlags: "--count 10000"},
+				"flight. The latency is each call's.\n\n" + failoverHelp, failover: true, exampleFlags: "--count 10000"},
 		{workload: bench.Async, short: "produce through the batching client.Producer with a window of records in flight",
 			long: "Each client sends records through a client.Producer (batches pipelined on ProduceStream) and keeps\n" +
 				"at most --window of them waiting for their results. The latency is from Send to a record's result.",
@@ -169,6 +175,10 @@ A run lasts --count records in all (failed ones count) or --duration (default 10
 		if w.consumers {
 			sf.IntVar(&a.cfg.Consumers, "consumers", 1, "subscribers, each on its own connection")
 		}
+		if w.failover {
+			sf.IntVar(&a.kills, "kill-leader", 0, "with --cluster 3 or 5: SIGKILL the leader this many times during the run and report the failover gaps")
+			sf.DurationVar(&a.killEvery, "kill-every", 5*time.Second, "with --kill-leader: time before the first kill and between a restart and the next kill")
+		}
 		cmd.AddCommand(sub)
 	}
 	return cmd
@@ -201,6 +211,13 @@ func (a *app) run(cmd *cobra.Command) (err error) {
 	if a.cluster != 0 && cmd.Flags().Changed("addr") {
 		return errors.New("give --addr or --cluster, not both")
 	}
+	if a.kills > 0 {
+		if a.cluster != 3 && a.cluster != 5 {
+			return errors.New("--kill-leader needs --cluster 3 or 5: dislog-bench kills nodes it started")
+		}
+		// A placeholder for Validate; the cluster comes once it runs, and bench.Run checks again.
+		a.cfg.Failover = &bench.Failover{Kills: a.kills, Every: a.killEvery, Cluster: nodes{}}
+	}
 	if err := a.cfg.Validate(); err != nil {
 		return err
 	}
@@ -211,6 +228,9 @@ func (a *app) run(cmd *cobra.Command) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, closeTarget()) }()
+	if a.cfg.Failover != nil {
+		a.cfg.Failover.Cluster = nodes{target.cluster}
+	}
 	bar := a.startProgress(a.cfg)
 	if bar != nil {
 		a.cfg.OnProgress = bar.update
@@ -249,6 +269,7 @@ func (a *app) run(cmd *cobra.Command) (err error) {
 type target struct {
 	dial        func() (*client.Client, error)
 	description string
+	cluster     *localcluster.Cluster // the processes of --cluster 3 or 5
 }
 
 // target dials --addr, or starts the --cluster and dials it. The function it returns stops the
@@ -300,7 +321,7 @@ func (a *app) startProcesses(ctx context.Context) (target, func() error, error) 
 			return target{}, none, err
 		}
 	}
-	opts := localcluster.Options{Bin: bin, Nodes: a.cluster}
+	opts := localcluster.Options{Bin: bin, Nodes: a.cluster, Args: a.dislogArgs}
 	var logFile *os.File
 	if a.clusterLog != "" {
 		var err error
@@ -327,6 +348,7 @@ func (a *app) startProcesses(ctx context.Context) (target, func() error, error) 
 	return target{
 		dial:        func() (*client.Client, error) { return cl.Dial(seeds) },
 		description: fmt.Sprintf("%d dislog processes on 127.0.0.1, as %s", a.cluster, seeds),
+		cluster:     cl,
 	}, stop, nil
 }
 
@@ -355,4 +377,24 @@ func (a *app) tlsFiles() (ca, cert, key string, err error) {
 		}
 	}
 	return ca, cert, key, nil
+}
+
+// failoverHelp documents --kill-leader.
+const failoverHelp = `With --cluster 3 or 5, --kill-leader N kills the leader with SIGKILL N times during the run: the
+first after --kill-every, each next --kill-every after the killed node was restarted (once produce
+resumed). For each kill the report gives the gap: the time from the last produce acknowledged before
+the kill to the first acknowledged of those sent after it. Give a --duration long enough for them.`
+
+// nodes is a --cluster's processes as a bench.FailoverCluster.
+type nodes struct{ *localcluster.Cluster }
+
+func (n nodes) Leader(ctx context.Context) (int, error) {
+	addr, err := n.Cluster.Leader(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if i := slices.Index(n.Addrs, addr); i >= 0 {
+		return i, nil
+	}
+	return 0, fmt.Errorf("the leader %s is none of the cluster's nodes %v", addr, n.Addrs)
 }
