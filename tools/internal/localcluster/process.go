@@ -168,9 +168,9 @@ func StartProcesses(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			}
 			args = append(args, "--advertise-addr", c.Addrs[i])
 		}
-		c.nodes = append(c.nodes, &process{name: NodeName(i), serf: serf, args: append(args, opts.Args...)})
+		c.nodes = append(c.nodes, &process{name: NodeName(i), listen: listen, serf: serf, args: append(args, opts.Args...)})
 	}
-	serving := make(chan servingLine, opts.Nodes)
+	serving := make(chan error, opts.Nodes)
 	for i, n := range c.nodes {
 		args := n.args
 		if i == 0 {
@@ -184,9 +184,9 @@ func StartProcesses(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	for range opts.Nodes {
 		select {
-		case s := <-serving:
-			if s.err != nil {
-				return nil, s.err
+		case err := <-serving:
+			if err != nil {
+				return nil, err
 			}
 		case <-ctx.Done():
 			return nil, fmt.Errorf("localcluster: waiting for the nodes to serve: %w", ctx.Err())
@@ -200,9 +200,10 @@ func StartProcesses(ctx context.Context, opts Options) (_ *Cluster, err error) {
 
 // process is one node of a cluster of dislog processes.
 type process struct {
-	name string
-	serf string
-	args []string // without --bootstrap or --join
+	name   string
+	listen string
+	serf   string
+	args   []string // without --bootstrap or --join
 
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once cmd has exited and been waited for
@@ -221,18 +222,11 @@ func (p *process) running() bool {
 	}
 }
 
-// servingLine is what a node's first line of output said: the address it serves on.
-type servingLine struct {
-	node int
-	addr string
-	err  error
-}
-
 const servingPrefix = "dislog: serving on "
 
-// start starts node i with args and sends on serving the address its first line of output names;
-// the rest of its output goes to the cluster's log.
-func (c *Cluster) start(i int, args []string, serving chan<- servingLine) error {
+// start starts node i with args and sends on serving nil once its first line of output says it
+// serves on its address, or why not; the rest of its output goes to the cluster's log.
+func (c *Cluster) start(i int, args []string, serving chan<- error) error {
 	n := c.nodes[i]
 	cmd := exec.Command(c.bin, args...)
 	cmd.Stderr = &prefixWriter{w: c.log, prefix: n.name + ": "}
@@ -249,15 +243,17 @@ func (c *Cluster) start(i int, args []string, serving chan<- servingLine) error 
 		defer close(exited)
 		sc := bufio.NewScanner(stdout)
 		if !sc.Scan() {
-			serving <- servingLine{node: i, err: fmt.Errorf("localcluster: %s exited before serving (its output went to the log)", n.name)}
+			serving <- fmt.Errorf("localcluster: %s exited before serving (its output went to the log)", n.name)
 			cmd.Wait()
 			return
 		}
-		addr, ok := strings.CutPrefix(sc.Text(), servingPrefix)
-		if !ok {
-			serving <- servingLine{node: i, err: fmt.Errorf("localcluster: %s said %q, want %q first", n.name, sc.Text(), servingPrefix+"ADDR")}
-		} else {
-			serving <- servingLine{node: i, addr: addr}
+		switch addr, ok := strings.CutPrefix(sc.Text(), servingPrefix); {
+		case !ok:
+			serving <- fmt.Errorf("localcluster: %s said %q, want %q first", n.name, sc.Text(), servingPrefix+"ADDR")
+		case addr != n.listen:
+			serving <- fmt.Errorf("localcluster: %s serves on %s, not on the --addr %s it was given", n.name, addr, n.listen)
+		default:
+			serving <- nil
 		}
 		out := &prefixWriter{w: c.log, prefix: n.name + ": "}
 		for sc.Scan() {
@@ -314,13 +310,13 @@ func (c *Cluster) Restart(ctx context.Context, i int) error {
 			seeds = append(seeds, o.serf)
 		}
 	}
-	serving := make(chan servingLine, 1)
+	serving := make(chan error, 1)
 	if err := c.start(i, append(slices.Clip(n.args), "--join", strings.Join(seeds, ",")), serving); err != nil {
 		return err
 	}
 	select {
-	case s := <-serving:
-		return s.err
+	case err := <-serving:
+		return err
 	case <-ctx.Done():
 		return fmt.Errorf("localcluster: waiting for %s to serve again: %w", n.name, ctx.Err())
 	}
