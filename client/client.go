@@ -280,7 +280,8 @@ func (c *Client) CommitOffset(ctx context.Context, group, topic string, offset u
 	return err
 }
 
-// FetchOffset returns the offset group committed on topic; ok is false if it committed none.
+// FetchOffset returns the offset group committed on topic; ok is false if it committed none. The
+// answer is the last commit the cluster acknowledged before the call, whichever server answers.
 func (c *Client) FetchOffset(ctx context.Context, group, topic string) (offset uint64, ok bool, err error) {
 	resp, err := c.api.FetchOffset(ctx, &dislogv1.FetchOffsetRequest{Group: group, Topic: topic})
 	if err != nil {

@@ -87,7 +87,9 @@ type LogServiceClient interface {
 	DescribeTopic(ctx context.Context, in *DescribeTopicRequest, opts ...grpc.CallOption) (*DescribeTopicResponse, error)
 	// CommitOffset records, durably, the offset a consumer group will read next on a topic.
 	CommitOffset(ctx context.Context, in *CommitOffsetRequest, opts ...grpc.CallOption) (*CommitOffsetResponse, error)
-	// FetchOffset returns the offset a consumer group committed on a topic, if it committed one.
+	// FetchOffset returns the offset a consumer group committed on a topic, if it committed one. It is
+	// linearizable: any server answers with the last offset the cluster acknowledged before the call
+	// (it confirms with the leader first), so a consumer resuming anywhere never goes back.
 	FetchOffset(ctx context.Context, in *FetchOffsetRequest, opts ...grpc.CallOption) (*FetchOffsetResponse, error)
 }
 
@@ -254,7 +256,9 @@ type LogServiceServer interface {
 	DescribeTopic(context.Context, *DescribeTopicRequest) (*DescribeTopicResponse, error)
 	// CommitOffset records, durably, the offset a consumer group will read next on a topic.
 	CommitOffset(context.Context, *CommitOffsetRequest) (*CommitOffsetResponse, error)
-	// FetchOffset returns the offset a consumer group committed on a topic, if it committed one.
+	// FetchOffset returns the offset a consumer group committed on a topic, if it committed one. It is
+	// linearizable: any server answers with the last offset the cluster acknowledged before the call
+	// (it confirms with the leader first), so a consumer resuming anywhere never goes back.
 	FetchOffset(context.Context, *FetchOffsetRequest) (*FetchOffsetResponse, error)
 	mustEmbedUnimplementedLogServiceServer()
 }
