@@ -97,34 +97,16 @@ func (c *cluster) ReadBarrier(ctx context.Context) error {
 	}
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
-	var index uint64
-	for asked := false; !asked; {
-		_, addr := c.leader()
-		var err error
-		switch {
-		case addr == c.addr:
-			index, err = c.readIndex(ctx)
-		case addr != "":
-			var client peerv1.PeerClient
-			if client, err = c.peers.client(addr); err == nil {
-				var resp *peerv1.ReadIndexResponse
-				if resp, err = client.ReadIndex(ctx, &peerv1.ReadIndexRequest{}); err == nil {
-					index = resp.GetIndex()
-				}
-			}
-		default:
-			err = dislogv1.NotLeaderError("not the leader")
-		}
-		switch {
-		case err == nil:
-			asked = true
-			continue
-		case !dislogv1.IsNotLeader(err):
-			return err
-		}
+	index, err := c.askReadIndex(ctx)
+	// No leader, or one that just lost the lead or died: ask whoever leads next.
+	for dislogv1.IsNotLeader(err) || status.Code(err) == codes.Unavailable {
 		if err := c.waitTick(ctx, tick, "no leader to confirm the read: the cluster has no leader it agrees on; retry later"); err != nil {
 			return err
 		}
+		index, err = c.askReadIndex(ctx)
+	}
+	if err != nil {
+		return err
 	}
 	for c.fsm.Applied() < index {
 		if err := c.waitTick(ctx, tick, "this server had not applied the cluster's last writes before the deadline; retry, or read from the leader"); err != nil {
@@ -132,6 +114,26 @@ func (c *cluster) ReadBarrier(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// askReadIndex asks the leader this server knows of for a read index.
+func (c *cluster) askReadIndex(ctx context.Context) (uint64, error) {
+	_, addr := c.leader()
+	switch addr {
+	case "":
+		return 0, dislogv1.NotLeaderError("not the leader")
+	case c.addr:
+		return c.readIndex(ctx)
+	}
+	client, err := c.peers.client(addr)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := client.ReadIndex(ctx, &peerv1.ReadIndexRequest{})
+	if err != nil {
+		return 0, err
+	}
+	return resp.GetIndex(), nil
 }
 
 // waitTick waits for the next tick, or fails with Unavailable (the cluster, the server) or
