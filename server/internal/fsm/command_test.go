@@ -95,3 +95,35 @@ func FuzzDecodeState(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeStateFile feeds DecodeStateFile arbitrary bytes, as a damaged metadata file would be:
+// it must not panic, and what it accepts carries a matching checksum.
+func FuzzDecodeStateFile(f *testing.F) {
+	for _, s := range []State{
+		{Version: stateVersion, Index: 9, Topics: map[string]TopicState{"t": {Created: 3, Next: 4}}, Offsets: map[string]map[string]uint64{"g": {"t": 2}}},
+		newState(),
+	} {
+		b, err := encodeStateFile(&s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("{\"version\":2}\ncrc32c 00000000\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := DecodeStateFile(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformedState) {
+				t.Fatalf("error %v does not wrap ErrMalformedState", err)
+			}
+			return
+		}
+		again, err := encodeStateFile(&s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := DecodeStateFile(again); err != nil {
+			t.Fatalf("a state it accepted does not read back: %v", err)
+		}
+	})
+}

@@ -125,8 +125,9 @@ func Open(cfg Config) (*FSM, error) {
 	case err != nil:
 		return nil, fmt.Errorf("fsm: %w", err)
 	default:
-		if f.state, err = DecodeState(b); err != nil {
-			return nil, fmt.Errorf("fsm: %s: %w", stateFileName, err)
+		if f.state, err = DecodeStateFile(b); err != nil {
+			return nil, fmt.Errorf("fsm: %s: %w; if it is damaged, remove this server's data directory and start it again: it rejoins and copies the cluster's state from its peers",
+				filepath.Join(cfg.Dir, stateFileName), err)
 		}
 	}
 	for name := range f.state.Topics {

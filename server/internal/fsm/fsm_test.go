@@ -1,8 +1,10 @@
 package fsm
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -217,4 +219,49 @@ func TestATopicShorterThanItsCheckpointIsReported(t *testing.T) {
 	_, err = Open(Config{Dir: dir, Topics: reg})
 	is.True(err != nil)
 	is.True(strings.Contains(err.Error(), `topic "t" ends at offset 1, before the 2 of the checkpoint`))
+}
+
+// The metadata file is a checkpoint a restart trusts: a bit flipped anywhere in it, or a file cut
+// short, must stop the FSM with an error rather than be read as other topics or offsets; a
+// temporary file that a crash left beside an intact one changes nothing.
+func TestADamagedMetadataFileIsRefused(t *testing.T) {
+	is := is.New(t)
+	dir := t.TempDir()
+	f, reg := openFSM(t, dir)
+	f.ApplyBatch([]*raft.Log{
+		{Index: 1, Type: raft.LogCommand, Data: AppendCommand(nil, &Command{Kind: KindCreateTopic, Topic: "t"})},
+		{Index: 2, Type: raft.LogCommand, Data: produce(7, 0, "a", "b")},
+		{Index: 3, Type: raft.LogCommand, Data: AppendCommand(nil, &Command{Kind: KindCommitOffset, Topic: "t", Group: "g", Offset: 1})},
+	})
+	is.NoErr(f.Checkpoint())
+	is.NoErr(reg.Close())
+	path := filepath.Join(dir, stateFileName)
+	good, err := os.ReadFile(path)
+	is.NoErr(err)
+
+	open := func() error {
+		reg, err := topics.Open(filepath.Join(dir, "topics"), topics.Options{Log: storelog.Options{Sync: storelog.SyncNever}})
+		is.NoErr(err)
+		defer reg.Close()
+		_, err = Open(Config{Dir: dir, Topics: reg})
+		return err
+	}
+	for i := range len(good) * 8 {
+		bad := bytes.Clone(good)
+		bad[i/8] ^= 1 << (i % 8)
+		is.NoErr(os.WriteFile(path, bad, 0o644))
+		if err := open(); !errors.Is(err, ErrMalformedState) {
+			t.Fatalf("bit %d of byte %d flipped: Open says %v, want ErrMalformedState", i%8, i/8, err)
+		}
+	}
+	for n := range len(good) {
+		is.NoErr(os.WriteFile(path, good[:n], 0o644))
+		if err := open(); !errors.Is(err, ErrMalformedState) {
+			t.Fatalf("cut to %d of %d bytes: Open says %v, want ErrMalformedState", n, len(good), err)
+		}
+	}
+
+	is.NoErr(os.WriteFile(path, good, 0o644))
+	is.NoErr(os.WriteFile(path+".tmp", good[:len(good)/2], 0o644)) // a rename the crash prevented
+	is.NoErr(open())
 }

@@ -1,9 +1,11 @@
 package fsm
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 
@@ -14,10 +16,22 @@ import (
 // Snapshots hold metadata, never records, so their size does not grow with the data. Version is part
 // of the format: DecodeState refuses any other. Version 2 keeps every topic's offsets in the metadata
 // file too (version 1, never released, kept them in snapshots only).
+//
+// The metadata file adds a checksum: the JSON, then one line with the CRC-32C (Castagnoli) of the
+// JSON in eight lower-case hex digits,
+//
+//	{"version":2,"index":9,"topics":{...}}\n
+//	crc32c 1a2b3c4d\n
+//
+// so that a flipped bit or a cut anywhere is found, not read as other numbers. (Raft's snapshot
+// store checksums its own files.) These constants are part of the format.
 const (
 	stateVersion  = 2
 	stateFileName = "fsm.json"
+	crcPrefix     = "crc32c "
 )
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // ErrMalformedState is returned by DecodeState for bytes that are not a state of a version it knows.
 var ErrMalformedState = errors.New("fsm: malformed state")
@@ -98,11 +112,33 @@ func DecodeState(b []byte) (State, error) {
 	return s, nil
 }
 
+// encodeStateFile is the metadata file of a state.
+func encodeStateFile(s *State) ([]byte, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	return fmt.Appendf(append(b, '\n'), "%s%08x\n", crcPrefix, crc32.Checksum(b, castagnoli)), nil
+}
+
+// DecodeStateFile checks the checksum of a metadata file and decodes the state in it.
+func DecodeStateFile(b []byte) (State, error) {
+	body, trailer, ok := bytes.Cut(b, []byte{'\n'})
+	if !ok || !bytes.HasPrefix(trailer, []byte(crcPrefix)) {
+		return State{}, fmt.Errorf("%w: no checksum line after the state (the file is cut short or damaged)", ErrMalformedState)
+	}
+	if want := fmt.Appendf(nil, "%s%08x\n", crcPrefix, crc32.Checksum(body, castagnoli)); !bytes.Equal(trailer, want) {
+		return State{}, fmt.Errorf("%w: the checksum line is %q, the state's is %q (the file is damaged)",
+			ErrMalformedState, bytes.TrimSpace(trailer), bytes.TrimSpace(want))
+	}
+	return DecodeState(body)
+}
+
 // writeState replaces the metadata file durably: a temporary file, fsynced, renamed into place, and
 // the directory fsynced, so a crash leaves the old state or the new one and a state once written
 // is never lost. The caller must have fsynced every topic log the state describes first.
 func writeState(dir string, s *State) error {
-	b, err := json.Marshal(s)
+	b, err := encodeStateFile(s)
 	if err != nil {
 		return err
 	}
