@@ -169,3 +169,18 @@ func TestProcessNodesCanBeKilledRestartedPausedAndResumed(t *testing.T) {
 	is.NoErr(cl.Pause(0)) // Close resumes a paused node to stop it
 	is.NoErr(cl.Close())
 }
+
+// A node that exits before it serves is reported with the end of its output, which says why; a
+// port taken meanwhile (errPortTaken) is not what happened here, so the start is not tried again.
+func TestANodeThatCannotStartIsReportedWithItsOutput(t *testing.T) {
+	is := is.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin, err := BuildDislog(ctx, t.TempDir())
+	is.NoErr(err)
+	_, err = StartProcesses(ctx, Options{Bin: bin, Nodes: 3, Args: []string{"--raft-heartbeat-timeout=100ms", "--raft-leader-lease-timeout=1s"}})
+	is.True(err != nil)
+	is.True(strings.Contains(err.Error(), "exited before serving: its last output:"))
+	is.True(strings.Contains(err.Error(), "LeaderLeaseTimeout")) // dislog's own reason
+	is.True(!errors.Is(err, errPortTaken))
+}

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -99,7 +100,23 @@ type Options struct {
 // StartProcesses runs opts.Nodes dislog processes, the first with --bootstrap and the others
 // joining it, and waits until they have a leader. Each listens on a port chosen once, which it
 // keeps across Restart. Close stops them (SIGTERM, then SIGKILL after 15 s).
-func StartProcesses(ctx context.Context, opts Options) (_ *Cluster, err error) {
+//
+// A port found free can be taken by another process before the node binds it (tests of other
+// packages run at the same time); a cluster whose node finds its port taken is started again on
+// other ports, up to three times.
+func StartProcesses(ctx context.Context, opts Options) (*Cluster, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := startProcesses(ctx, opts)
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			return c, err
+		}
+	}
+}
+
+// errPortTaken is the error of a node that could not listen on the port chosen for it.
+var errPortTaken = errors.New("localcluster: a port chosen for a node was taken meanwhile")
+
+func startProcesses(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if opts.Nodes < 1 {
 		return nil, fmt.Errorf("localcluster: %d nodes", opts.Nodes)
 	}
@@ -208,6 +225,7 @@ type process struct {
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once cmd has exited and been waited for
 	paused bool
+	stderr *lastLines // the end of its output, for errors
 }
 
 func (p *process) running() bool {
@@ -229,7 +247,8 @@ const servingPrefix = "dislog: serving on "
 func (c *Cluster) start(i int, args []string, serving chan<- error) error {
 	n := c.nodes[i]
 	cmd := exec.Command(c.bin, args...)
-	cmd.Stderr = &prefixWriter{w: c.log, prefix: n.name + ": "}
+	n.stderr = &lastLines{}
+	cmd.Stderr = &prefixWriter{w: io.MultiWriter(c.log, n.stderr), prefix: n.name + ": "}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return fmt.Errorf("localcluster: %w", err)
@@ -243,8 +262,12 @@ func (c *Cluster) start(i int, args []string, serving chan<- error) error {
 		defer close(exited)
 		sc := bufio.NewScanner(stdout)
 		if !sc.Scan() {
-			serving <- fmt.Errorf("localcluster: %s exited before serving (its output went to the log)", n.name)
 			cmd.Wait()
+			err := fmt.Errorf("localcluster: %s exited before serving: %s", n.name, n.stderr)
+			if strings.Contains(n.stderr.String(), "address already in use") {
+				err = fmt.Errorf("%w: %w", errPortTaken, err)
+			}
+			serving <- err
 			return
 		}
 		switch addr, ok := strings.CutPrefix(sc.Text(), servingPrefix); {
@@ -413,4 +436,32 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 		}
 		p.buf = p.buf[i+1:]
 	}
+}
+
+// lastLines keeps the last lines written to it, one line a Write (as prefixWriter writes).
+type lastLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+// keptLines is how many lines lastLines keeps.
+const keptLines = 5
+
+func (l *lastLines) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, strings.TrimSuffix(string(b), "\n"))
+	if len(l.lines) > keptLines {
+		l.lines = l.lines[len(l.lines)-keptLines:]
+	}
+	return len(b), nil
+}
+
+func (l *lastLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.lines) == 0 {
+		return "it wrote nothing"
+	}
+	return "its last output:\n" + strings.Join(l.lines, "\n")
 }
