@@ -344,7 +344,9 @@ func TestASlowHandlerLosesNoEventsAndKeepsTheirOrder(t *testing.T) {
 	for _, o := range others {
 		var kinds []discoverytest.Kind
 		for _, e := range g.Events() {
-			if e.ID == o.name {
+			// Leave may be reported again (a member that left is reaped later: see Handler), and
+			// so may Join; what must hold is the order of the changes.
+			if e.ID == o.name && (len(kinds) == 0 || kinds[len(kinds)-1] != e.Kind) {
 				kinds = append(kinds, e.Kind)
 			}
 		}
@@ -352,7 +354,7 @@ func TestASlowHandlerLosesNoEventsAndKeepsTheirOrder(t *testing.T) {
 		if o == others[0] || o == others[1] {
 			want = append(want, discoverytest.Leave)
 		}
-		is.Equal(kinds, want) // every event, in order
+		is.Equal(kinds, want) // every change, in order
 	}
 }
 
