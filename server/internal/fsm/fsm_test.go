@@ -28,6 +28,17 @@ func (discardSink) Cancel() error               { return nil }
 
 func openFSM(t *testing.T, dir string) (*FSM, *topics.Registry) {
 	t.Helper()
+	f, reg, err := tryOpenFSM(t, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, reg
+}
+
+// tryOpenFSM opens the topics and the FSM of dir and returns Open's error; on an error it has
+// closed the topics, otherwise the caller closes them.
+func tryOpenFSM(t *testing.T, dir string) (*FSM, *topics.Registry, error) {
+	t.Helper()
 	reg, err := topics.Open(filepath.Join(dir, "topics"), topics.Options{Log: storelog.Options{Sync: storelog.SyncNever}})
 	if err != nil {
 		t.Fatal(err)
@@ -35,9 +46,8 @@ func openFSM(t *testing.T, dir string) (*FSM, *topics.Registry) {
 	f, err := Open(Config{Dir: dir, Topics: reg})
 	if err != nil {
 		reg.Close()
-		t.Fatal(err)
 	}
-	return f, reg
+	return f, reg, err
 }
 
 func produce(producer, seq uint64, values ...string) []byte {
@@ -213,10 +223,7 @@ func TestATopicShorterThanItsCheckpointIsReported(t *testing.T) {
 	is.NoErr(tp.Log.TruncateAfter(0))
 	is.NoErr(reg.Close())
 
-	reg, err = topics.Open(filepath.Join(dir, "topics"), topics.Options{Log: storelog.Options{Sync: storelog.SyncNever}})
-	is.NoErr(err)
-	defer reg.Close()
-	_, err = Open(Config{Dir: dir, Topics: reg})
+	_, _, err = tryOpenFSM(t, dir)
 	is.True(err != nil)
 	is.True(strings.Contains(err.Error(), `topic "t" ends at offset 1, before the 2 of the checkpoint`))
 }
@@ -240,10 +247,10 @@ func TestADamagedMetadataFileIsRefused(t *testing.T) {
 	is.NoErr(err)
 
 	open := func() error {
-		reg, err := topics.Open(filepath.Join(dir, "topics"), topics.Options{Log: storelog.Options{Sync: storelog.SyncNever}})
-		is.NoErr(err)
-		defer reg.Close()
-		_, err = Open(Config{Dir: dir, Topics: reg})
+		_, reg, err := tryOpenFSM(t, dir)
+		if err == nil {
+			reg.Close()
+		}
 		return err
 	}
 	for i := range len(good) * 8 {
