@@ -221,7 +221,7 @@ func TestLostUnsyncedWritesLoseNoAcknowledgedEntry(t *testing.T) {
 		}
 		if rng.IntN(2) == 0 {
 			// A batch written but never acknowledged: its fsync fails, then the power goes.
-			fs.SetFault(faultfs.FailOnce(faultfs.OpSync, ".store"))
+			fs.SetFault(faultfs.Fail(faultfs.OpSync, ".store"))
 			logs := crashBatch(acked+1, 1+rng.IntN(24), term)
 			is.True(s.StoreLogs(logs) != nil)
 			fs.SetFault(nil)

@@ -40,9 +40,6 @@ type Options struct {
 const (
 	defaultMaxSegmentBytes = 64 << 20
 	defaultMaxEntryBytes   = 16 << 20
-	// segmentFrameHeader is storelog's frame header size, which a record and its header must fit in a
-	// segment with.
-	segmentFrameHeader = 24
 )
 
 func (o Options) storelogOptions() storelog.Options {
@@ -51,8 +48,8 @@ func (o Options) storelogOptions() storelog.Options {
 		segBytes = defaultMaxSegmentBytes
 	}
 	entryBytes := o.MaxEntryBytes
-	if entryBytes == 0 && segBytes > segmentFrameHeader {
-		entryBytes = min(defaultMaxEntryBytes, segBytes-segmentFrameHeader)
+	if entryBytes == 0 {
+		entryBytes = min(defaultMaxEntryBytes, storelog.RecordCapacity(segBytes))
 	}
 	return storelog.Options{
 		FS:                o.FS,

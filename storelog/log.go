@@ -34,9 +34,10 @@ type Log struct {
 	// still hold (TruncateAfter, Reset).
 	removeMu sync.Mutex
 	//
-	// syncMu is held across an fsync of the active store and by every call that closes or deletes
-	// segment files, so that an fsync never runs on a file being closed.
-	syncMu sync.Mutex
+	// syncMu is held for reading across an fsync of the active store (by the group commit and by the
+	// preallocator) and for writing by every call that closes or deletes segment files, so that an
+	// fsync never runs on a file being closed.
+	syncMu sync.RWMutex
 
 	// Group commit: one appender at a time (the one that finds syncing false) fsyncs everything
 	// written so far; the others wait on gcCond and are all released by one broadcast.
@@ -52,6 +53,9 @@ type Log struct {
 	lastTime  int64
 	failErr   error
 	buf       []byte
+	zeros     []byte // what the preallocator writes ahead of the active segment's last record
+
+	grow chan struct{} // wakes the preallocator; nil when the log does not preallocate
 
 	// mu guards segments: readers hold it for reading while they use a segment's mappings.
 	mu       sync.RWMutex
@@ -78,6 +82,10 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l := &Log{dir: dir, opts: opts, done: make(chan struct{})}
 	l.gcCond.L = &l.gcMu
+	if opts.Sync == SyncEveryBatch {
+		l.grow = make(chan struct{}, 1)
+		l.zeros = make([]byte, preallocChunk(opts.MaxSegmentBytes))
+	}
 	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storelog: open %s: %w", dir, err)
 	}
@@ -190,7 +198,11 @@ func (l *Log) load() error {
 			}
 		}
 		if !trusted {
-			if err := l.recoverActive(s); err != nil {
+			var floor uint32
+			if m.activeBase == s.base {
+				floor = m.storeSize
+			}
+			if err := l.recoverActive(s, floor); err != nil {
 				return err
 			}
 		}
@@ -266,13 +278,20 @@ func readFile(fs FS, path string) ([]byte, error) {
 	return b, nil
 }
 
-// writeMeta replaces the meta file atomically: temporary file, fsync, rename, directory fsync.
-// The caller holds wmu (or has the log to itself).
+// writeMeta replaces the meta file, recording the low watermark and how far the active segment is
+// known to be fsynced (the floor recovery never cuts below), and with clean its record count. The
+// caller holds wmu (or has the log to itself).
 func (l *Log) writeMeta(clean bool) error {
-	m := meta{version: formatVersion, lowWatermark: l.low.Load(), clean: clean}
+	m := meta{lowWatermark: l.low.Load(), clean: clean, activeBase: l.active.base, storeSize: l.active.synced}
 	if clean {
-		m.activeBase, m.activeCount, m.storeSize = l.active.base, l.active.count, l.active.size
+		m.activeCount, m.storeSize = l.active.count, l.active.size
 	}
+	return l.replaceMeta(m)
+}
+
+// replaceMeta replaces the meta file atomically: temporary file, fsync, rename, directory fsync.
+func (l *Log) replaceMeta(m meta) error {
+	m.version = formatVersion
 	path := filepath.Join(l.dir, metaFileName)
 	tmp := path + tmpSuffix
 	f, err := l.opts.FS.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -400,7 +419,7 @@ func (l *Log) writeLocked(values [][]byte, timeNanos int64) error {
 		for i, v := range values[:n] {
 			off := s.count + uint64(i)
 			putIndexEntry(s.indexMap[off*indexEntrySize:], indexEntry{position: s.size + uint32(len(buf)), length: uint32(len(v)), time: now})
-			buf = appendFrame(buf, l.nextWrite+uint64(i), now, v)
+			buf = appendFrame(buf, s.seed, l.nextWrite+uint64(i), now, s.synced, v)
 		}
 		if _, err := s.store.WriteAt(buf, int64(s.size)); err != nil {
 			return err
@@ -414,9 +433,11 @@ func (l *Log) writeLocked(values [][]byte, timeNanos int64) error {
 		s.lastTime = now
 		s.count += uint64(n)
 		s.size = uint32(bytes)
+		s.allocated = max(s.allocated, int64(s.size))
 		l.nextWrite += uint64(n)
 		values = values[n:]
 	}
+	l.growIfLowLocked()
 	return nil
 }
 
@@ -481,8 +502,8 @@ func (l *Log) syncTo(target uint64) error {
 
 // syncWritten fsyncs the active store and publishes everything written before the fsync began.
 func (l *Log) syncWritten() error {
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
+	l.syncMu.RLock()
+	defer l.syncMu.RUnlock()
 	// Appenders that the last fsync released are runnable now; letting them write first puts their
 	// records in this fsync instead of the next.
 	runtime.Gosched()
@@ -491,7 +512,7 @@ func (l *Log) syncWritten() error {
 		l.wmu.Unlock()
 		return err
 	}
-	s, upto := l.active, l.nextWrite
+	s, upto, pos := l.active, l.nextWrite, l.active.size
 	l.wmu.Unlock()
 
 	// Segments before s were fsynced when they were sealed.
@@ -502,6 +523,12 @@ func (l *Log) syncWritten() error {
 	if err != nil {
 		return l.failLocked(err)
 	}
+	if l.failErr != nil {
+		// Another fsync of the store (the preallocator's) failed meanwhile, and may have taken the
+		// error that this one would have reported: nothing it covered is acknowledged.
+		return l.failErr
+	}
+	s.synced = max(s.synced, pos)
 	l.setDurableLocked(upto)
 	if upto > l.next.Load() {
 		l.publishLocked(upto)

@@ -40,7 +40,7 @@ type Options struct {
 	// fault-injecting one (package faultfs).
 	FS FS
 	// MaxRecordBytes is the largest value one record may hold. Default 4 MiB, or less if a segment
-	// cannot hold that.
+	// cannot hold that (RecordCapacity).
 	MaxRecordBytes uint32
 	// MaxSegmentBytes rolls the active segment before an append would make its store file larger.
 	// Default 64 MiB; at most 4 GiB - 1, since index positions are 32-bit.
@@ -85,8 +85,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxSegmentBytes == 0 {
 		o.MaxSegmentBytes = defaultMaxSegmentBytes
 	}
-	if o.MaxRecordBytes == 0 && o.MaxSegmentBytes > frameHeaderSize {
-		o.MaxRecordBytes = min(defaultMaxRecordBytes, o.MaxSegmentBytes-frameHeaderSize)
+	if o.MaxRecordBytes == 0 {
+		o.MaxRecordBytes = min(defaultMaxRecordBytes, RecordCapacity(o.MaxSegmentBytes))
 	}
 	if o.MaxSegmentRecords == 0 {
 		o.MaxSegmentRecords = defaultMaxSegmentRecords
@@ -106,9 +106,9 @@ func (o Options) withDefaults() (Options, error) {
 	switch {
 	case o.MaxRecordBytes == 0:
 		return o, fmt.Errorf("%w: MaxSegmentBytes %d leaves no room for a record", ErrInvalidOptions, o.MaxSegmentBytes)
-	case uint64(o.MaxRecordBytes)+frameHeaderSize > uint64(o.MaxSegmentBytes):
-		return o, fmt.Errorf("%w: MaxRecordBytes %d plus a %d-byte frame header does not fit in MaxSegmentBytes %d",
-			ErrInvalidOptions, o.MaxRecordBytes, frameHeaderSize, o.MaxSegmentBytes)
+	case o.MaxRecordBytes > RecordCapacity(o.MaxSegmentBytes):
+		return o, fmt.Errorf("%w: MaxRecordBytes %d does not fit in MaxSegmentBytes %d with the store and frame headers (at most %d)",
+			ErrInvalidOptions, o.MaxRecordBytes, o.MaxSegmentBytes, RecordCapacity(o.MaxSegmentBytes))
 	case o.Sync < SyncEveryBatch || o.Sync > SyncNever:
 		return o, fmt.Errorf("%w: unknown sync policy %d", ErrInvalidOptions, o.Sync)
 	case o.SyncInterval < 0 || o.MaxSegmentAge < 0 || o.RetentionAge < 0 || o.RetentionCheckInterval < 0:

@@ -17,6 +17,12 @@ func (l *Log) startBackground() {
 		t := time.NewTicker(l.opts.SyncInterval)
 		tickers, sync = append(tickers, t), t.C
 	}
+	if l.grow != nil {
+		l.wg.Go(l.preallocate)
+		l.wmu.Lock()
+		l.growIfLowLocked()
+		l.wmu.Unlock()
+	}
 	if len(tickers) == 0 {
 		return
 	}

@@ -34,8 +34,17 @@ type segment struct {
 	storeMap gommap.MMap
 	indexMap gommap.MMap
 
-	count     uint64
-	size      uint32
+	// id and seed come from the store header (set by open): every frame's checksum starts from seed.
+	id   uint64
+	seed uint32
+
+	count uint64
+	size  uint32 // where the next frame goes: the end of the last record
+	// synced is how far the store is known to be fsynced; frames record it (the torn-tail rule in
+	// doc.go). allocated is the store file's size: bytes in [size, allocated) are zeros written
+	// ahead of need, so that an append's fdatasync does not commit a size change.
+	synced    uint32
+	allocated int64
 	storeSize int64 // a sealed segment's store size, set by Open or by seal
 	firstTime int64
 	lastTime  int64
@@ -103,6 +112,14 @@ func (s *segment) openSealed(fs FS) error {
 		index.Close()
 		return fmt.Errorf("storelog: map segment %d: %w", s.base, err)
 	}
+	if err := s.readHeader(storeMap); err != nil {
+		unmap(storeMap)
+		unmap(s.indexMap)
+		s.indexMap = nil
+		store.Close()
+		index.Close()
+		return err
+	}
 	s.store, s.index, s.storeMap = store, index, storeMap
 	s.opened = true
 	s.ready.Store(true)
@@ -128,10 +145,24 @@ func unmap(m gommap.MMap) error {
 	return m.UnsafeUnmap()
 }
 
+// readHeader checks the store header at the start of m and takes the segment's id from it.
+func (s *segment) readHeader(m []byte) error {
+	h, err := decodeStoreHeader(m)
+	if err == nil && h.base != s.base {
+		err = corruptf("store header names segment %d", h.base)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.storePath, err)
+	}
+	s.id, s.seed = h.id, frameSeed(h.id)
+	return nil
+}
+
 // openActive opens (creating if need be) the segment's files for appending: the index is grown to
 // hold capacity entries and mapped read-write, the store mapped read-only at maxBytes so that records
-// appended later are readable through the same mapping. count and size are what the caller has
-// established the files hold.
+// appended later are readable through the same mapping. A store file without a header, or whose
+// header and all other bytes are zeros (made, but never synced before a crash), gets a new header,
+// fsynced. count and size are what the caller has established the files hold.
 func (s *segment) openActive(fs FS, capacity, maxBytes uint32) error {
 	s.openMu.Lock()
 	defer s.openMu.Unlock()
@@ -178,7 +209,33 @@ func (s *segment) openActive(fs FS, capacity, maxBytes uint32) error {
 		unmap(indexMap)
 		return fail(err)
 	}
+	size := sfi.Size()
+	if size < storeHeaderSize || allZero(storeMap[:size]) {
+		h := storeHeader{base: s.base, id: newSegmentID()}
+		err := store.Truncate(0)
+		if err == nil {
+			_, err = store.WriteAt(encodeStoreHeader(h), 0)
+		}
+		if err == nil {
+			err = store.Sync()
+		}
+		if err != nil {
+			unmap(indexMap)
+			unmap(storeMap)
+			return fail(err)
+		}
+		size = storeHeaderSize
+		s.size, s.synced = storeHeaderSize, storeHeaderSize
+	}
+	if err := s.readHeader(storeMap); err != nil {
+		unmap(indexMap)
+		unmap(storeMap)
+		store.Close()
+		index.Close()
+		return err
+	}
 	s.store, s.index, s.storeMap, s.indexMap = store, index, storeMap, indexMap
+	s.allocated = size
 	s.opened, s.active = true, true
 	s.ready.Store(true)
 	return nil
@@ -187,9 +244,34 @@ func (s *segment) openActive(fs FS, capacity, maxBytes uint32) error {
 // capacity is how many entries the active index mapping holds.
 func (s *segment) capacity() uint64 { return uint64(len(s.indexMap) / indexEntrySize) }
 
-// seal makes the active segment read-only on disk: store and index fsynced, the index cut to exactly
-// one entry per record. After seal the segment is trusted by Open.
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// trim cuts the zeros written ahead of need from the store, so that a sealed or closed store ends
+// at its last record. The caller syncs.
+func (s *segment) trim() error {
+	if s.allocated > int64(s.size) {
+		if err := s.store.Truncate(int64(s.size)); err != nil {
+			return err
+		}
+		s.allocated = int64(s.size)
+	}
+	return nil
+}
+
+// seal makes the active segment read-only on disk: store and index fsynced, the store cut to its
+// last record and the index to exactly one entry per record. After seal the segment is trusted by
+// Open.
 func (s *segment) seal() error {
+	if err := s.trim(); err != nil {
+		return err
+	}
 	if err := s.store.Sync(); err != nil {
 		return err
 	}
@@ -210,8 +292,12 @@ func (s *segment) seal() error {
 // sealedSize is a sealed segment's store size in bytes.
 func (s *segment) sealedSize() int64 { return s.storeSize }
 
-// syncActive makes the active segment's store and index durable without sealing it, for a clean close.
+// syncActive makes the active segment's store, cut to its last record, and its index durable without
+// sealing it, for a clean close.
 func (s *segment) syncActive() error {
+	if err := s.trim(); err != nil {
+		return err
+	}
 	if err := s.store.Sync(); err != nil {
 		return err
 	}
@@ -240,9 +326,9 @@ func (s *segment) frame(offset uint64) (frameHeader, []byte, error) {
 	if end > uint64(len(s.storeMap)) {
 		return frameHeader{}, nil, corruptf("segment %d: offset %d points past the store (%d > %d bytes)", s.base, offset, end, len(s.storeMap))
 	}
-	h, value, err := decodeFrame(s.storeMap[e.position:end], e.length)
+	h, value, err := decodeFrame(s.storeMap[e.position:end], s.seed, e.length)
 	if err != nil {
-		return frameHeader{}, nil, fmt.Errorf("segment %d, offset %d: %w", s.base, offset, err)
+		return frameHeader{}, nil, fmt.Errorf("%s, offset %d: %w", s.storePath, offset, err)
 	}
 	if h.offset != offset || h.length != e.length {
 		return frameHeader{}, nil, corruptf("segment %d: frame at position %d holds offset %d, want %d", s.base, e.position, h.offset, offset)

@@ -142,6 +142,7 @@ func (l *Log) TruncateAfter(offset uint64) error {
 		if err := s.openActive(l.opts.FS, l.opts.MaxSegmentRecords, l.opts.MaxSegmentBytes); err != nil {
 			return l.failLocked(err)
 		}
+		s.synced = uint32(s.storeSize) // fsynced when it was sealed
 	}
 	s.count = newNext - s.base
 	last, err := s.entry(s.count - 1)
@@ -153,13 +154,21 @@ func (l *Log) TruncateAfter(offset uint64) error {
 	if first, err := s.entry(0); err == nil {
 		s.firstTime = first.time
 	}
+	// Lower the recovery floor before the store shrinks below it, then cut the store for real: the
+	// frames past the cut carry the offsets the next appends take, and must not outlive it.
+	s.synced = min(s.synced, s.size)
+	l.active = s
+	if err := l.writeMeta(false); err != nil {
+		return l.failLocked(err)
+	}
 	if err := s.store.Truncate(int64(s.size)); err != nil {
 		return l.failLocked(err)
 	}
+	s.allocated = int64(s.size)
 	if err := s.store.Sync(); err != nil {
 		return l.failLocked(err)
 	}
-	l.active, l.nextWrite = s, newNext
+	l.nextWrite = newNext
 	l.setDurableLocked(min(l.durable, newNext))
 	return nil
 }
@@ -196,7 +205,7 @@ func (l *Log) resetLocked(first uint64) error {
 // low watermark, persisted before the segment file exists.
 func (l *Log) startEmptyLocked(first uint64) error {
 	l.low.Store(first)
-	if err := l.writeMeta(false); err != nil {
+	if err := l.replaceMeta(meta{lowWatermark: first, activeBase: first}); err != nil {
 		return l.failLocked(err)
 	}
 	s := newSegment(l.dir, first)
