@@ -82,7 +82,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l := &Log{dir: dir, opts: opts, done: make(chan struct{})}
 	l.gcCond.L = &l.gcMu
-	if opts.Sync == SyncEveryBatch {
+	if opts.Sync != SyncNever {
 		l.grow = make(chan struct{}, 1)
 		l.zeros = make([]byte, preallocChunk(opts.MaxSegmentBytes))
 	}

@@ -24,7 +24,7 @@ func (l *Log) growIfLowLocked() {
 	}
 }
 
-// preallocate runs in the background under SyncEveryBatch: it writes zeros past the active
+// preallocate runs in the background unless the log is SyncNever (whose appends do not fsync): it writes zeros past the active
 // segment's last record and fsyncs them, so that the blocks an append writes next are already
 // allocated and the file size already committed. An append's fdatasync then flushes data only,
 // instead of a journal commit of the new size as well. Appends that outrun it still work: they grow
