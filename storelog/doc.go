@@ -22,8 +22,51 @@
 // Open costs a directory listing and a stat per segment: sealed segments were fsynced when sealed and
 // are trusted; they are opened on first read. After a clean Close the active segment is trusted too.
 // After a crash the active segment is read once: the longest prefix of frames that pass their
-// checksums and carry the expected offsets is kept, and the rest (a torn write, garbage, zeros) is cut.
-// Reads check every record's checksum and return ErrCorrupt, never damaged data.
+// checksums and carry the expected offsets is kept. What follows is cut only if it can have been
+// unsynced at the crash; otherwise Open fails with ErrCorrupt, naming the store file, the position
+// and the offset of the bad frame, and cuts nothing. Reads check every record's checksum and return
+// ErrCorrupt, never damaged data.
+//
+// The torn-tail rule. Let p be the position of the first frame that fails its checks (or the end of
+// the records, if bytes other than zeros follow them). The bytes from p on are a torn write, and are
+// cut, unless
+//   - p is below the floor the meta file records for the active segment (how far its store was known
+//     to be fsynced when the meta file was last written: by Open, by Truncate, by TruncateAfter, or
+//     by Close, which records the whole store), or
+//   - some intact frame of this segment past p records a synced position greater than p.
+//
+// Either makes it corruption. Every frame records synced: how far the store was covered by fsyncs
+// that had completed when the frame was written.
+//
+// Why nothing unsynced is called corruption: if the bytes at p were not covered by a completed fsync
+// at the crash, no fsync covering p had completed before any frame was written either, so every
+// frame records synced <= p; and the floor is only ever set to a position already fsynced.
+//
+// Why nothing synced is cut, with one limit: if an fsync covering p completed and any frame was
+// written after it, that frame records synced > p; if the frame is intact on disk, Open finds it
+// (it searches every position past p, since a damaged length cannot be trusted) and fails. Frames
+// are checked with a checksum seeded by the segment's id, so no other file's bytes can stand in for
+// one. What is left is the last fsync before a crash when nothing after it reached the disk: damage
+// to those bytes (the records of the last acknowledged batch or batches) cannot be told from a write
+// that was never synced, so it is cut like one. It takes both a crash and media damage to exactly
+// those bytes; a clean Close, and Open, Truncate and TruncateAfter, which write the meta file, close
+// the window up to their point.
+//
+// Under SyncInterval and SyncNever the same rule holds with "synced" meaning what the last fsync
+// (Sync, an interval tick, a roll) covered: what is newer may be cut after a crash, as those policies
+// promise.
+//
+// A cut is made durable (truncate, fsync) before the log takes a write, so no frame of the old tail
+// can later follow a new record at the same offsets; the records kept are fsynced too, since after a
+// process crash they may be only in the page cache.
+//
+// # Preallocation
+//
+// An fdatasync that also commits a new file size costs a journal commit on top of the data write.
+// Unless the policy is SyncNever, a background goroutine keeps about 1 MiB of zeros written and
+// fsynced past the active segment's last record, so that appends overwrite allocated blocks and their
+// fsyncs flush data only. Seal and Close cut the zeros off again; recovery keeps them (zeros past
+// the last record are not a torn write).
 //
 // # On-disk format
 //
@@ -34,18 +77,30 @@
 //	00000000000000000000.store   00000000000000000000.index
 //	00000000000000065536.store   00000000000000065536.index
 //
-// Store file: frames, back to back, one per record. All integers little-endian.
+// Store file: a header, then frames back to back, one per record, then possibly zeros written ahead.
+// All integers little-endian.
 //
-//	0         4         8                 16                24
-//	+---------+---------+-----------------+-----------------+----------------+
-//	| length  | crc     | offset          | time            | value          |
-//	| uint32  | uint32  | uint64          | int64 (unix ns) | length bytes   |
-//	+---------+---------+-----------------+-----------------+----------------+
+//	store header (32 bytes):
+//	0        4         8                 16                24         28
+//	+--------+---------+-----------------+-----------------+----------+--------+
+//	| "DSLS" | version | base            | segment id      | reserved | crc    |
+//	| [4]    | uint32  | uint64          | uint64          | uint32 0 | uint32 |
+//	+--------+---------+-----------------+-----------------+----------+--------+
 //
-// length is the value's length. crc is CRC-32C (Castagnoli) over the length, offset, time and value
-// bytes, that is the whole frame but the crc field itself. The offset makes a frame self-describing: a
-// frame read from the wrong place, or left over from an earlier incarnation of the file, does not
-// pass for the record that belongs there.
+//	frame (28 bytes + value):
+//	0         4         8                 16                24         28
+//	+---------+---------+-----------------+-----------------+----------+--------------+
+//	| length  | crc     | offset          | time            | synced   | value        |
+//	| uint32  | uint32  | uint64          | int64 (unix ns) | uint32   | length bytes |
+//	+---------+---------+-----------------+-----------------+----------+--------------+
+//
+// The header's crc is CRC-32C of its bytes [0, 28). The segment id is drawn at random when the file is
+// made. A frame's length is its value's length; synced is how far the store was fsynced when the
+// frame was written (the torn-tail rule above); crc is CRC-32C (Castagnoli) of the segment id (8
+// bytes) followed by the frame's length, offset, time, synced and value bytes, that is the whole frame
+// but the crc field itself. The offset makes a frame self-describing within its segment, and the id in
+// the checksum makes bytes of any other file (another segment, a file this one replaced, a recycled
+// or preallocated file) fail as frames of this one.
 //
 // Index file: one 16-byte entry per record, entry i describing offset base+i. It is memory-mapped.
 //
@@ -70,7 +125,11 @@
 //	+--------+---------+---------------+--------+------------+-------------+-------------+-------+
 //
 // low watermark is the lowest offset the log still holds (head truncation may fall inside a segment).
+// store size is the floor of the segment at active base: how far its store is known to be fsynced.
 // flags bit 0 (clean) says the log was closed cleanly with an active segment of active base, active
 // count records and store size bytes: only then is the active segment opened without a scan. Open
 // clears the flag (durably) before the log takes a write. crc is CRC-32C of bytes [0, 40).
+//
+// version is 2 in the meta file and in every store header. Open refuses any other version with
+// ErrUnsupportedVersion; there is no migration from version 1, which no release wrote.
 package storelog

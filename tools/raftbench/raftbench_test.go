@@ -98,6 +98,41 @@ func BenchmarkStoreLogs(b *testing.B) {
 	}
 }
 
+// BenchmarkStoreLogsRaftlogVsRaftWAL is BenchmarkStoreLogs for raftlog and raft-wal in turn within
+// each op, so that both share whatever else loads the machine and the disk; the metrics are each
+// store's rate and raftlog's ratio to raft-wal's. Goals (issue 14): at least 1.3x raft-wal with one
+// entry per StoreLogs, at least 1.2x with 64.
+func BenchmarkStoreLogsRaftlogVsRaftWAL(b *testing.B) {
+	for _, size := range []int{1, 64} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			ours := open(b, stores[0].open, b.TempDir())
+			defer ours.Close()
+			theirs := open(b, stores[1].open, b.TempDir())
+			defer theirs.Close()
+			logs := batch(1, size)
+			next := uint64(1)
+			var tOurs, tTheirs time.Duration
+			for b.Loop() {
+				reindex(logs, next)
+				t0 := time.Now()
+				if err := ours.StoreLogs(logs); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				if err := theirs.StoreLogs(logs); err != nil {
+					b.Fatal(err)
+				}
+				tOurs, tTheirs = tOurs+t1.Sub(t0), tTheirs+time.Since(t1)
+				next += uint64(size)
+			}
+			n := float64(b.N * size)
+			b.ReportMetric(n/tOurs.Seconds(), "raftlog-logs/s")
+			b.ReportMetric(n/tTheirs.Seconds(), "raft-wal-logs/s")
+			b.ReportMetric(tTheirs.Seconds()/tOurs.Seconds(), "x-raft-wal")
+		})
+	}
+}
+
 // BenchmarkGetLog reads 1 KiB entries in index order, wrapping around 100,000 of them.
 func BenchmarkGetLog(b *testing.B) {
 	const n = 100_000
