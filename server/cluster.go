@@ -84,6 +84,9 @@ func openCluster(o *options, log *slog.Logger, reg *topics.Registry, m *mux.Mux,
 		MaxEntryBytes: uint32(o.maxMessageBytes + 1<<20),
 		Logger:        log,
 	}); err != nil {
+		if errors.Is(err, storelog.ErrCorrupt) || errors.Is(err, raftlog.ErrCorrupt) {
+			return nil, damagedRaftLog(raftDir, o, err)
+		}
 		return nil, fmt.Errorf("server: raft log: %w", err)
 	}
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: &slogWriter{log: log}})
@@ -93,6 +96,9 @@ func openCluster(o *options, log *slog.Logger, reg *topics.Registry, m *mux.Mux,
 	c.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: m.Raft(), MaxPool: 4, Timeout: 10 * time.Second, Logger: hlog,
 	})
+	if err := checkRaftLog(c.store, c.snapshots); err != nil {
+		return nil, damagedRaftLog(raftDir, o, err)
+	}
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(o.nodeID)
 	conf.HeartbeatTimeout = o.raft.HeartbeatTimeout
@@ -144,6 +150,46 @@ func openCluster(o *options, log *slog.Logger, reg *topics.Registry, m *mux.Mux,
 		c.goLoop(c.gossipLastIndex)
 	}
 	return c, nil
+}
+
+// checkRaftLog reads every entry that raft.NewRaft reads on start (those after the newest snapshot),
+// so that a damaged one stops the server with an error that says how to recover, instead of a panic
+// inside raft. storelog's Open already refuses a log damaged below its last fsync; this catches damage
+// to a log that was closed cleanly, which Open trusts without reading.
+func checkRaftLog(logs raft.LogStore, snapshots raft.SnapshotStore) error {
+	first, err := logs.FirstIndex()
+	if err != nil {
+		return err
+	}
+	last, err := logs.LastIndex()
+	if err != nil {
+		return err
+	}
+	metas, err := snapshots.List()
+	if err != nil {
+		return err
+	}
+	if len(metas) > 0 {
+		first = max(first, metas[0].Index+1)
+	}
+	var entry raft.Log
+	for i := max(first, 1); i <= last; i++ {
+		if err := logs.GetLog(i, &entry); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// damagedRaftLog is the error a server that will not start on a damaged Raft log returns: what is
+// damaged, and the one recovery that cannot make a replica that lost entries vote or lead.
+func damagedRaftLog(raftDir string, o *options, err error) error {
+	return fmt.Errorf("server: the Raft log in %s is damaged, so this server will not start on it: %w. "+
+		"To recover (server/README.md, \"A damaged Raft log\"): keep this server stopped until the leader no longer lists %q "+
+		"(dislogctl servers); then move the data directory %s aside and start this server on an empty data directory "+
+		"with a new node ID, joining the cluster: it comes back as a new member and copies everything from its peers. "+
+		"Never start it again as %q with its Raft state gone: it could vote twice in one term and help elect a leader "+
+		"that lacks committed entries", raftDir, err, o.nodeID, o.dataDir, o.nodeID)
 }
 
 func (c *cluster) goLoop(f func()) {

@@ -76,15 +76,24 @@ func StartNode(t testing.TB, ca *authztest.CA, id, policy string, opts ...server
 
 func (n *Node) start(t testing.TB, extra ...server.Option) {
 	t.Helper()
+	if err := n.TryRestart(extra...); err != nil {
+		t.Fatalf("servertest: start %s: %v", n.ID, err)
+	}
+}
+
+// TryRestart is Restart that returns the error of a server that does not start, for tests of
+// what stops a server.
+func (n *Node) TryRestart(extra ...server.Option) error {
 	opts := append([]server.Option{server.WithDataDir(n.Dir)}, n.base...)
 	srv, err := server.New(append(append(opts, n.opts...), extra...)...)
 	if err != nil {
-		t.Fatalf("servertest: start %s: %v", n.ID, err)
+		return err
 	}
 	n.Server = srv
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel, n.done = cancel, make(chan error, 1)
 	go func() { n.done <- srv.Serve(ctx) }()
+	return nil
 }
 
 // Restart starts a stopped node again on its data directory, with extra options after its own
@@ -100,10 +109,7 @@ func (n *Node) Restart(t testing.TB, extra ...server.Option) {
 func StartCluster(t testing.TB, size int, opts ...server.Option) []*Node {
 	t.Helper()
 	ca := authztest.NewCA(t, "test CA")
-	serf := []server.Option{
-		server.WithSerfAddr("127.0.0.1:0"), server.WithSerfTimings(discoverytest.Timings()),
-		server.WithReconcileInterval(200 * time.Millisecond),
-	}
+	serf := ClusterOptions()
 	first := StartNode(t, ca, "node1", "", append(append(serf, server.WithBootstrap(true)), opts...)...)
 	nodes := []*Node{first}
 	WaitFor(t, 10*time.Second, "node1 to lead", func() bool { return first.Server.IsLeader() })
@@ -113,6 +119,15 @@ func StartCluster(t testing.TB, size int, opts ...server.Option) []*Node {
 	}
 	WaitFor(t, 20*time.Second, "every server to be a voter", func() bool { return first.Server.Voters() == size })
 	return nodes
+}
+
+// ClusterOptions are the options StartCluster gives every node (Serf on a free port, fast failure
+// detection and reconciliation), for a node that joins a cluster later: add WithJoin.
+func ClusterOptions() []server.Option {
+	return []server.Option{
+		server.WithSerfAddr("127.0.0.1:0"), server.WithSerfTimings(discoverytest.Timings()),
+		server.WithReconcileInterval(200 * time.Millisecond),
+	}
 }
 
 // WaitFor polls cond every 10 ms until it holds, and fails the test after timeout.
