@@ -54,6 +54,11 @@ type Log struct {
 	failErr   error
 	buf       []byte
 	zeros     []byte // what the preallocator writes ahead of the active segment's last record
+	// growing says the preallocator is writing zeros from growFrom on, outside wmu; growDone (on
+	// wmu) is broadcast when it is done.
+	growing  bool
+	growFrom int64
+	growDone sync.Cond
 
 	grow chan struct{} // wakes the preallocator; nil when the log does not preallocate
 
@@ -82,9 +87,10 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l := &Log{dir: dir, opts: opts, done: make(chan struct{})}
 	l.gcCond.L = &l.gcMu
+	l.growDone.L = &l.wmu
 	if opts.Sync != SyncNever {
 		l.grow = make(chan struct{}, 1)
-		l.zeros = make([]byte, preallocChunk(opts.MaxSegmentBytes))
+		l.zeros = alignedZeros(preallocChunk)
 	}
 	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storelog: open %s: %w", dir, err)
@@ -345,6 +351,13 @@ func (l *Log) appendBatch(values [][]byte, timeNanos int64) (uint64, error) {
 		}
 	}
 	l.wmu.Lock()
+	if l.growing {
+		n := int64(0)
+		for _, v := range values {
+			n += frameHeaderSize + int64(len(v))
+		}
+		l.waitGrowLocked(len(values), n)
+	}
 	if err := l.writableLocked(); err != nil {
 		l.wmu.Unlock()
 		return 0, err
