@@ -90,7 +90,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	l.growDone.L = &l.wmu
 	if opts.Sync != SyncNever {
 		l.grow = make(chan struct{}, 1)
-		l.zeros = alignedZeros(preallocChunk)
+		l.zeros = make([]byte, preallocChunk)
 	}
 	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storelog: open %s: %w", dir, err)

@@ -31,8 +31,6 @@ type segment struct {
 	active   bool
 	store    File
 	index    File
-	direct   File // the store opened for direct I/O, for the preallocator; nil until it needs one
-	noDirect bool // the file system refused direct I/O
 	storeMap gommap.MMap
 	indexMap gommap.MMap
 
@@ -354,10 +352,7 @@ func (s *segment) closeFilesLocked() error {
 		errs = append(errs, unmap(m))
 	}
 	errs = append(errs, s.store.Close(), s.index.Close())
-	if s.direct != nil {
-		errs = append(errs, s.direct.Close())
-	}
-	s.store, s.index, s.direct, s.storeMap, s.indexMap = nil, nil, nil, nil, nil
+	s.store, s.index, s.storeMap, s.indexMap = nil, nil, nil, nil
 	s.opened, s.active = false, false
 	s.ready.Store(false)
 	for _, err := range errs {
