@@ -65,8 +65,8 @@
 // An fdatasync that also commits a new file size costs a journal commit on top of the data write.
 // Unless the policy is SyncNever, a background goroutine keeps about 1 MiB of zeros written and
 // fsynced past the active segment's last record, so that appends overwrite allocated blocks and their
-// fsyncs flush data only. Seal and Close cut the zeros off again; recovery keeps them (zeros past
-// the last record are not a torn write).
+// fsyncs flush data only. Seal cuts the zeros off; Close and recovery keep them (zeros past the last
+// record are not a torn write).
 //
 // # On-disk format
 //

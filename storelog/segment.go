@@ -292,12 +292,9 @@ func (s *segment) seal() error {
 // sealedSize is a sealed segment's store size in bytes.
 func (s *segment) sealedSize() int64 { return s.storeSize }
 
-// syncActive makes the active segment's store, cut to its last record, and its index durable without
-// sealing it, for a clean close.
+// syncActive makes the active segment's store and index durable without sealing it, for a clean
+// close. The zeros written ahead stay, for the next Open to append over.
 func (s *segment) syncActive() error {
-	if err := s.trim(); err != nil {
-		return err
-	}
 	if err := s.store.Sync(); err != nil {
 		return err
 	}
