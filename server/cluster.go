@@ -91,7 +91,7 @@ func openCluster(o *options, log *slog.Logger, reg *topics.Registry, m *mux.Mux,
 		return nil, fmt.Errorf("server: raft snapshots: %w", err)
 	}
 	c.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: m.Raft(), MaxPool: 4, Timeout: 10 * time.Second, Logger: hlog,
+		Stream: advertisedStream{m.Raft(), advertisedAddr(addr)}, MaxPool: 4, Timeout: 10 * time.Second, Logger: hlog,
 	})
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(o.nodeID)
@@ -682,3 +682,20 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 	w.log.Warn(strings.TrimSpace(string(p)), slog.String("component", "raft"))
 	return len(p), nil
 }
+
+// advertisedStream is the mux's Raft stream layer under the server's advertised address. Raft
+// sends its transport's address with every RPC and followers learn the leader's from it, to
+// forward writes there: a server listening on 0.0.0.0 (a container) must be named by the address
+// others reach it on, which its certificate also carries.
+type advertisedStream struct {
+	raft.StreamLayer
+	addr net.Addr
+}
+
+func (s advertisedStream) Addr() net.Addr { return s.addr }
+
+// advertisedAddr is a "host:port" that may name the host, as net.TCPAddr cannot.
+type advertisedAddr string
+
+func (advertisedAddr) Network() string  { return "tcp" }
+func (a advertisedAddr) String() string { return string(a) }
