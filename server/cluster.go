@@ -693,4 +693,3 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 	w.log.Warn(strings.TrimSpace(string(p)), slog.String("component", "raft"))
 	return len(p), nil
 }
-
