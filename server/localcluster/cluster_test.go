@@ -10,15 +10,9 @@ import (
 	"testing"
 	"time"
 
-	cflog "github.com/cloudflare/cfssl/log"
 	"github.com/dislog/dislog/client"
 	"github.com/matryer/is"
 )
-
-func TestMain(m *testing.M) {
-	cflog.Level = cflog.LevelError
-	os.Exit(m.Run())
-}
 
 func TestInProcessNodeServesTheClientAndCloseRemovesIt(t *testing.T) {
 	is := is.New(t)

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	cflog "github.com/cloudflare/cfssl/log"
-	"github.com/dislog/dislog/tools/internal/localcluster"
+	"github.com/dislog/dislog/server/localcluster"
 	"github.com/matryer/is"
 )
 

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	cflog "github.com/cloudflare/cfssl/log"
+	"github.com/dislog/dislog/server/localcluster"
 	"github.com/dislog/dislog/tools/bench"
-	"github.com/dislog/dislog/tools/internal/localcluster"
 	"github.com/matryer/is"
 )
 

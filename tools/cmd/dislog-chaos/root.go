@@ -12,8 +12,8 @@ import (
 	"time"
 
 	cflog "github.com/cloudflare/cfssl/log"
+	"github.com/dislog/dislog/server/localcluster"
 	"github.com/dislog/dislog/tools/chaos"
-	"github.com/dislog/dislog/tools/internal/localcluster"
 	"github.com/spf13/cobra"
 )
 
