@@ -15,7 +15,7 @@ all: lint tidy-check test
 
 # The whole workspace with the race detector: the command the README gives and .ci/run calls.
 test:
-	go test -race -timeout 15m work
+	go test -race -count=1 -timeout 15m work
 
 test-short:
 	go test -short work
