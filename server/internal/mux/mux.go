@@ -30,15 +30,19 @@ var ErrClosed = errors.New("mux: closed")
 
 // Mux splits one listener into a gRPC listener and a Raft stream layer.
 type Mux struct {
-	lis     net.Listener
-	server  *tls.Config // accepts Raft connections
-	peer    *tls.Config // dials Raft connections
-	dialer  net.Dialer  // dials Raft connections, from the source address New was given
-	log     *slog.Logger
-	grpc    chan net.Conn
-	raft    chan net.Conn
-	done    chan struct{}
-	once    sync.Once
+	lis    net.Listener
+	server *tls.Config // accepts Raft connections
+	peer   *tls.Config // dials Raft connections
+	dialer net.Dialer  // dials Raft connections, from the source address New was given
+	log    *slog.Logger
+	grpc   chan net.Conn
+	raft   chan net.Conn
+	done   chan struct{}
+	once   sync.Once
+	// mu orders serving.Add after Accept against Close's serving.Wait: a WaitGroup must not be
+	// added to from zero while it is waited on.
+	mu      sync.Mutex
+	closing bool
 	serving sync.WaitGroup
 }
 
@@ -69,7 +73,14 @@ func (m *Mux) Serve() error {
 			}
 			return fmt.Errorf("mux: accept: %w", err)
 		}
+		m.mu.Lock()
+		if m.closing {
+			m.mu.Unlock()
+			conn.Close()
+			return nil
+		}
 		m.serving.Add(1)
+		m.mu.Unlock()
 		go func() {
 			defer m.serving.Done()
 			m.route(conn)
@@ -119,6 +130,9 @@ func (m *Mux) hand(ch chan net.Conn, conn net.Conn) {
 
 // Close stops accepting; connections already handed on are their owners' to close.
 func (m *Mux) Close() error {
+	m.mu.Lock()
+	m.closing = true
+	m.mu.Unlock()
 	m.once.Do(func() { close(m.done) })
 	err := m.lis.Close()
 	m.serving.Wait()
