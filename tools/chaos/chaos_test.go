@@ -44,6 +44,9 @@ func (b *syncBuffer) tail() string {
 // runChaos builds dislog with tags and makes a run of cfg with it, logging the report.
 func runChaos(t *testing.T, cfg Config, tags ...string) *Report {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("a chaos run of dislog processes: skipped by -short")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	bin, err := localcluster.BuildDislog(ctx, t.TempDir(), tags...)

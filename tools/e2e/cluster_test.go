@@ -42,6 +42,9 @@ func (c *processCluster) dial(target string, opts ...client.Option) *client.Clie
 // through Serf. It returns once every node is a voter; the nodes are stopped when the test ends.
 func startProcessCluster(t *testing.T, size int) *processCluster {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("runs dislog processes: skipped by -short")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := &processCluster{t: t, logs: &lockedBuffer{}}

@@ -29,6 +29,9 @@ type cluster struct {
 // the others join it. It returns once every node sees all n servers and a leader.
 func startCluster(t *testing.T, n int) *cluster {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("runs dislog processes: skipped by -short")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	bin, err := localcluster.BuildDislog(ctx, t.TempDir())

@@ -22,6 +22,9 @@ import (
 // buildDislog builds this command into a temporary directory.
 func buildDislog(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("runs dislog processes: skipped by -short")
+	}
 	bin, err := localcluster.BuildDislog(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -279,6 +279,9 @@ func TestRefusedRecordsAreCountedAndFailTheRun(t *testing.T) {
 // A failover run against three dislog processes kills the leader twice and reports, for each
 // kill, a gap that produce resumed after; no record fails, since the client retries.
 func TestAFailoverRunReportsTheGapOfEachKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs dislog processes: skipped by -short")
+	}
 	is := is.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

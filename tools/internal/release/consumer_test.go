@@ -27,39 +27,38 @@ func repoRoot(t *testing.T) string {
 // consumer is a module outside the repository that uses Dislog's modules as a user would, from the
 // sandbox's proxy, with GOWORK=off.
 type consumer struct {
-	t   *testing.T
 	dir string
 	env []string
 }
 
-func (c *consumer) run(dir string, args ...string) string {
-	c.t.Helper()
+func (c *consumer) run(t *testing.T, dir string, args ...string) string {
+	t.Helper()
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), c.env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		c.t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
 }
 
 // newModule makes a module of its own in a new directory with the program of
 // testdata/consumer/<name>.
-func (c *consumer) newModule(name string) string {
-	c.t.Helper()
+func (c *consumer) newModule(t *testing.T, name string) string {
+	t.Helper()
 	dir := filepath.Join(c.dir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
 	src, err := os.ReadFile(filepath.Join("testdata", "consumer", name, "main.go"))
 	if err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "main.go"), src, 0o644); err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
-	c.run(dir, "go", "mod", "init", "example.com/consumer/"+name)
+	c.run(t, dir, "go", "mod", "init", "example.com/consumer/"+name)
 	return dir
 }
 
@@ -89,35 +88,35 @@ func TestAnOutsideModuleGetsAndInstallsTheModulesAtTheirVersions(t *testing.T) {
 	}
 	defer s.Close()
 	bin := t.TempDir()
-	c := &consumer{t: t, dir: t.TempDir(), env: append(s.Env(), "GOBIN="+bin)}
+	c := &consumer{dir: t.TempDir(), env: append(s.Env(), "GOBIN="+bin)}
 	version := func(dir string) string { return release.ModulePrefix + dir + "@" + versionOf(t, v, dir) }
 
 	t.Run("raftlog under raft.NewRaft keeps 100 entries across a restart", func(t *testing.T) {
-		dir := c.newModule("raftlog")
-		c.run(dir, "go", "get", version("raftlog"))
-		c.run(dir, "go", "mod", "tidy")
-		out := c.run(dir, "go", "run", ".", t.TempDir())
+		dir := c.newModule(t, "raftlog")
+		c.run(t, dir, "go", "get", version("raftlog"))
+		c.run(t, dir, "go", "mod", "tidy")
+		out := c.run(t, dir, "go", "run", ".", t.TempDir())
 		t.Log(strings.TrimSpace(out))
 	})
 	t.Run("storelog appends and reads", func(t *testing.T) {
-		dir := c.newModule("storelog")
-		c.run(dir, "go", "get", version("storelog"))
-		out := c.run(dir, "go", "run", ".", t.TempDir())
+		dir := c.newModule(t, "storelog")
+		c.run(t, dir, "go", "get", version("storelog"))
+		out := c.run(t, dir, "go", "run", ".", t.TempDir())
 		t.Log(strings.TrimSpace(out))
 	})
-	clientDir := c.newModule("client")
+	clientDir := c.newModule(t, "client")
 	t.Run("a program builds against the client API", func(t *testing.T) {
-		c.run(clientDir, "go", "get", version("client"))
-		c.run(clientDir, "go", "mod", "tidy")
-		c.run(clientDir, "go", "build", "-o", filepath.Join(bin, "client-consumer"), ".")
+		c.run(t, clientDir, "go", "get", version("client"))
+		c.run(t, clientDir, "go", "mod", "tidy")
+		c.run(t, clientDir, "go", "build", "-o", filepath.Join(bin, "client-consumer"), ".")
 	})
 	t.Run("the installed dislog and dislogctl round-trip a record", func(t *testing.T) {
-		c.run(c.dir, "go", "install", "github.com/dislog/dislog/server/cmd/dislog@"+versionOf(t, v, "server"))
-		c.run(c.dir, "go", "install", "github.com/dislog/dislog/client/cmd/dislogctl@"+versionOf(t, v, "client"))
+		c.run(t, c.dir, "go", "install", "github.com/dislog/dislog/server/cmd/dislog@"+versionOf(t, v, "server"))
+		c.run(t, c.dir, "go", "install", "github.com/dislog/dislog/client/cmd/dislogctl@"+versionOf(t, v, "client"))
 		data := t.TempDir()
 		addr := startDislog(t, filepath.Join(bin, "dislog"), data)
 		ctl := func(args ...string) string {
-			return c.run(c.dir, append([]string{filepath.Join(bin, "dislogctl"), "--addr", addr, "--data-dir", data}, args...)...)
+			return c.run(t, c.dir, append([]string{filepath.Join(bin, "dislogctl"), "--addr", addr, "--data-dir", data}, args...)...)
 		}
 		ctl("topics", "create", "hello")
 		ctl("produce", "hello", "one", "two")
@@ -125,7 +124,7 @@ func TestAnOutsideModuleGetsAndInstallsTheModulesAtTheirVersions(t *testing.T) {
 			t.Fatalf("dislogctl consume printed %q, want the two records", out)
 		}
 		pki := filepath.Join(data, "pki", "dev")
-		out := c.run(c.dir, filepath.Join(bin, "client-consumer"), addr,
+		out := c.run(t, c.dir, filepath.Join(bin, "client-consumer"), addr,
 			filepath.Join(pki, "ca.pem"), filepath.Join(pki, "dev.pem"), filepath.Join(pki, "dev-key.pem"))
 		t.Log(strings.TrimSpace(out))
 	})

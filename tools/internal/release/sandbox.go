@@ -81,6 +81,7 @@ type Sandbox struct {
 	goproxy  string
 	gonosum  string
 	gomodsrc string
+	godebug  string
 }
 
 // OpenSandbox makes dir a sandbox with the working tree's modules: it waits for any other process
@@ -111,15 +112,15 @@ func (v *Versions) OpenSandbox(dir string) (*Sandbox, error) {
 }
 
 func (s *Sandbox) open() error {
-	out, err := exec.Command("go", "env", "GOPROXY", "GONOSUMDB", "GOMODCACHE").Output()
+	out, err := exec.Command("go", "env", "GOPROXY", "GONOSUMDB", "GOMODCACHE", "GODEBUG").Output()
 	if err != nil {
 		return fmt.Errorf("release: go env: %w", err)
 	}
-	env := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
-	if len(env) != 3 {
+	env := strings.Split(string(out), "\n") // one line a variable, empty ones included
+	if len(env) < 4 {
 		return fmt.Errorf("release: go env printed %q", out)
 	}
-	s.goproxy, s.gonosum, s.gomodsrc = env[0], env[1], env[2]
+	s.goproxy, s.gonosum, s.gomodsrc, s.godebug = env[0], env[1], env[2], env[3]
 	if err := s.v.WriteProxy(filepath.Join(s.Dir, "proxy")); err != nil {
 		return err
 	}
@@ -157,7 +158,10 @@ func (s *Sandbox) Close() error {
 // Env is the environment, to append to os.Environ(), in which the go command builds outside the
 // workspace with the sandbox's proxy and module cache: GOWORK=off; the proxy first, then the usual
 // module cache and the usual proxies; the checksum database off for Dislog modules only; and
-// module cache files left writable (-modcacherw) so the sandbox can empty it.
+// module cache files left writable (-modcacherw) so the sandbox can empty it; and the go command's
+// index of module cache packages off (GODEBUG=goindex=0): it is keyed by the module's directory
+// alone, since a version in the module cache never changes, and here it does, so the index would
+// name the files and imports of an older tree.
 func (s *Sandbox) Env() []string {
 	nosum := "github.com/dislog/dislog"
 	if s.gonosum != "" {
@@ -170,8 +174,13 @@ func (s *Sandbox) Env() []string {
 	if s.goproxy != "" {
 		proxy += "," + s.goproxy
 	}
+	godebug := "goindex=0"
+	if s.godebug != "" {
+		godebug = s.godebug + "," + godebug
+	}
 	return []string{
 		"GOWORK=off",
+		"GODEBUG=" + godebug,
 		"GOPROXY=" + proxy,
 		"GONOSUMDB=" + nosum,
 		"GOMODCACHE=" + filepath.Join(s.Dir, "modcache"),
