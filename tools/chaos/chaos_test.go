@@ -3,20 +3,13 @@ package chaos
 import (
 	"bytes"
 	"context"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
-	cflog "github.com/cloudflare/cfssl/log"
 	"github.com/dislog/dislog/server/localcluster"
 	"github.com/matryer/is"
 )
-
-func TestMain(m *testing.M) {
-	cflog.Level = cflog.LevelError
-	os.Exit(m.Run())
-}
 
 // syncBuffer collects the run's log for a failed test's output.
 type syncBuffer struct {

@@ -13,16 +13,10 @@ import (
 	"testing"
 	"time"
 
-	cflog "github.com/cloudflare/cfssl/log"
 	"github.com/dislog/dislog/server/localcluster"
 	"github.com/dislog/dislog/tools/bench"
 	"github.com/matryer/is"
 )
-
-func TestMain(m *testing.M) {
-	cflog.Level = cflog.LevelError
-	os.Exit(m.Run())
-}
 
 // runBench runs dislog-bench with args and the environment vars, and returns its exit code and output.
 func runBench(t *testing.T, vars map[string]string, args ...string) (code int, stdout, stderr string) {
