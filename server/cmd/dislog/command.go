@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
-	cflog "github.com/cloudflare/cfssl/log"
 	"github.com/dislog/dislog/authz"
 	"github.com/dislog/dislog/server"
 	"github.com/spf13/cobra"
@@ -71,6 +70,8 @@ variable (DISLOG_DATA_DIR for --data-dir) or a key of the TOML file --config nam
 			return run(cmd, c)
 		},
 	}
+	cmd.Version = version
+	cmd.AddCommand(newHealthCommand(lookupEnv))
 	f := cmd.Flags()
 	f.StringVar(&c.configFile, "config", "", "TOML config file whose keys are these flags' names")
 	f.StringVar(&c.dataDir, "data-dir", "dislog-data", "directory of the topics, consumer offsets and, in dev mode, certificates and policy")
@@ -104,8 +105,14 @@ variable (DISLOG_DATA_DIR for --data-dir) or a key of the TOML file --config nam
 }
 
 // applyConfig sets every flag not given on the command line from the environment, then from the
-// config file.
+// config file, whose every key must be a flag.
 func applyConfig(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) error {
+	return bindFlags(fs, lookupEnv, true)
+}
+
+// bindFlags is applyConfig; a subcommand that has a few of the server's flags (health) is not
+// strict, and takes from the server's config file the keys it knows.
+func bindFlags(fs *pflag.FlagSet, lookupEnv func(string) (string, bool), strict bool) error {
 	var errs []error
 	set := func(f *pflag.Flag, value, from string) {
 		if err := fs.Set(f.Name, value); err != nil {
@@ -133,6 +140,9 @@ func applyConfig(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) error
 	}
 	for key, value := range file {
 		f := fs.Lookup(key)
+		if f == nil && !strict {
+			continue
+		}
 		if f == nil || key == "config" {
 			errs = append(errs, fmt.Errorf("%s: unknown key %q (the keys are the flags' names, see --help)", path, key))
 			continue
@@ -176,8 +186,6 @@ func run(cmd *cobra.Command, c config) error {
 	var dev *devSetup
 	switch given := countSet(c.caFile, c.certFile, c.keyFile); {
 	case given == 0:
-		// cfssl logs every certificate request at info level, on its own logger.
-		cflog.Level = cflog.LevelError
 		if dev, err = ensureDev(c.dataDir, c.nodeID, c.addr, c.advertiseAddr, c.policyFile == ""); err != nil {
 			return err
 		}

@@ -67,6 +67,13 @@ func (b *syncBuffer) String() string {
 // startDev runs the command in dev mode on a free port and returns its address once it serves.
 func startDev(t *testing.T, dataDir string) (addr string, stop func() error) {
 	t.Helper()
+	addr, _, stop = startDevAdmin(t, dataDir)
+	return addr, stop
+}
+
+// startDevAdmin is startDev that also returns the admin server's address.
+func startDevAdmin(t *testing.T, dataDir string) (addr, admin string, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := newCommand(func(string) (string, bool) { return "", false })
 	var out, logs syncBuffer
@@ -82,6 +89,8 @@ func startDev(t *testing.T, dataDir string) (addr string, stop func() error) {
 		if line, _, ok := strings.Cut(out.String(), "\n"); ok {
 			if a, ok := strings.CutPrefix(line, "dislog: serving on "); ok {
 				addr = a
+				_, rest, _ := strings.Cut(out.String(), "admin:   http://")
+				admin, _, _ = strings.Cut(rest, "/")
 				break
 			}
 		}
@@ -104,7 +113,7 @@ func startDev(t *testing.T, dataDir string) (addr string, stop func() error) {
 		return <-done
 	}
 	t.Cleanup(func() { stop() })
-	return addr, stop
+	return addr, admin, stop
 }
 
 func TestWithNoTLSFlagsDevModeMakesCertificatesAndAPolicyForTheDevClient(t *testing.T) {

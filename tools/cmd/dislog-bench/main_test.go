@@ -13,16 +13,10 @@ import (
 	"testing"
 	"time"
 
-	cflog "github.com/cloudflare/cfssl/log"
+	"github.com/dislog/dislog/server/localcluster"
 	"github.com/dislog/dislog/tools/bench"
-	"github.com/dislog/dislog/tools/internal/localcluster"
 	"github.com/matryer/is"
 )
-
-func TestMain(m *testing.M) {
-	cflog.Level = cflog.LevelError
-	os.Exit(m.Run())
-}
 
 // runBench runs dislog-bench with args and the environment vars, and returns its exit code and output.
 func runBench(t *testing.T, vars map[string]string, args ...string) (code int, stdout, stderr string) {
@@ -279,6 +273,9 @@ func TestRefusedRecordsAreCountedAndFailTheRun(t *testing.T) {
 // A failover run against three dislog processes kills the leader twice and reports, for each
 // kill, a gap that produce resumed after; no record fails, since the client retries.
 func TestAFailoverRunReportsTheGapOfEachKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs dislog processes: skipped by -short")
+	}
 	is := is.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
