@@ -80,9 +80,10 @@ type LogStore struct {
 	commit atomic.Uint64
 }
 
-// OpenLogStore opens the log store in dir, creating it if need be. After a crash, storelog cuts any
-// torn tail, so the store opens holding a gapless run of whole entries that includes every entry a
-// returned StoreLogs stored.
+// OpenLogStore opens the log store in dir, creating it if need be. After a crash, storelog cuts a
+// torn tail (only what can have been unsynced), so the store opens holding a gapless run of whole
+// entries that includes every entry a returned StoreLogs stored; damage to entries that were
+// already synced fails the open with storelog.ErrCorrupt, and nothing is cut.
 func OpenLogStore(dir string, opts Options) (*LogStore, error) {
 	l, err := storelog.Open(dir, opts.storelogOptions())
 	if err != nil {
