@@ -403,11 +403,13 @@ func (c *cluster) forward(ctx context.Context, cmd []byte) (*fsm.Result, error) 
 func (c *cluster) Offset(group, topic string) (uint64, bool) { return c.fsm.Offset(group, topic) }
 
 // Servers lists every server of the Raft configuration.
-func (c *cluster) Servers(context.Context) ([]*dislogv1.Server, error) {
+func (c *cluster) Servers(context.Context) (*dislogv1.GetServersResponse, error) {
 	f := c.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return nil, raftError(err)
 	}
+	// The term before the leader: an answer never claims an older term than its leader's.
+	term := c.raft.CurrentTerm()
 	_, leaderID := c.raft.LeaderWithID()
 	tags := map[string]string{}
 	if c.members != nil {
@@ -437,7 +439,7 @@ func (c *cluster) Servers(context.Context) ([]*dislogv1.Server, error) {
 		}
 		return 0
 	})
-	return servers, nil
+	return &dislogv1.GetServersResponse{Servers: servers, Term: term}, nil
 }
 
 // fetch copies records from a peer for the FSM's restore: from the leader, or else any other server.
