@@ -44,6 +44,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -176,6 +177,11 @@ func New(opts ...Option) (_ *Server, err error) {
 		grpc.InitialConnWindowSize(connWindowBytes),
 		grpc.WriteBufferSize(ioBufferBytes),
 		grpc.ReadBufferSize(ioBufferBytes),
+		// Clients ping a connection with calls in flight every 10 s to notice a server that stopped
+		// answering (a frozen process); gRPC's default policy would answer such pings after 5 min
+		// with GOAWAY "too many pings". Pings on an idle connection are allowed too, as cheap as
+		// they are.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(), interceptors.Unary),
 		grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), interceptors.Stream),
 	)
