@@ -47,8 +47,8 @@ type app struct {
 	dislogArgs                   []string
 	jsonOut, progress            bool
 	plotFile                     string
-	kills                        int
-	killEvery                    time.Duration
+	kills, pauses                int
+	killEvery, pauseFor          time.Duration
 	cfg                          bench.Config
 }
 
@@ -177,7 +177,9 @@ A run lasts --count records in all (failed ones count) or --duration (default 10
 		}
 		if w.failover {
 			sf.IntVar(&a.kills, "kill-leader", 0, "with --cluster 3 or 5: SIGKILL the leader this many times during the run and report the failover gaps")
-			sf.DurationVar(&a.killEvery, "kill-every", 5*time.Second, "with --kill-leader: time before the first kill and between a restart and the next kill")
+			sf.DurationVar(&a.killEvery, "kill-every", 5*time.Second, "with --kill-leader or --pause-leader: time before the first kill and between a restart (resume) and the next kill")
+			sf.IntVar(&a.pauses, "pause-leader", 0, "with --cluster 3 or 5: freeze the leader with SIGSTOP this many times during the run, each for --pause-for, and report the failover gaps")
+			sf.DurationVar(&a.pauseFor, "pause-for", 5*time.Second, "with --pause-leader: how long the leader stays frozen before SIGCONT")
 		}
 		cmd.AddCommand(sub)
 	}
@@ -211,12 +213,21 @@ func (a *app) run(cmd *cobra.Command) (err error) {
 	if a.cluster != 0 && cmd.Flags().Changed("addr") {
 		return errors.New("give --addr or --cluster, not both")
 	}
-	if a.kills > 0 {
+	if a.kills > 0 && a.pauses > 0 {
+		return errors.New("give --kill-leader or --pause-leader, not both")
+	}
+	if a.kills > 0 || a.pauses > 0 {
 		if a.cluster != 3 && a.cluster != 5 {
-			return errors.New("--kill-leader needs --cluster 3 or 5: dislog-bench kills nodes it started")
+			return errors.New("--kill-leader and --pause-leader need --cluster 3 or 5: dislog-bench kills and freezes nodes it started")
+		}
+		if a.pauses > 0 && a.pauseFor <= 0 {
+			return fmt.Errorf("--pause-for %s: want a positive duration", a.pauseFor)
 		}
 		// A placeholder for Validate; the cluster comes once it runs, and bench.Run checks again.
 		a.cfg.Failover = &bench.Failover{Kills: a.kills, Every: a.killEvery, Cluster: nodes{}}
+		if a.pauses > 0 {
+			a.cfg.Failover.Kills, a.cfg.Failover.Pause = a.pauses, a.pauseFor
+		}
 	}
 	if err := a.cfg.Validate(); err != nil {
 		return err
@@ -379,11 +390,13 @@ func (a *app) tlsFiles() (ca, cert, key string, err error) {
 	return ca, cert, key, nil
 }
 
-// failoverHelp documents --kill-leader.
+// failoverHelp documents --kill-leader and --pause-leader.
 const failoverHelp = `With --cluster 3 or 5, --kill-leader N kills the leader with SIGKILL N times during the run: the
 first after --kill-every, each next --kill-every after the killed node was restarted (once produce
-resumed). For each kill the report gives the gap: the time from the last produce acknowledged before
-the kill to the first acknowledged of those sent after it. Give a --duration long enough for them.`
+resumed). --pause-leader N freezes it with SIGSTOP instead, for --pause-for (its connections stay
+open and its calls hang, as in a long GC pause or a stalled disk), then resumes it with SIGCONT. For
+each the report gives the gap: the time from the last produce acknowledged before the signal to the
+first acknowledged of those sent after it. The run lasts --duration, and longer if the kills need it.`
 
 // nodes is a --cluster's processes as a bench.FailoverCluster.
 type nodes struct{ *localcluster.Cluster }
