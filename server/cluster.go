@@ -57,6 +57,8 @@ type cluster struct {
 	stop    context.CancelFunc
 	stopped context.Context
 	loops   sync.WaitGroup
+	// noMembership is set when the server starts shutting down: see stopMembership.
+	noMembership atomic.Bool
 
 	// failedSince is when the leader first saw each failed member; the reconcile loop removes it
 	// after the grace period. Only the reconcile loop and the membership handler touch it.
@@ -205,7 +207,7 @@ func (c *cluster) reconcileLoop() {
 			return
 		case <-tick.C:
 		}
-		if c.raft.State() == raft.Leader {
+		if !c.membershipStopped() && c.raft.State() == raft.Leader {
 			c.reconcile()
 		}
 	}
@@ -271,7 +273,7 @@ func (c *cluster) removeServer(id, why string) {
 type membershipHandler struct{ c *cluster }
 
 func (h membershipHandler) Join(id, rpcAddr string) error {
-	if h.c.raft.State() != raft.Leader {
+	if h.c.membershipStopped() || h.c.raft.State() != raft.Leader {
 		return nil
 	}
 	f := h.c.raft.GetConfiguration()
@@ -287,7 +289,7 @@ func (h membershipHandler) Join(id, rpcAddr string) error {
 }
 
 func (h membershipHandler) Leave(id string) error {
-	if h.c.raft.State() != raft.Leader {
+	if h.c.membershipStopped() || h.c.raft.State() != raft.Leader {
 		return nil
 	}
 	for _, m := range h.c.members.Members() {
@@ -519,6 +521,13 @@ func (c *cluster) fetchFrom(ctx context.Context, addr, topic string, from, to ui
 
 // leave hands leadership to another voter if this server leads, then leaves Serf gracefully, so
 // that the new leader removes this server from the configuration.
+// stopMembership stops the changes of the Raft configuration that follow Serf: a server shutting
+// down, which may become leader as the others stop too, does not wait on removals that no quorum
+// is left to commit.
+func (c *cluster) stopMembership() { c.noMembership.Store(true) }
+
+func (c *cluster) membershipStopped() bool { return c.noMembership.Load() }
+
 func (c *cluster) leave() {
 	if c.raft.State() == raft.Leader && c.voters() > 1 {
 		if err := c.raft.LeadershipTransfer().Error(); err != nil {

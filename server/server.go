@@ -318,34 +318,87 @@ func (s *Server) Serve(ctx context.Context) error {
 	return errors.Join(serveErr, s.shutdown())
 }
 
-// shutdown stops serving and releases everything. A leader first hands its leadership to another
+// ErrShutdownTimeout is returned by Serve when the shutdown did not finish within the shutdown
+// timeout: Serve returned anyway, and what was still stopping (Raft, the stores) goes on in the
+// background. A process that exits then loses nothing acknowledged: every write was synced.
+var ErrShutdownTimeout = errors.New("server: the shutdown did not finish within its timeout")
+
+// Shares of the shutdown timeout that each step may use, counted from the start of the shutdown:
+// leaving the cluster (a leadership transfer, a Serf leave) ends by leaveShare, calls in flight are
+// cut at callsShare, and the admin server is closed by adminShare; releasing Raft and the stores
+// has the rest.
+const (
+	leaveShare = 0.3
+	callsShare = 0.6
+	adminShare = 0.7
+)
+
+// shutdown stops serving and releases everything, within the shutdown timeout whatever the other
+// servers do (they may be stopping at the same moment, so that no quorum is left to commit a
+// leadership transfer or a configuration change). A leader first hands its leadership to another
 // server, and every server leaves Serf, so the leader removes it from the Raft configuration.
 func (s *Server) shutdown() error {
-	s.log.Info("shutting down")
-	s.health.Shutdown()
-	s.cluster.leave()
-	s.stop()
-	stopped := make(chan struct{})
-	go func() {
-		s.grpc.GracefulStop()
-		close(stopped)
-	}()
+	start := time.Now()
+	limit := s.opts.shutdownTimeout
+	by := func(share float64) time.Time { return start.Add(time.Duration(share * float64(limit))) }
+	s.log.Info("shutting down", slog.Duration("limit", limit))
+	done := make(chan error, 1)
+	go func() { done <- s.shutdownSteps(by) }()
+	t := time.NewTimer(limit)
+	defer t.Stop()
 	select {
-	case <-stopped:
-	case <-time.After(s.opts.shutdownTimeout):
-		s.log.Warn("calls still in flight after the shutdown timeout; cutting them", slog.Duration("timeout", s.opts.shutdownTimeout))
+	case err := <-done:
+		s.log.Info("stopped", slog.Duration("took", time.Since(start).Round(time.Millisecond)))
+		return err
+	case <-t.C:
+		s.log.Error("the shutdown did not finish within its timeout; returning without waiting for the rest (nothing acknowledged is lost)",
+			slog.Duration("timeout", limit))
+		return ErrShutdownTimeout
+	}
+}
+
+// shutdownSteps stops the server step by step, each step by its deadline.
+func (s *Server) shutdownSteps(by func(share float64) time.Time) error {
+	s.health.Shutdown()
+	// Membership changes stop first: a server that became leader during the shutdown (every
+	// server stopping at once) must not wait on a removal no quorum is left to commit.
+	s.cluster.stopMembership()
+	if !within(by(leaveShare), s.cluster.leave) {
+		s.log.Warn("leaving the cluster took too long; stopping without waiting for it")
+	}
+	s.stop()
+	if !within(by(callsShare), s.grpc.GracefulStop) {
+		s.log.Warn("calls still in flight at the shutdown's deadline for them; cutting them")
 		s.grpc.Stop()
-		<-stopped
 	}
 	var err error
 	if s.admin != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), s.opts.shutdownTimeout)
+		ctx, cancel := context.WithDeadline(context.Background(), by(adminShare))
 		err = s.admin.Shutdown(ctx)
 		cancel()
+		if err != nil {
+			s.admin.Close()
+		}
 	}
-	err = errors.Join(err, s.release())
-	s.log.Info("stopped")
-	return err
+	return errors.Join(err, s.release())
+}
+
+// within runs f and waits for it until deadline; it reports whether f ended by then. A late f goes
+// on in the background.
+func within(deadline time.Time, f func()) bool {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // Close releases a server that was never served.
