@@ -215,7 +215,7 @@ type clusterResolver struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	leader   *Leader
+	leader *Leader
 
 	// probes are the connections GetServers goes on, by address. They are separate from the
 	// ones the balancer keeps, which the resolver cannot reach.
