@@ -20,6 +20,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,6 +36,7 @@ import (
 	"github.com/dislog/dislog/server/internal/acl"
 	"github.com/dislog/dislog/server/internal/mux"
 	peerv1 "github.com/dislog/dislog/server/internal/peerapi/v1"
+	"github.com/dislog/dislog/server/internal/refusal"
 	"github.com/dislog/dislog/server/internal/rpc"
 	"github.com/dislog/dislog/server/internal/topics"
 	"github.com/dislog/dislog/storelog"
@@ -58,6 +60,8 @@ type Server struct {
 	cluster *cluster
 	mux     *mux.Mux
 	acl     *authz.Authorizer
+	// refusals counts and logs refused handshakes and denied calls.
+	refusals *refusal.Recorder
 
 	grpc     *grpc.Server
 	health   *health.Server
@@ -156,19 +160,26 @@ func New(opts ...Option) (_ *Server, err error) {
 		}
 		source = &net.TCPAddr{IP: ip}
 	}
-	s.mux = mux.New(s.lis, raftTLS, peerTLS, source, s.log)
+	s.refusals = refusal.New(s.log)
+	s.mux = mux.New(s.lis, raftTLS, peerTLS, source, s.log, func(remote, subject string, err error) {
+		reason, sub := refusal.Classify(err)
+		if errors.Is(err, mux.ErrNotServer) {
+			reason = refusal.ReasonNotServer
+		}
+		s.refusals.Handshake("Raft", remote, cmp.Or(subject, sub), reason, err)
+	})
 	if s.cluster, err = openCluster(&s.opts, s.log, s.topics, s.mux, advertise, peerTLS, source); err != nil {
 		return nil, err
 	}
 
-	interceptors := acl.New(s.acl)
+	interceptors := acl.New(s.acl, s.refusals.Denied)
 	service := rpc.New(rpc.Config{
 		Topics: s.topics, Cluster: s.cluster, MaxRecordBytes: o.maxRecordBytes,
 		Stopping: s.stopping, Visible: interceptors.Visible, Logger: s.log,
 	})
 	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	s.grpc = grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(tlsConf)),
+		grpc.Creds(s.refusals.Credentials(credentials.NewTLS(tlsConf))),
 		grpc.MaxRecvMsgSize(o.maxMessageBytes),
 		grpc.MaxSendMsgSize(o.maxMessageBytes),
 		// Windows and buffers sized for streams of megabytes a second: gRPC's defaults (64 KiB windows,
@@ -201,6 +212,10 @@ func New(opts ...Option) (_ *Server, err error) {
 		topicCollector{s.topics},
 	)
 	s.metrics.MustRegister(service.Collectors()...)
+	s.metrics.MustRegister(s.refusals.Collectors()...)
+	if err := exportRaftMetrics(s.metrics); err != nil {
+		return nil, fmt.Errorf("server: Raft metrics: %w", err)
+	}
 	if s.adminLis != nil {
 		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
 	}
