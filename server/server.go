@@ -34,6 +34,7 @@ import (
 	"github.com/dislog/dislog/authz"
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
 	"github.com/dislog/dislog/server/internal/acl"
+	"github.com/dislog/dislog/server/internal/codec"
 	"github.com/dislog/dislog/server/internal/mux"
 	peerv1 "github.com/dislog/dislog/server/internal/peerapi/v1"
 	"github.com/dislog/dislog/server/internal/refusal"
@@ -121,7 +122,7 @@ func New(opts ...Option) (_ *Server, err error) {
 	}
 	if s.topics, err = topics.Open(filepath.Join(o.dataDir, "topics"), topics.Options{
 		Log: storelog.Options{
-			MaxRecordBytes:  uint32(o.maxRecordBytes),
+			MaxRecordBytes:  uint32(o.maxRecordBytes + codec.MaxFraming),
 			MaxSegmentBytes: uint32(o.segmentBytes),
 			// The Raft log is fsynced before every ack and is the truth: a topic's records are
 			// rebuilt from it after a crash.
@@ -234,9 +235,9 @@ func (o *options) validate() error {
 		return fmt.Errorf("server: max record bytes %d must be positive", o.maxRecordBytes)
 	case o.segmentBytes <= 0 || o.segmentBytes >= 1<<32:
 		return fmt.Errorf("server: segment bytes %d must be between 1 and 4 GiB", o.segmentBytes)
-	case o.maxRecordBytes+storelogFrameBytes > o.segmentBytes:
+	case o.maxRecordBytes+codec.MaxFraming+storelogFrameBytes > o.segmentBytes:
 		return fmt.Errorf("server: max record bytes %d does not fit in a %d-byte segment", o.maxRecordBytes, o.segmentBytes)
-	case o.maxMessageBytes <= o.maxRecordBytes:
+	case o.maxMessageBytes <= o.maxRecordBytes+codec.MaxFraming:
 		return fmt.Errorf("server: max message bytes %d must exceed max record bytes %d", o.maxMessageBytes, o.maxRecordBytes)
 	case o.shutdownTimeout <= 0:
 		return fmt.Errorf("server: shutdown timeout %v must be positive", o.shutdownTimeout)

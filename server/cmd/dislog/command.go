@@ -82,7 +82,7 @@ variable (DISLOG_DATA_DIR for --data-dir) or a key of the TOML file --config nam
 	f.StringVar(&c.certFile, "tls-cert-file", "", "server certificate (default: a dev certificate in the data directory)")
 	f.StringVar(&c.keyFile, "tls-key-file", "", "server certificate key")
 	f.StringVar(&c.policyFile, "policy-file", "", "ACL policy (default in dev mode: <data-dir>/policy.csv, allowing the dev client everything)")
-	f.IntVar(&c.maxRecordBytes, "max-record-bytes", server.DefaultMaxRecordBytes, "largest record accepted, key and headers included")
+	f.IntVar(&c.maxRecordBytes, "max-record-bytes", server.DefaultMaxRecordBytes, "largest record accepted: its key, headers and value (a value of exactly this size fits)")
 	f.IntVar(&c.maxMessageBytes, "max-message-bytes", server.DefaultMaxMessageBytes, "largest gRPC message, which bounds a produce batch")
 	f.IntVar(&c.segmentBytes, "segment-bytes", server.DefaultSegmentBytes, "size at which a topic starts a new segment file")
 	f.DurationVar(&c.retentionInterval, "retention-interval", time.Minute, "how often retention runs on each topic")

@@ -39,7 +39,8 @@ type Config struct {
 	// Topics are the local topics, which reads are served from and which the FSM writes.
 	Topics  *topics.Registry
 	Cluster Cluster
-	// MaxRecordBytes is the largest encoded record (key, headers and value) a produce may carry.
+	// MaxRecordBytes bounds the key, headers and value of a record (codec.Payload); the framing of
+	// its encoding is not counted, up to codec.MaxFraming.
 	MaxRecordBytes int
 	// Stopping is canceled when the server starts shutting down: streams end with UNAVAILABLE.
 	Stopping context.Context
