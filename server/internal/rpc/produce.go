@@ -1,8 +1,8 @@
 package rpc
 
 import (
-	"encoding/binary"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"time"
