@@ -75,7 +75,7 @@ func openCluster(o *options, log *slog.Logger, reg *topics.Registry, m *mux.Mux,
 	c.stopped, c.stop = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
-			c.close()
+			c.close(func(string) {})
 		}
 	}()
 	if c.fsm, err = fsm.Open(fsm.Config{Dir: o.dataDir, Topics: reg, Fetch: c.fetch, Logger: log}); err != nil {
@@ -558,25 +558,38 @@ func (c *cluster) voters() int {
 }
 
 // close stops Raft and membership and closes the stores. It is safe on a partly opened cluster.
-func (c *cluster) close() error {
+// It tells step the name of each step as it starts, for a shutdown that overruns its timeout to
+// say where.
+func (c *cluster) close(step func(string)) error {
 	c.stop()
 	var errs []error
+	step("Serf shutdown")
 	if c.members != nil {
 		errs = append(errs, c.members.Shutdown())
 	}
+	step("background loops")
 	c.loops.Wait()
+	// The transport closes first: raft.Shutdown waits for the replication goroutines, and one in
+	// an RPC to a peer whose Raft has stopped but whose transport has not would wait out the
+	// transport's 10 s timeout, while that peer's shutdown waits the same way for this one (every
+	// server stopping at once). A closed transport ends the RPCs it serves and the connections
+	// they came on, which ends the peers' RPCs.
+	step("Raft transport")
+	if c.transport != nil {
+		errs = append(errs, c.transport.Close())
+	}
+	step("Raft shutdown")
 	if c.raft != nil {
 		if err := c.raft.Shutdown().Error(); err != nil {
 			errs = append(errs, err)
 		} else if c.fsm != nil {
 			// A graceful stop leaves a checkpoint, so the next start serves offsets and topics at
 			// once instead of after replaying the log.
+			step("FSM checkpoint")
 			errs = append(errs, c.fsm.Checkpoint())
 		}
 	}
-	if c.transport != nil {
-		errs = append(errs, c.transport.Close())
-	}
+	step("Raft store")
 	if c.store != nil {
 		errs = append(errs, c.store.Close())
 	}

@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/dislog/dislog/authz"
@@ -63,6 +64,8 @@ type Server struct {
 	acl     *authz.Authorizer
 	// refusals counts and logs refused handshakes and denied calls.
 	refusals *refusal.Recorder
+	// shutdownStep names the step a shutdown is at.
+	shutdownStep atomic.Pointer[string]
 
 	grpc     *grpc.Server
 	health   *health.Server
@@ -367,14 +370,17 @@ func (s *Server) shutdown() error {
 		s.log.Info("stopped", slog.Duration("took", time.Since(start).Round(time.Millisecond)))
 		return err
 	case <-t.C:
+		step := *s.shutdownStep.Load()
 		s.log.Error("the shutdown did not finish within its timeout; returning without waiting for the rest (nothing acknowledged is lost)",
-			slog.Duration("timeout", limit))
-		return ErrShutdownTimeout
+			slog.Duration("timeout", limit), slog.String("step", step))
+		return fmt.Errorf("%w (at %s)", ErrShutdownTimeout, step)
 	}
 }
 
 // shutdownSteps stops the server step by step, each step by its deadline.
 func (s *Server) shutdownSteps(by func(share float64) time.Time) error {
+	step := s.shutdownAt
+	step("leave the cluster")
 	s.health.Shutdown()
 	// Membership changes stop first: a server that became leader during the shutdown (every
 	// server stopping at once) must not wait on a removal no quorum is left to commit.
@@ -383,11 +389,13 @@ func (s *Server) shutdownSteps(by func(share float64) time.Time) error {
 		s.log.Warn("leaving the cluster took too long; stopping without waiting for it")
 	}
 	s.stop()
+	step("finish calls in flight")
 	if !within(by(callsShare), s.grpc.GracefulStop) {
 		s.log.Warn("calls still in flight at the shutdown's deadline for them; cutting them")
 		s.grpc.Stop()
 	}
 	var err error
+	step("close the admin server")
 	if s.admin != nil {
 		ctx, cancel := context.WithDeadline(context.Background(), by(adminShare))
 		err = s.admin.Shutdown(ctx)
@@ -398,6 +406,9 @@ func (s *Server) shutdownSteps(by func(share float64) time.Time) error {
 	}
 	return errors.Join(err, s.release())
 }
+
+// shutdownAt records the step a shutdown is at.
+func (s *Server) shutdownAt(step string) { s.shutdownStep.Store(&step) }
 
 // within runs f and waits for it until deadline; it reports whether f ended by then. A late f goes
 // on in the background.
@@ -431,8 +442,9 @@ func (s *Server) release() error {
 	var errs []error
 	s.stop()
 	if s.cluster != nil {
-		errs = append(errs, s.cluster.close())
+		errs = append(errs, s.cluster.close(s.shutdownAt))
 	}
+	s.shutdownAt("close the listeners and topics")
 	if s.mux != nil {
 		s.mux.Close()
 	}

@@ -27,8 +27,9 @@ const (
 	// askTimeout bounds one round of GetServers calls, so a server that hangs costs at most that.
 	askTimeout = 2 * time.Second
 	// answerGrace is how long a round waits for the servers that have not answered yet once one
-	// answer named a leader: a frozen server never answers, and its silence must not hold up the
-	// news that another server leads, while a server that answers late may know of a newer term.
+	// has: a frozen server never answers, and its silence must not hold up the news that another
+	// server leads (or that an election is on, whose winner the next round, 100 ms later, asks
+	// for), while a server that answers late may know of a newer term.
 	answerGrace = 50 * time.Millisecond
 	// minResolveGap spaces the resolutions that ResolveNow asks for: a burst of failed calls
 	// triggers one, not hundreds.
@@ -349,7 +350,7 @@ wait:
 			if best == nil || a.newer(best) {
 				best = &a
 			}
-			if grace == nil && best.namesLeader() {
+			if grace == nil {
 				grace = time.After(answerGrace)
 			}
 		case <-grace:

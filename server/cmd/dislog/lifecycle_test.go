@@ -135,6 +135,9 @@ func TestAClusterStoppedAllAtOnceExitsWithinTheShutdownTimeout(t *testing.T) {
 				nd.id, took[i].Round(time.Millisecond), errs[i], server.DefaultShutdownTimeout, slack, nd.proc.logs.String())
 		} else {
 			t.Logf("%s exited %s after SIGTERM (%v)", nd.id, took[i].Round(time.Millisecond), describeExit(errs[i]))
+			if errs[i] != nil {
+				t.Logf("--- %s's log:\n%s", nd.id, nd.proc.logs.String())
+			}
 		}
 	}
 }
