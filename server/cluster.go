@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,12 +19,12 @@ import (
 	"github.com/dislog/dislog/discovery"
 	"github.com/dislog/dislog/raftlog"
 	"github.com/dislog/dislog/server/internal/fsm"
+	"github.com/dislog/dislog/server/internal/hclogslog"
 	"github.com/dislog/dislog/server/internal/mux"
 	peerv1 "github.com/dislog/dislog/server/internal/peerapi/v1"
 	"github.com/dislog/dislog/server/internal/rpc"
 	"github.com/dislog/dislog/server/internal/topics"
 	"github.com/dislog/dislog/storelog"
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -88,7 +87,7 @@ func openCluster(o *options, log *slog.Logger, reg *topics.Registry, m *mux.Mux,
 	}); err != nil {
 		return nil, fmt.Errorf("server: raft log: %w", err)
 	}
-	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: &slogWriter{log: log}})
+	hlog := hclogslog.New(log, "raft")
 	if c.snapshots, err = raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog); err != nil {
 		return nil, fmt.Errorf("server: raft snapshots: %w", err)
 	}
@@ -687,12 +686,4 @@ func (s *peerService) ReadRecords(req *peerv1.ReadRecordsRequest, stream peerv1.
 		return stream.Send(resp)
 	}
 	return nil
-}
-
-// slogWriter passes Raft's log lines, which hclog writes at warning level or above, to slog.
-type slogWriter struct{ log *slog.Logger }
-
-func (w *slogWriter) Write(p []byte) (int, error) {
-	w.log.Warn(strings.TrimSpace(string(p)), slog.String("component", "raft"))
-	return len(p), nil
 }
