@@ -22,6 +22,7 @@ import (
 	"github.com/dislog/dislog/server/internal/hclogslog"
 	"github.com/dislog/dislog/server/internal/mux"
 	peerv1 "github.com/dislog/dislog/server/internal/peerapi/v1"
+	"github.com/dislog/dislog/server/internal/raftnet"
 	"github.com/dislog/dislog/server/internal/rpc"
 	"github.com/dislog/dislog/server/internal/topics"
 	"github.com/dislog/dislog/storelog"
@@ -31,6 +32,9 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 )
+
+// controllerGroup names the cluster's Raft group on the Raft network (docs/ARCHITECTURE.md).
+const controllerGroup = "controller"
 
 // lastIndexTag is the Serf tag in which each server gossips its last Raft index, for GetServers.
 const lastIndexTag = "last_index"
@@ -46,7 +50,8 @@ type cluster struct {
 	fsm       *fsm.FSM
 	store     *raftlog.Store
 	snapshots *raft.FileSnapshotStore
-	transport *raft.NetworkTransport
+	network   *raftnet.Network   // every Raft group's traffic, one connection per peer
+	transport *raftnet.Transport // this group's
 	raft      *raft.Raft
 	members   *discovery.Membership
 	peers     *peerConns
@@ -91,9 +96,12 @@ func openCluster(o *options, log *slog.Logger, reg *topics.Registry, m *mux.Mux,
 	if c.snapshots, err = raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog); err != nil {
 		return nil, fmt.Errorf("server: raft snapshots: %w", err)
 	}
-	c.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: m.Raft(), MaxPool: 4, Timeout: 10 * time.Second, Logger: hlog,
-	})
+	if c.network, err = raftnet.New(m.Raft(), raftnet.Options{LocalAddr: raft.ServerAddress(addr), Logger: log}); err != nil {
+		return nil, fmt.Errorf("server: raft network: %w", err)
+	}
+	if c.transport, err = c.network.Transport(controllerGroup); err != nil {
+		return nil, fmt.Errorf("server: raft network: %w", err)
+	}
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(o.nodeID)
 	conf.HeartbeatTimeout = o.raft.HeartbeatTimeout
@@ -568,14 +576,17 @@ func (c *cluster) close(step func(string)) error {
 	}
 	step("background loops")
 	c.loops.Wait()
-	// The transport closes first: raft.Shutdown waits for the replication goroutines, and one in
-	// an RPC to a peer whose Raft has stopped but whose transport has not would wait out the
-	// transport's 10 s timeout, while that peer's shutdown waits the same way for this one (every
-	// server stopping at once). A closed transport ends the RPCs it serves and the connections
-	// they came on, which ends the peers' RPCs.
-	step("Raft transport")
+	// The network closes first: raft.Shutdown waits for the replication goroutines, and one in
+	// an RPC to a peer whose Raft has stopped but whose network has not would wait out the RPC
+	// timeout, while that peer's shutdown waits the same way for this one (every server stopping
+	// at once: all three overran the shutdown timeout so in a dislog-bench run). A closed network
+	// fails the calls in flight and drops the connections, which ends the peers' calls too.
+	step("Raft network")
 	if c.transport != nil {
 		errs = append(errs, c.transport.Close())
+	}
+	if c.network != nil {
+		errs = append(errs, c.network.Close())
 	}
 	step("Raft shutdown")
 	if c.raft != nil {

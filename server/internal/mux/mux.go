@@ -43,6 +43,10 @@ type Mux struct {
 	raft    chan net.Conn
 	done    chan struct{}
 	once    sync.Once
+	// mu orders serving.Add after Accept against Close's serving.Wait: a WaitGroup must not be
+	// added to from zero while it is waited on.
+	mu      sync.Mutex
+	closing bool
 	serving sync.WaitGroup
 }
 
@@ -83,7 +87,14 @@ func (m *Mux) Serve() error {
 			}
 			return fmt.Errorf("mux: accept: %w", err)
 		}
+		m.mu.Lock()
+		if m.closing {
+			m.mu.Unlock()
+			conn.Close()
+			return nil
+		}
 		m.serving.Add(1)
+		m.mu.Unlock()
 		go func() {
 			defer m.serving.Done()
 			m.route(conn)
@@ -135,6 +146,9 @@ func (m *Mux) hand(ch chan net.Conn, conn net.Conn) {
 
 // Close stops accepting; connections already handed on are their owners' to close.
 func (m *Mux) Close() error {
+	m.mu.Lock()
+	m.closing = true
+	m.mu.Unlock()
 	m.once.Do(func() { close(m.done) })
 	err := m.lis.Close()
 	m.serving.Wait()
