@@ -6,16 +6,20 @@ GOBIN   := $(shell go env GOPATH)/bin
 STATICCHECK_VERSION := v0.8.2
 ACTIONLINT_VERSION  := v1.7.12
 
-.PHONY: all test test-short lint tidy-check tools actionlint $(addprefix test-,$(MODULES)) $(addprefix test-alone-,$(MODULES))
+.PHONY: all bin test test-short lint tidy-check tools actionlint $(addprefix test-,$(MODULES)) $(addprefix test-alone-,$(MODULES))
 
 all: lint tidy-check test
 
+# bin: the server, dislogctl and the tools' commands in ./bin (ignored by git).
+bin:
+	go build -o bin/ ./server/cmd/dislog ./client/cmd/dislogctl ./tools/cmd/dislog-certs ./tools/cmd/dislog-bench
+
 # The whole workspace with the race detector: the command the README gives and .ci/run calls.
 test:
-	go test -race -timeout 15m work
+	go test -race -count=1 -timeout 15m work
 
 test-short:
-	go test -short work
+	go test -short -count=1 work
 
 # test-<module>: one module alone, outside the workspace, the way a user of that module builds it.
 $(addprefix test-,$(MODULES)): test-%:

@@ -362,7 +362,9 @@ func TestATopicCreatedOrDeletedIsSeenAtOnceOnEveryServer(t *testing.T) {
 	if testing.Short() {
 		rounds = 20
 	}
-	ctx := ctxT(t)
+	// About a dozen Raft writes and read barriers a round: more than ctxT's 30 s on a busy machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 	nodes := servertest.StartCluster(t, 3)
 	clients := clientsOf(t, nodes)
 	leaderOf(t, nodes)

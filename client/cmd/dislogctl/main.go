@@ -3,7 +3,7 @@
 //
 // With no connection flags it talks to the development node `dislog` starts in the current
 // directory: it dials 127.0.0.1:7070 with the client certificate the node made in
-// ./dislog-data/pki/dev. --addr, --data-dir, --tls-ca, --tls-cert and --tls-key (or DISLOG_ADDR,
+// ./dislog-data/pki/dev. --addr, --data-dir, --tls-ca-file, --tls-cert-file and --tls-key-file (or DISLOG_ADDR,
 // DISLOG_DATA_DIR, DISLOG_CA, DISLOG_CERT and DISLOG_KEY) point it elsewhere; --addr takes one
 // server, host:port, or a cluster, dislog:///host1:port,host2:port.
 //

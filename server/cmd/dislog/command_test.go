@@ -67,6 +67,13 @@ func (b *syncBuffer) String() string {
 // startDev runs the command in dev mode on a free port and returns its address once it serves.
 func startDev(t *testing.T, dataDir string) (addr string, stop func() error) {
 	t.Helper()
+	addr, _, stop = startDevBanner(t, dataDir)
+	return addr, stop
+}
+
+// startDevBanner is startDev that also returns what the command printed on stdout: its banner.
+func startDevBanner(t *testing.T, dataDir string) (addr string, banner func() string, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := newCommand(func(string) (string, bool) { return "", false })
 	var out, logs syncBuffer
@@ -104,7 +111,7 @@ func startDev(t *testing.T, dataDir string) (addr string, stop func() error) {
 		return <-done
 	}
 	t.Cleanup(func() { stop() })
-	return addr, stop
+	return addr, out.String, stop
 }
 
 func TestWithNoTLSFlagsDevModeMakesCertificatesAndAPolicyForTheDevClient(t *testing.T) {

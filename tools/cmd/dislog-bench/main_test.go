@@ -176,7 +176,7 @@ func TestAgainstRunningServers(t *testing.T) {
 	files := cl.ClientTLS
 
 	t.Run("with TLS flags", func(t *testing.T) {
-		rep := runJSON(t, nil, "sync", "--addr", cl.Addrs[0], "--tls-ca", files.CAFile, "--tls-cert", files.CertFile, "--tls-key", files.KeyFile, "--count", "50", "--topic", "flags")
+		rep := runJSON(t, nil, "sync", "--addr", cl.Addrs[0], "--tls-ca-file", files.CAFile, "--tls-cert-file", files.CertFile, "--tls-key-file", files.KeyFile, "--count", "50", "--topic", "flags")
 		checkStats(t, "produce", rep.Produce, 50)
 		if rep.Target != cl.Addrs[0] || rep.Topic != "flags" {
 			t.Errorf("target %q, topic %q", rep.Target, rep.Topic)
@@ -226,7 +226,7 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 		{"a record too small for a send time", nil, []string{"mixed", "--cluster", "1", "--count", "5", "--record-size", "4"}, []string{"record size 4: the mixed workload needs at least 8 bytes"}},
 		{"an unknown workload", nil, []string{"fetch"}, []string{`unknown command "fetch"`}},
 		{"no dev certificate", map[string]string{"DISLOG_DATA_DIR": t.TempDir()}, []string{"sync", "--count", "5"}, []string{"no dev client certificate", "--cluster 1"}},
-		{"some of the TLS files", nil, []string{"sync", "--count", "5", "--tls-ca", "ca.pem"}, []string{"give all of --tls-ca, --tls-cert and --tls-key"}},
+		{"some of the TLS files", nil, []string{"sync", "--count", "5", "--tls-ca-file", "ca.pem"}, []string{"give all of --tls-ca-file, --tls-cert-file and --tls-key-file"}},
 		{"a failover without a cluster of processes", nil, []string{"sync", "--cluster", "1", "--duration", "5s", "--kill-leader", "1"}, []string{"--kill-leader and --pause-leader need --cluster 3 or 5"}},
 		{"a kill and a pause at once", nil, []string{"sync", "--cluster", "3", "--duration", "10s", "--kill-leader", "1", "--pause-leader", "1"}, []string{"give --kill-leader or --pause-leader, not both"}},
 		{"a failover run too short for its kills", nil, []string{"sync", "--cluster", "3", "--duration", "5s", "--kill-leader", "3", "--kill-every", "2s"}, []string{"duration 5s is too short for 3 kills 2s apart: give at least 8s"}},
