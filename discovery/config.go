@@ -24,8 +24,9 @@ type Config struct {
 	BindAddr string
 
 	// AdvertiseAddr is the "ip:port" other nodes reach this one on, when it differs from BindAddr (behind
-	// NAT, or when binding 0.0.0.0). Default: BindAddr. With a BindAddr port of 0 the advertised port is
-	// the chosen one whatever this says.
+	// NAT, or when binding 0.0.0.0). Default: BindAddr, except that a node bound to 0.0.0.0 with no
+	// AdvertiseAddr advertises its host's private IPv4 address (memberlist's choice), as a container or a
+	// pod should. With a BindAddr port of 0 the advertised port is the chosen one whatever this says.
 	AdvertiseAddr string
 
 	// RPCAddr is the "host:port" of the node's RPC server. It travels in the node's tags and is what
@@ -37,9 +38,10 @@ type Config struct {
 	Tags map[string]string
 
 	// SeedAddrs are "host:port" gossip addresses of nodes that may already be in the cluster. The node
-	// joins through any one of them, retrying with backoff until one answers, so nodes can start in any
-	// order. Its own address is skipped. Empty: the node starts a cluster of its own and waits to be
-	// joined.
+	// joins through any one of them, retrying with backoff until one other than itself answers, so nodes
+	// can start in any order and every node can be given the same list. Host names are resolved at each
+	// attempt (a compose service or a Kubernetes headless service name works). Empty: the node starts a
+	// cluster of its own and waits to be joined.
 	SeedAddrs []string
 
 	// EncryptKey, when set, encrypts and authenticates all gossip with AES (16, 24 or 32 bytes: AES-128,
@@ -263,6 +265,11 @@ func (c Config) serfConfig(tags map[string]string, events chan<- serf.Event) *se
 	ml.BindPort = int(bind.Port())
 	ml.AdvertiseAddr = adv.Addr().String()
 	ml.AdvertisePort = int(adv.Port())
+	if adv.Addr().IsUnspecified() {
+		// Bound to every interface with nothing else to advertise (a container, a pod): memberlist
+		// then advertises the host's private IP address, where 0.0.0.0 would be unreachable.
+		ml.AdvertiseAddr = ""
+	}
 	ml.GossipInterval = t.GossipInterval
 	ml.ProbeInterval = t.ProbeInterval
 	ml.ProbeTimeout = t.ProbeTimeout

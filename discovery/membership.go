@@ -118,15 +118,24 @@ func (m *Membership) otherSeeds(cfg Config) []string {
 	return seeds
 }
 
+// errReachedOnlySelf is why a join whose seeds all named this node is retried.
+var errReachedOnlySelf = errors.New("the seeds reached answered only from this node")
+
 // joinLoop tries the seeds until one answers, waiting between rounds with exponential backoff and
 // jitter, so that nodes started in any order, or all at once, find each other without a thundering herd.
 func (m *Membership) joinLoop(ctx context.Context, seeds []string) {
 	wait := m.timings.JoinBackoffMin
 	for attempt := 1; ; attempt++ {
 		n, err := m.serf.Join(seeds, true)
-		if n > 0 {
+		// A seed given by host name, or by another spelling of this node's address, can be this
+		// node: a join that reached only itself has reached nobody, so it counts only once Serf
+		// knows another node. Every server of a cluster can then be given the same seed list.
+		if n > 0 && m.serf.NumNodes() > 1 {
 			m.logger.Info("discovery: joined cluster", "contacted", n, "attempt", attempt)
 			return
+		}
+		if n > 0 && err == nil {
+			err = errReachedOnlySelf
 		}
 		if ctx.Err() != nil {
 			return

@@ -77,6 +77,44 @@ func TestNodesStartedInAnyOrderFindEachOther(t *testing.T) {
 	}
 }
 
+func TestASeedThatIsTheNodeItselfDoesNotEndTheJoin(t *testing.T) {
+	is := is.New(t)
+	// Every server of a compose file or a Kubernetes StatefulSet gets the same seed list, its own
+	// name included. Here the node's own address is spelled as an IPv4-mapped IPv6 address, which
+	// the seed filter does not recognize, as it would not recognize a host name: a join through it
+	// reaches the node itself, which must not count as joining.
+	holdSelf, err := net.Listen("tcp", "127.0.0.1:0")
+	is.NoErr(err)
+	defer holdSelf.Close()
+	port := holdSelf.Addr().(*net.TCPAddr).Port
+	selfAddr := fmt.Sprintf("127.0.0.5:%d", port)
+	selfAlias := fmt.Sprintf("[::ffff:127.0.0.5]:%d", port)
+	holdLate, err := net.Listen("tcp", "127.0.0.1:0")
+	is.NoErr(err)
+	defer holdLate.Close()
+	lateAddr := fmt.Sprintf("127.0.0.3:%d", holdLate.Addr().(*net.TCPAddr).Port)
+
+	var mu sync.Mutex
+	failedJoins := 0
+	early := start(t, "early", []string{selfAlias, lateAddr}, func(c *discovery.Config) {
+		c.BindAddr = selfAddr
+		c.Logger = slog.New(&joinFailureCounter{Handler: c.Logger.Handler(), mu: &mu, n: &failedJoins})
+	})
+	discoverytest.WaitFor(t, settle, "the early node to fail joining twice", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return failedJoins >= 2
+	})
+	is.Equal(len(early.Members()), 1)
+
+	late := start(t, "late", nil, func(c *discovery.Config) { c.BindAddr = lateAddr })
+	for _, nd := range []*node{early, late} {
+		discoverytest.WaitFor(t, settle, nd.name+" to see both nodes alive", func() bool {
+			return countStatus(nd.Members(), discovery.StatusAlive) == 2
+		})
+	}
+}
+
 // joinFailureCounter counts the "join failed, retrying" records that pass through it.
 type joinFailureCounter struct {
 	slog.Handler

@@ -141,7 +141,9 @@ func openCluster(o *options, log *slog.Logger, reg *topics.Registry, m *mux.Mux,
 	if o.serfAddr != "" {
 		if c.members, err = discovery.New(discovery.Config{
 			NodeName: o.nodeID, BindAddr: o.serfAddr, RPCAddr: addr, SeedAddrs: o.join,
-			Tags:    map[string]string{lastIndexTag: "0"},
+			// The last index from the start, not after the first gossip tick: a server with no
+			// state tells a fresh cluster (every member at 0) from one it should wait to join.
+			Tags:    map[string]string{lastIndexTag: strconv.FormatUint(c.raft.LastIndex(), 10)},
 			Timings: o.serfTimings, Logger: log,
 		}, membershipHandler{c}); err != nil {
 			return nil, fmt.Errorf("server: membership: %w", err)
@@ -173,12 +175,20 @@ func (c *cluster) serfAddr() string {
 
 // bootstrapExpected waits for the expected number of servers to gossip, then bootstraps Raft with
 // all of them. Every server does the same with the same set, which Raft allows.
+//
+// A server with no state that finds a member with Raft state (a last index above 0) is joining an
+// existing cluster, as a replacement with an empty volume does: it never bootstraps, which would
+// give it a configuration and a term of its own, and waits for the leader to add it.
 func (c *cluster) bootstrapExpected() {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		var servers []raft.Server
 		for _, m := range c.members.Members() {
+			if m.ID != c.id && m.Status == discovery.StatusAlive && m.Tags[lastIndexTag] != "0" && m.Tags[lastIndexTag] != "" {
+				c.log.Info("joining an existing cluster, not bootstrapping", slog.String("member", m.ID), slog.String("last_index", m.Tags[lastIndexTag]))
+				return
+			}
 			if m.Status == discovery.StatusAlive && m.RPCAddr != "" {
 				servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(m.ID), Address: raft.ServerAddress(m.RPCAddr)})
 			}

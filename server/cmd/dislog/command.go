@@ -71,6 +71,8 @@ variable (DISLOG_DATA_DIR for --data-dir) or a key of the TOML file --config nam
 			return run(cmd, c)
 		},
 	}
+	cmd.Version = version
+	cmd.AddCommand(newHealthCommand(lookupEnv))
 	f := cmd.Flags()
 	f.StringVar(&c.configFile, "config", "", "TOML config file whose keys are these flags' names")
 	f.StringVar(&c.dataDir, "data-dir", "dislog-data", "directory of the topics, consumer offsets and, in dev mode, certificates and policy")
@@ -105,8 +107,14 @@ variable (DISLOG_DATA_DIR for --data-dir) or a key of the TOML file --config nam
 }
 
 // applyConfig sets every flag not given on the command line from the environment, then from the
-// config file.
+// config file, whose every key must be a flag.
 func applyConfig(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) error {
+	return bindFlags(fs, lookupEnv, true)
+}
+
+// bindFlags is applyConfig; a subcommand that has a few of the server's flags (health) is not
+// strict, and takes from the server's config file the keys it knows.
+func bindFlags(fs *pflag.FlagSet, lookupEnv func(string) (string, bool), strict bool) error {
 	var errs []error
 	set := func(f *pflag.Flag, value, from string) {
 		if err := fs.Set(f.Name, value); err != nil {
@@ -134,6 +142,9 @@ func applyConfig(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) error
 	}
 	for key, value := range file {
 		f := fs.Lookup(key)
+		if f == nil && !strict {
+			continue
+		}
 		if f == nil || key == "config" {
 			errs = append(errs, fmt.Errorf("%s: unknown key %q (the keys are the flags' names, see --help)", path, key))
 			continue

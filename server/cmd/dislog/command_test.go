@@ -67,12 +67,25 @@ func (b *syncBuffer) String() string {
 // startDev runs the command in dev mode on a free port and returns its address once it serves.
 func startDev(t *testing.T, dataDir string) (addr string, stop func() error) {
 	t.Helper()
-	addr, _, stop = startDevBanner(t, dataDir)
+	addr, _, stop = startDevAdmin(t, dataDir)
 	return addr, stop
+}
+
+// startDevAdmin is startDev that also returns the admin server's address.
+func startDevAdmin(t *testing.T, dataDir string) (addr, admin string, stop func() error) {
+	t.Helper()
+	addr, admin, _, stop = runDev(t, dataDir)
+	return addr, admin, stop
 }
 
 // startDevBanner is startDev that also returns what the command printed on stdout: its banner.
 func startDevBanner(t *testing.T, dataDir string) (addr string, banner func() string, stop func() error) {
+	t.Helper()
+	addr, _, banner, stop = runDev(t, dataDir)
+	return addr, banner, stop
+}
+
+func runDev(t *testing.T, dataDir string) (addr, admin string, banner func() string, stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := newCommand(func(string) (string, bool) { return "", false })
@@ -89,6 +102,8 @@ func startDevBanner(t *testing.T, dataDir string) (addr string, banner func() st
 		if line, _, ok := strings.Cut(out.String(), "\n"); ok {
 			if a, ok := strings.CutPrefix(line, "dislog: serving on "); ok {
 				addr = a
+				_, rest, _ := strings.Cut(out.String(), "admin:   http://")
+				admin, _, _ = strings.Cut(rest, "/")
 				break
 			}
 		}
@@ -111,7 +126,7 @@ func startDevBanner(t *testing.T, dataDir string) (addr string, banner func() st
 		return <-done
 	}
 	t.Cleanup(func() { stop() })
-	return addr, out.String, stop
+	return addr, admin, out.String, stop
 }
 
 func TestWithNoTLSFlagsDevModeMakesCertificatesAndAPolicyForTheDevClient(t *testing.T) {

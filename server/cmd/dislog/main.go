@@ -17,6 +17,9 @@ import (
 	"syscall"
 )
 
+// version is the release, set at build time (-ldflags "-X main.version=v1.2.3"; make image does).
+var version = "dev"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -32,7 +32,7 @@ file says otherwise, and are written with mode 0600.`,
 	}
 	root.SetOut(out)
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "show cfssl's log")
-	root.AddCommand(newConfigCommand(out), newCACommand(out), newIssueCommand(out))
+	root.AddCommand(newConfigCommand(out), newCACommand(out), newIssueCommand(out), newClusterCommand(out))
 	return root
 }
 

@@ -7,6 +7,10 @@
 //	dislog-certs ca --dir pki/ca [--csr pki/ca-csr.json]
 //	dislog-certs issue --ca pki/ca --role server --cn node1 --hosts node1.example,10.0.0.1 --out pki/node1
 //	dislog-certs issue --ca pki/ca --role client --cn alice --out pki/alice
+//
+// or, for a whole cluster at once and only what is missing (a container init step):
+//
+//	dislog-certs cluster --dir pki --servers dislog-1,dislog-2,dislog-3 --hosts localhost,127.0.0.1 --clients admin --policy
 package main
 
 import (
