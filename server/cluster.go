@@ -580,12 +580,6 @@ func (c *cluster) voters() int {
 func (c *cluster) close(step func(string)) error {
 	c.stop()
 	var errs []error
-	step("Serf shutdown")
-	if c.members != nil {
-		errs = append(errs, c.members.Shutdown())
-	}
-	step("background loops")
-	c.loops.Wait()
 	// The network closes first: raft.Shutdown waits for the replication goroutines, and one in
 	// an RPC to a peer whose Raft has stopped but whose network has not would wait out the RPC
 	// timeout, while that peer's shutdown waits the same way for this one (every server stopping
@@ -609,6 +603,15 @@ func (c *cluster) close(step func(string)) error {
 			errs = append(errs, c.fsm.Checkpoint())
 		}
 	}
+	// Serf after Raft: its Shutdown waits for a Leave still broadcasting (the shutdown stops
+	// waiting for the leave after its share of the timeout), which must not keep Raft from its
+	// checkpoint. The loops only call Raft and Serf, which answer at once once shut down.
+	step("Serf shutdown")
+	if c.members != nil {
+		errs = append(errs, c.members.Shutdown())
+	}
+	step("background loops")
+	c.loops.Wait()
 	step("Raft store")
 	if c.store != nil {
 		errs = append(errs, c.store.Close())
