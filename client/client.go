@@ -204,8 +204,9 @@ func (c *Client) Produce(ctx context.Context, topic string, rec Record) (uint64,
 // arrives. If the retries run out, the error wraps ErrUnknownOutcome and the last failure's
 // status.
 //
-// A call waits for a server that is down to come back (up to ctx's deadline, or 10 s an attempt
-// without one) rather than fail at once. On a cluster, a call that waits on a leader longer than
+// A call with a deadline waits for a server that is down to come back, up to the deadline,
+// rather than spend its retries failing in the client; the client reconnects within about 0.6 s
+// of the server serving again. On a cluster, a call that waits on a leader longer than
 // the cluster usually answers makes the client ask every server who leads, and if another server
 // leads now (the old leader is frozen, or cut off), the batch goes there at once: the wait on a
 // frozen leader costs an election, as a dead one does.
@@ -246,20 +247,25 @@ func (c *Client) ProduceBatch(ctx context.Context, topic string, recs []Record) 
 const attemptTimeout = 10 * time.Second
 
 func (c *Client) produceOnce(ctx context.Context, req *dislogv1.ProduceRequest) (*dislogv1.ProduceResponse, error) {
-	if _, ok := ctx.Deadline(); !ok {
+	// A call with a deadline waits for a server that is down or reconnecting until it serves
+	// (WaitForReady), as long as the caller allowed; the balancer still fails it at once when a
+	// cluster's leader is unreachable, to find another. A call without one fails such an attempt
+	// at once and retries, so that its retries, not a wait per attempt, bound it (about 10 s).
+	var callOpts []grpc.CallOption
+	if _, ok := ctx.Deadline(); ok {
+		callOpts = append(callOpts, grpc.WaitForReady(true))
+	} else {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, attemptTimeout)
 		defer cancel()
 	}
-	// WaitForReady: a server that is down or reconnecting holds the call until it serves (the
-	// balancer still fails it at once when the leader is unreachable, to find another).
 	if c.leader == nil {
-		return c.api.Produce(ctx, req, grpc.WaitForReady(true))
+		return c.api.Produce(ctx, req, callOpts...)
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go followLeader(ctx, c.leader, cancel)
-	resp, err := c.api.Produce(ctx, req, grpc.WaitForReady(true))
+	resp, err := c.api.Produce(ctx, req, callOpts...)
 	if err != nil && errors.Is(context.Cause(ctx), errLeaderMoved) {
 		return nil, errLeaderMoved
 	}
