@@ -407,3 +407,29 @@ func TestAProduceWaitingOnAFrozenLeaderMovesToTheNewLeader(t *testing.T) {
 	is.Equal(c.Servers[1].Calls("Produce"), 1)
 	is.Equal(len(c.Records("t")), 2)
 }
+
+// A Producer whose stream waits on a leader that stopped answering sends its batches again, on a
+// new stream, to the leader the others elected; the cluster writes each once.
+func TestAProducerWaitingOnAFrozenLeaderMovesToTheNewLeader(t *testing.T) {
+	is := is.New(t)
+	ctx := timeout(t)
+	c := startCluster(t, 3, 0)
+	cl := dialCluster(t, c, c.Target())
+	p, err := client.NewProducer(cl, "t", client.ProducerOptions{})
+	is.NoErr(err)
+	defer p.Close()
+	_, err = p.Send(ctx, client.Record{Value: value(0)}).Wait(ctx)
+	is.NoErr(err)
+
+	thaw := c.Servers[0].Freeze()
+	defer thaw()
+	r := p.Send(ctx, client.Record{Value: value(1)})
+	waitFor(t, "the second batch to reach the frozen leader", func() bool { return c.Servers[0].Held() >= 1 })
+	c.SetLeader(1)
+	off, err := r.Wait(ctx)
+	if err != nil {
+		t.Fatalf("the record waiting on the frozen leader: %v; want it acknowledged by the new leader", err)
+	}
+	is.Equal(off, uint64(1))
+	is.Equal(len(c.Records("t")), 2)
+}

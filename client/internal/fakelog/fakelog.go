@@ -93,8 +93,10 @@ type Server struct {
 	produceReqs int
 	calls       map[string]int
 	voter       bool
-	// frozen, when not nil, holds every call until it is closed (Freeze).
+	// frozen, when not nil, holds every call until it is closed (Freeze); held counts the calls
+	// and stream requests it holds.
 	frozen chan struct{}
+	held   int
 
 	grpc    *grpc.Server
 	served  chan struct{}
@@ -291,14 +293,29 @@ func (s *Server) Freeze() (thaw func()) {
 	}
 }
 
+// Held counts the calls and stream requests the frozen server holds.
+func (s *Server) Held() int {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.held
+}
+
 // waitThawed holds a call while the server is frozen.
 func (s *Server) waitThawed(ctx context.Context) error {
 	s.c.mu.Lock()
 	ch := s.frozen
+	if ch != nil {
+		s.held++
+	}
 	s.c.mu.Unlock()
 	if ch == nil {
 		return nil
 	}
+	defer func() {
+		s.c.mu.Lock()
+		s.held--
+		s.c.mu.Unlock()
+	}()
 	select {
 	case <-ch:
 		return nil
@@ -484,6 +501,10 @@ func (s *Server) ProduceStream(stream dislogv1.LogService_ProduceStreamServer) e
 			return nil
 		}
 		if err != nil {
+			return err
+		}
+		// A stream opened before Freeze hangs from its next request on.
+		if err := s.waitThawed(stream.Context()); err != nil {
 			return err
 		}
 		if err := s.shouldBreak(answered); err != nil {
