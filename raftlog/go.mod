@@ -2,11 +2,9 @@ module github.com/dislog/dislog/raftlog
 
 go 1.26.8
 
-replace github.com/dislog/dislog/storelog => ../storelog
-
 require (
 	github.com/cockroachdb/pebble/v2 v2.1.7
-	github.com/dislog/dislog/storelog v0.0.0-00010101000000-000000000000
+	github.com/dislog/dislog/storelog v0.2.0
 	github.com/hashicorp/raft v1.8.0
 	github.com/matryer/is v1.4.1
 )

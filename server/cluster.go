@@ -144,7 +144,7 @@ func openCluster(o *options, log *slog.Logger, reg *topics.Registry, m *mux.Mux,
 			// The last index from the start, not after the first gossip tick: a server with no
 			// state tells a fresh cluster (every member at 0) from one it should wait to join.
 			Tags:    map[string]string{lastIndexTag: strconv.FormatUint(c.raft.LastIndex(), 10)},
-			Timings: o.serfTimings, Logger: log,
+			Timings: serfTimings(o), Logger: log,
 		}, membershipHandler{c}); err != nil {
 			return nil, fmt.Errorf("server: membership: %w", err)
 		}
@@ -538,6 +538,18 @@ func (c *cluster) fetchFrom(ctx context.Context, addr, topic string, from, to ui
 
 // leave hands leadership to another voter if this server leads, then leaves Serf gracefully, so
 // that the new leader removes this server from the configuration.
+// serfTimings are the Serf timings given, with a leave that fits the shutdown: Serf waits up to
+// its broadcast timeout (5 s by default) for a leave message to go out, and to peers that are
+// stopping too it never does; Serf's shutdown then waits for that leave. A fifth of the shutdown
+// timeout (2 s by default) is plenty for a message on a LAN.
+func serfTimings(o *options) discovery.Timings {
+	t := o.serfTimings
+	if t.BroadcastTimeout == 0 {
+		t.BroadcastTimeout = min(5*time.Second, o.shutdownTimeout/5)
+	}
+	return t
+}
+
 // stopMembership stops the changes of the Raft configuration that follow Serf: a server shutting
 // down, which may become leader as the others stop too, does not wait on removals that no quorum
 // is left to commit.

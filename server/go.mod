@@ -2,24 +2,13 @@ module github.com/dislog/dislog/server
 
 go 1.26.8
 
-replace (
-	github.com/dislog/dislog/authz => ../authz
-	github.com/dislog/dislog/client => ../client
-	github.com/dislog/dislog/discovery => ../discovery
-	github.com/dislog/dislog/raftlog => ../raftlog
-	github.com/dislog/dislog/storelog => ../storelog
-	github.com/dislog/dislog/tools => ../tools
-)
-
 require (
 	github.com/BurntSushi/toml v1.6.0
-	github.com/cloudflare/cfssl v1.6.5
-	github.com/dislog/dislog/authz v0.0.0-00010101000000-000000000000
-	github.com/dislog/dislog/client v0.0.0-00010101000000-000000000000
-	github.com/dislog/dislog/discovery v0.0.0-00010101000000-000000000000
-	github.com/dislog/dislog/raftlog v0.0.0-00010101000000-000000000000
-	github.com/dislog/dislog/storelog v0.0.0-00010101000000-000000000000
-	github.com/dislog/dislog/tools v0.0.0-00010101000000-000000000000
+	github.com/dislog/dislog/authz v0.2.0
+	github.com/dislog/dislog/client v0.2.0
+	github.com/dislog/dislog/discovery v0.2.0
+	github.com/dislog/dislog/raftlog v0.2.0
+	github.com/dislog/dislog/storelog v0.2.0
 	github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus v1.1.1
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/go-metrics v0.7.0
@@ -52,11 +41,10 @@ require (
 	github.com/cockroachdb/tokenbucket v0.0.0-20230807174530-cc333fc44b06 // indirect
 	github.com/fatih/color v1.16.0 // indirect
 	github.com/getsentry/sentry-go v0.27.0 // indirect
-	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/gogo/protobuf v1.3.2 // indirect
+	github.com/golang/mock v1.6.0 // indirect
 	github.com/golang/snappy v0.0.5-0.20231225225746-43d5d4cd4e0e // indirect
 	github.com/google/btree v1.1.3 // indirect
-	github.com/google/certificate-transparency-go v1.1.7 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/grpc-ecosystem/go-grpc-middleware/v2 v2.1.0 // indirect
 	github.com/hashicorp/errwrap v1.1.0 // indirect
@@ -67,7 +55,6 @@ require (
 	github.com/hashicorp/memberlist v0.7.0 // indirect
 	github.com/hashicorp/serf v0.11.0 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
-	github.com/jmoiron/sqlx v1.3.5 // indirect
 	github.com/klauspost/compress v1.20.1 // indirect
 	github.com/kr/pretty v0.3.1 // indirect
 	github.com/kr/text v0.2.0 // indirect
@@ -76,7 +63,6 @@ require (
 	github.com/miekg/dns v1.1.73 // indirect
 	github.com/minio/minlz v1.0.1-0.20250507153514-87eb42fe8882 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
-	github.com/pelletier/go-toml v1.9.3 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
@@ -84,14 +70,9 @@ require (
 	github.com/rogpeppe/go-internal v1.14.1 // indirect
 	github.com/sean-/seed v0.0.0-20170313163322-e2103e2c3529 // indirect
 	github.com/tysonmote/gommap v0.0.3 // indirect
-	github.com/weppos/publicsuffix-go v0.30.0 // indirect
-	github.com/zmap/zcrypto v0.0.0-20230310154051-c8b263fd8300 // indirect
-	github.com/zmap/zlint/v3 v3.5.0 // indirect
-	golang.org/x/crypto v0.57.0 // indirect
 	golang.org/x/exp v0.0.0-20230626212559-97b1e661b5df // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
-	k8s.io/klog/v2 v2.100.1 // indirect
 )

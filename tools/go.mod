@@ -2,17 +2,15 @@ module github.com/dislog/dislog/tools
 
 go 1.26.8
 
-replace github.com/dislog/dislog/authz => ../authz
-
 require (
 	github.com/HdrHistogram/hdrhistogram-go v1.1.2
 	github.com/anishathalye/porcupine v1.3.1
 	github.com/benbjohnson/immutable v0.4.0
 	github.com/cloudflare/cfssl v1.6.5
-	github.com/dislog/dislog/authz v0.0.0-00010101000000-000000000000
-	github.com/dislog/dislog/client v0.0.0-00010101000000-000000000000
-	github.com/dislog/dislog/raftlog v0.0.0-00010101000000-000000000000
-	github.com/dislog/dislog/server v0.0.0-00010101000000-000000000000
+	github.com/dislog/dislog/authz v0.2.0
+	github.com/dislog/dislog/client v0.2.0
+	github.com/dislog/dislog/raftlog v0.2.0
+	github.com/dislog/dislog/server v0.2.0
 	github.com/hashicorp/raft v1.8.0
 	github.com/hashicorp/raft-boltdb/v2 v2.3.0
 	github.com/hashicorp/raft-wal v0.4.1
@@ -20,6 +18,8 @@ require (
 	github.com/schollz/progressbar/v3 v3.19.1
 	github.com/spf13/cobra v1.10.2
 	github.com/spf13/pflag v1.1.0
+	go.yaml.in/yaml/v3 v3.0.5
+	golang.org/x/mod v0.43.0
 	golang.org/x/term v0.46.0
 	golang.org/x/time v0.16.0
 	gonum.org/v1/plot v0.17.0
@@ -31,6 +31,7 @@ require (
 	codeberg.org/go-latex/latex v0.2.0 // indirect
 	codeberg.org/go-pdf/fpdf v0.11.1 // indirect
 	git.sr.ht/~sbinet/gg v0.7.0 // indirect
+	github.com/BurntSushi/toml v1.6.0 // indirect
 	github.com/DataDog/zstd v1.5.7 // indirect
 	github.com/RaduBerinde/axisds v0.1.0 // indirect
 	github.com/RaduBerinde/btreemap v0.0.0-20250419174037-3d62b7205d54 // indirect
@@ -52,8 +53,8 @@ require (
 	github.com/coreos/etcd v3.3.27+incompatible // indirect
 	github.com/coreos/go-systemd v0.0.0-20191104093116-d3cd4ed1dbcf // indirect
 	github.com/coreos/pkg v0.0.0-20220810130054-c7d1c02cb6cf // indirect
-	github.com/dislog/dislog/discovery v0.0.0-00010101000000-000000000000 // indirect
-	github.com/dislog/dislog/storelog v0.0.0-00010101000000-000000000000 // indirect
+	github.com/dislog/dislog/discovery v0.2.0 // indirect
+	github.com/dislog/dislog/storelog v0.2.0 // indirect
 	github.com/fatih/color v1.16.0 // indirect
 	github.com/getsentry/sentry-go v0.27.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
@@ -111,12 +112,7 @@ require (
 	k8s.io/klog/v2 v2.100.1 // indirect
 )
 
-replace github.com/dislog/dislog/raftlog => ../raftlog
-
-replace github.com/dislog/dislog/storelog => ../storelog
-
-replace github.com/dislog/dislog/server => ../server
-
-replace github.com/dislog/dislog/client => ../client
-
-replace github.com/dislog/dislog/discovery => ../discovery
+tool (
+	github.com/dislog/dislog/client/cmd/dislogctl
+	github.com/dislog/dislog/server/cmd/dislog
+)

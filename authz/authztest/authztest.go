@@ -1,5 +1,5 @@
 // Package authztest makes certificate authorities and certificates for
-// tests, with crypto/x509 alone, and writes them where authz's TLS
+// tests, with package devca, and writes them where authz's TLS
 // configurations read them.
 //
 // Certificates follow the role encoding authz reads (see authz.Role): a
@@ -8,56 +8,35 @@
 package authztest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/dislog/dislog/authz"
+	"github.com/dislog/dislog/authz/devca"
 )
 
-// CA is a self-signed certificate authority.
+// CA is a self-signed certificate authority: a [devca.CA] that fails the test instead of
+// returning errors.
 type CA struct {
 	Cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+	ca   *devca.CA
 }
 
-// NewCA makes a CA named cn, valid from an hour ago for a day.
+// NewCA makes a CA named cn.
 func NewCA(t testing.TB, cn string) *CA {
 	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(t),
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	ca, err := devca.New(cn)
 	if err != nil {
-		t.Fatalf("authztest: create CA: %v", err)
+		t.Fatalf("authztest: %v", err)
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatalf("authztest: parse CA: %v", err)
-	}
-	return &CA{Cert: cert, key: key}
+	return &CA{Cert: ca.Certificate(), ca: ca}
 }
 
 // PEM returns the CA certificate in PEM.
-func (ca *CA) PEM() []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw})
-}
+func (ca *CA) PEM() []byte { return ca.ca.CertPEM() }
 
 // Cert describes a certificate to issue.
 type Cert struct {
@@ -82,35 +61,13 @@ func (ca *CA) Issue(t testing.TB, c Cert) (certPEM, keyPEM []byte) {
 	if c.NotAfter.IsZero() {
 		c.NotAfter = time.Now().Add(24 * time.Hour)
 	}
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(t),
-		Subject:      pkix.Name{CommonName: c.CommonName, OrganizationalUnit: []string{c.Role.String()}},
-		NotBefore:    c.NotBefore,
-		NotAfter:     c.NotAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if c.Role == authz.RoleServer {
-		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
-	}
-	for _, h := range c.Hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	certPEM, keyPEM, err := ca.ca.Issue(devca.Request{
+		CommonName: c.CommonName, Role: c.Role, Hosts: c.Hosts, NotBefore: c.NotBefore, NotAfter: c.NotAfter,
+	})
 	if err != nil {
 		t.Fatalf("authztest: issue %q: %v", c.CommonName, err)
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatalf("authztest: marshal key: %v", err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	return certPEM, keyPEM
 }
 
 // WriteFiles issues c and writes dir/<name>.pem, dir/<name>-key.pem and the
@@ -141,22 +98,4 @@ func WriteFile(t testing.TB, path string, data []byte) {
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatalf("authztest: %v", err)
 	}
-}
-
-func newKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatalf("authztest: generate key: %v", err)
-	}
-	return key
-}
-
-func serial(t testing.TB) *big.Int {
-	t.Helper()
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		t.Fatalf("authztest: serial: %v", err)
-	}
-	return n
 }

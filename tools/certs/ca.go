@@ -95,17 +95,6 @@ func OpenCA(dir string) (*CA, error) {
 	return ca, nil
 }
 
-// EnsureCA opens the CA in dir, or makes one with DefaultCACSR if there is
-// none: what a server in dev mode does on start.
-func EnsureCA(dir string) (ca *CA, created bool, err error) {
-	ca, err = OpenCA(dir)
-	if !errors.Is(err, ErrNoCA) {
-		return ca, false, err
-	}
-	ca, err = NewCA(dir, nil)
-	return ca, err == nil, err
-}
-
 // Certificate returns the CA certificate.
 func (ca *CA) Certificate() *x509.Certificate { return ca.cert }
 

@@ -225,18 +225,6 @@ func TestACAIsNeverOverwritten(t *testing.T) {
 	is.True(reopened.Certificate().Equal(ca.Certificate()))
 }
 
-func TestEnsureCAMakesOneOnlyOnce(t *testing.T) {
-	is := is.New(t)
-	dir := filepath.Join(t.TempDir(), "data", "ca")
-	first, created, err := certs.EnsureCA(dir)
-	is.NoErr(err)
-	is.True(created)
-	second, created, err := certs.EnsureCA(dir)
-	is.NoErr(err)
-	is.True(!created)
-	is.True(second.Certificate().Equal(first.Certificate()))
-}
-
 func TestOpenCARefusesWhatIsNotACA(t *testing.T) {
 	ca := newCA(t)
 	leafDir := t.TempDir()

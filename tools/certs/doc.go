@@ -1,8 +1,8 @@
 // Package certs is Dislog's certificate authority: it makes a CA and issues
 // server, peer and client certificates with cfssl, and writes them as PEM
 // files that authz's TLS configurations read. dislog-certs is a thin command
-// line over it, and a server in dev mode calls [EnsureCA] and [CA.Issue] to
-// make its own certificates on first start.
+// line over it. (A server in dev mode makes its own CA with authz/devca, on
+// crypto/x509 alone, so the server does not carry cfssl.)
 //
 // Requests and signing policy are cfssl's own types and JSON files
 // (csr.CertificateRequest as in ca-csr.json, the "signing" section of

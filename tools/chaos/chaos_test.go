@@ -3,20 +3,13 @@ package chaos
 import (
 	"bytes"
 	"context"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
-	cflog "github.com/cloudflare/cfssl/log"
-	"github.com/dislog/dislog/tools/internal/localcluster"
+	"github.com/dislog/dislog/server/localcluster"
 	"github.com/matryer/is"
 )
-
-func TestMain(m *testing.M) {
-	cflog.Level = cflog.LevelError
-	os.Exit(m.Run())
-}
 
 // syncBuffer collects the run's log for a failed test's output.
 type syncBuffer struct {
@@ -44,6 +37,9 @@ func (b *syncBuffer) tail() string {
 // runChaos builds dislog with tags and makes a run of cfg with it, logging the report.
 func runChaos(t *testing.T, cfg Config, tags ...string) *Report {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("a chaos run of dislog processes: skipped by -short")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	bin, err := localcluster.BuildDislog(ctx, t.TempDir(), tags...)

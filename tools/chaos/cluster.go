@@ -11,8 +11,8 @@ import (
 
 	"github.com/dislog/dislog/client"
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
+	"github.com/dislog/dislog/server/localcluster"
 	"github.com/dislog/dislog/tools/internal/faultproxy"
-	"github.com/dislog/dislog/tools/internal/localcluster"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )

@@ -29,7 +29,9 @@ var binaries struct {
 }
 
 // build returns the path of the command in pkg, a directory of a module of the repository
-// relative to its root ("client/cmd/dislogctl"), built with `go build` in its module.
+// relative to its root ("client/cmd/dislogctl"), built with `go build` in this module, which lists
+// the commands in tool directives: the working tree in the workspace, the required version
+// outside it.
 func build(t *testing.T, pkg string) string {
 	t.Helper()
 	binaries.once.Do(func() {
@@ -44,9 +46,7 @@ func build(t *testing.T, pkg string) string {
 	if _, err := os.Stat(out); err == nil {
 		return out
 	}
-	module, dir, _ := strings.Cut(pkg, "/")
-	cmd := exec.Command("go", "build", "-o", out, "./"+dir)
-	cmd.Dir = filepath.Join("..", "..", module)
+	cmd := exec.Command("go", "build", "-o", out, "github.com/dislog/dislog/"+pkg)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}

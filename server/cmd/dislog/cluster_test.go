@@ -4,103 +4,51 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	cflog "github.com/cloudflare/cfssl/log"
 	"github.com/dislog/dislog/client"
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
-	"github.com/dislog/dislog/tools/certs"
+	"github.com/dislog/dislog/server/localcluster"
 	"github.com/matryer/is"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
-// freePort returns a port of 127.0.0.1 that is free for TCP and UDP (Serf needs both), for a node
-// that must come back on the address the others know it by.
-func freePort(t *testing.T) string {
+// cluster is a cluster of dislog processes on 127.0.0.1 (localcluster's), with a client of each
+// node.
+type cluster struct {
+	t       *testing.T
+	lc      *localcluster.Cluster
+	clients []*client.Client // node i's; restart replaces it
+	logs    *syncBuffer      // every node's output
+}
+
+// startCluster builds this command and starts n processes of it: the first bootstraps the cluster,
+// the others join it. It returns once every node sees all n servers and a leader.
+func startCluster(t *testing.T, n int) *cluster {
 	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr
-		}
+	if testing.Short() {
+		t.Skip("runs dislog processes: skipped by -short")
 	}
-	t.Fatal("no port of 127.0.0.1 free for both TCP and UDP")
-	return ""
-}
-
-// node is one server of a cluster of dislog processes.
-type node struct {
-	id, addr, serf string
-	args           []string
-	proc           *process
-	client         *client.Client
-}
-
-// localCluster is a cluster of dislog processes on 127.0.0.1, with its own CA and a client
-// certificate allowed everything.
-type localCluster struct {
-	t      *testing.T
-	bin    string
-	nodes  []*node
-	client certs.Files
-}
-
-// startLocalCluster starts n dislog processes: the first bootstraps the cluster, the others join it.
-func startLocalCluster(t *testing.T, n int) *localCluster {
-	t.Helper()
-	cflog.Level = cflog.LevelError
-	c := &localCluster{t: t, bin: buildDislog(t)}
-	root := t.TempDir()
-	ca, _, err := certs.EnsureCA(filepath.Join(root, "pki", "ca"))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin, err := localcluster.BuildDislog(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.client, err = ca.Issue(filepath.Join(root, "pki", "dev"), certs.IssueRequest{Role: certs.RoleClient, CommonName: devClientName}); err != nil {
+	c := &cluster{t: t, logs: &syncBuffer{}, clients: make([]*client.Client, n)}
+	if c.lc, err = localcluster.StartProcesses(ctx, localcluster.Options{Bin: bin, Nodes: n, Log: c.logs, Args: []string{"--log-level", "warn"}}); err != nil {
 		t.Fatal(err)
 	}
-	policy := filepath.Join(root, "policy.csv")
-	if err := os.WriteFile(policy, []byte(devPolicy), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { c.lc.Close() })
 	for i := range n {
-		nd := &node{id: fmt.Sprintf("node%d", i+1), addr: freePort(t), serf: freePort(t)}
-		tlsFiles, err := ca.Issue(filepath.Join(root, "pki", nd.id), certs.IssueRequest{
-			Role: certs.RoleServer, CommonName: nd.id, Hosts: []string{"127.0.0.1", "localhost"},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		nd.args = []string{
-			"--node-id", nd.id, "--data-dir", filepath.Join(root, nd.id), "--addr", nd.addr, "--admin-addr=",
-			"--serf-addr", nd.serf, "--log-level", "warn", "--policy-file", policy,
-			"--tls-ca-file", tlsFiles.CAFile, "--tls-cert-file", tlsFiles.CertFile, "--tls-key-file", tlsFiles.KeyFile,
-		}
-		if i == 0 {
-			nd.args = append(nd.args, "--bootstrap")
-		} else {
-			nd.args = append(nd.args, "--join", c.nodes[0].serf)
-		}
-		c.nodes = append(c.nodes, nd)
-		c.start(nd)
+		c.dial(i)
 	}
 	c.waitFor("every node to see all servers and a leader", func() bool {
-		for _, nd := range c.nodes {
-			if servers, _ := c.servers(nd); len(servers) != n || leaderOf(servers) == "" {
+		for i := range n {
+			if servers, _ := c.servers(i); len(servers) != n || leaderOf(servers) < 0 {
 				return false
 			}
 		}
@@ -109,102 +57,76 @@ func startLocalCluster(t *testing.T, n int) *localCluster {
 	return c
 }
 
-func (c *localCluster) start(nd *node) {
+func (c *cluster) dial(i int) {
 	c.t.Helper()
-	nd.proc = startWith(c.t, c.bin, nd.args...)
-	cl, err := client.Dial(nd.addr, client.WithTLSFiles(c.client.CAFile, c.client.CertFile, c.client.KeyFile), client.WithProduceRetries(0))
+	cl, err := c.lc.Dial(c.lc.Addrs[i], client.WithProduceRetries(0))
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	c.t.Cleanup(func() { cl.Close() })
-	nd.client = cl
+	c.clients[i] = cl
 }
 
-// kill ends a node with SIGKILL.
-func (c *localCluster) kill(nd *node) {
+// kill ends node i with SIGKILL.
+func (c *cluster) kill(i int) {
 	c.t.Helper()
-	if err := nd.proc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := c.lc.Kill(i); err != nil {
 		c.t.Fatal(err)
 	}
-	nd.proc.cmd.Wait()
-	nd.client.Close()
+	c.clients[i].Close()
 }
 
-// restart starts a killed node again, joining the others' Serf addresses.
-func (c *localCluster) restart(nd *node) {
+// restart starts killed node i again, joining the others.
+func (c *cluster) restart(i int) {
 	c.t.Helper()
-	var seeds []string
-	for _, o := range c.nodes {
-		if o != nd {
-			seeds = append(seeds, o.serf)
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.lc.Restart(ctx, i); err != nil {
+		c.t.Fatal(err)
 	}
-	args := append([]string(nil), nd.args...)
-	if i := indexOf(args, "--join"); i >= 0 {
-		args = args[:i]
-	}
-	nd.args = append(args, "--join", strings.Join(seeds, ","))
-	c.start(nd)
+	c.dial(i)
 }
 
-func indexOf(s []string, v string) int {
-	for i, x := range s {
-		if x == v {
-			return i
+func (c *cluster) servers(i int) ([]*dislogv1.Server, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	resp, err := c.clients[i].API().GetServers(ctx, &dislogv1.GetServersRequest{})
+	return resp.GetServers(), err
+}
+
+// leaderOf returns the index of the node servers name as leader, or -1.
+func leaderOf(servers []*dislogv1.Server) int {
+	for _, s := range servers {
+		if s.GetIsLeader() {
+			for i := range len(servers) {
+				if s.GetId() == localcluster.NodeName(i) {
+					return i
+				}
+			}
 		}
 	}
 	return -1
 }
 
-func (c *localCluster) servers(nd *node) ([]*dislogv1.Server, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	resp, err := nd.client.API().GetServers(ctx, &dislogv1.GetServersRequest{})
-	return resp.GetServers(), err
-}
-
-func leaderOf(servers []*dislogv1.Server) string {
-	for _, s := range servers {
-		if s.GetIsLeader() {
-			return s.GetId()
-		}
-	}
-	return ""
-}
-
-func (c *localCluster) node(id string) *node {
-	for _, nd := range c.nodes {
-		if nd.id == id {
-			return nd
-		}
-	}
-	c.t.Fatalf("no node %q", id)
-	return nil
-}
-
 // waitFor polls cond until it holds, for at most 30 s.
-func (c *localCluster) waitFor(what string, cond func() bool) {
+func (c *cluster) waitFor(what string, cond func() bool) {
 	c.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {
-			var logs strings.Builder
-			for _, nd := range c.nodes {
-				fmt.Fprintf(&logs, "--- %s:\n%s", nd.id, nd.proc.logs.String())
-			}
-			c.t.Fatalf("timed out waiting for %s\n%s", what, logs.String())
+			c.t.Fatalf("timed out waiting for %s\nthe nodes' output:\n%s", what, c.logs.String())
 		}
 		<-tick.C
 	}
 }
 
 // readAll reads a topic from one node's own log.
-func readAll(nd *node, topic string) ([]*dislogv1.Record, error) {
+func readAll(cl *client.Client, topic string) ([]*dislogv1.Record, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	stream, err := nd.client.API().ConsumeStream(ctx, &dislogv1.ConsumeStreamRequest{Topic: topic})
+	stream, err := cl.API().ConsumeStream(ctx, &dislogv1.ConsumeStreamRequest{Topic: topic})
 	if err != nil {
 		return nil, err
 	}
@@ -228,12 +150,12 @@ func readAll(nd *node, topic string) ([]*dislogv1.Record, error) {
 // logs must be identical.
 func TestAcknowledgedRecordsSurviveSIGKILLOfTheLeader(t *testing.T) {
 	is := is.New(t)
-	c := startLocalCluster(t, 3)
+	c := startCluster(t, 3)
 	const topic = "replicated"
 	c.waitFor("the topic to be created", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_, err := c.nodes[0].client.API().CreateTopic(ctx, &dislogv1.CreateTopicRequest{Topic: topic})
+		_, err := c.clients[0].API().CreateTopic(ctx, &dislogv1.CreateTopicRequest{Topic: topic})
 		return err == nil || status.Code(err) == codes.AlreadyExists
 	})
 
@@ -264,7 +186,7 @@ func TestAcknowledgedRecordsSurviveSIGKILLOfTheLeader(t *testing.T) {
 				deadline := time.Now().Add(30 * time.Second)
 				for {
 					nodeMu.Lock()
-					api := c.nodes[attempt%len(c.nodes)].client.API()
+					api := c.clients[attempt%len(c.clients)].API()
 					nodeMu.Unlock()
 					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 					resp, err := api.Produce(ctx, req)
@@ -290,17 +212,18 @@ func TestAcknowledgedRecordsSurviveSIGKILLOfTheLeader(t *testing.T) {
 	defer stopProducers()
 
 	c.waitFor("records acknowledged before the kill", func() bool { return ackedCount() >= 200 })
-	servers, err := c.servers(c.nodes[0])
+	servers, err := c.servers(0)
 	is.NoErr(err)
-	leader := c.node(leaderOf(servers))
+	leader := leaderOf(servers)
+	is.True(leader >= 0)
 	nodeMu.Lock()
 	c.kill(leader)
 	nodeMu.Unlock()
 	before := ackedCount()
 	c.waitFor("a new leader", func() bool {
-		for _, nd := range c.nodes {
-			if nd != leader {
-				if servers, _ := c.servers(nd); leaderOf(servers) != "" && leaderOf(servers) != leader.id {
+		for i := range c.clients {
+			if i != leader {
+				if servers, _ := c.servers(i); leaderOf(servers) >= 0 && leaderOf(servers) != leader {
 					return true
 				}
 			}
@@ -319,28 +242,29 @@ func TestAcknowledgedRecordsSurviveSIGKILLOfTheLeader(t *testing.T) {
 	}
 
 	total := ackedCount()
-	logs := make([][]*dislogv1.Record, len(c.nodes))
-	for i, nd := range c.nodes {
-		c.waitFor(nd.id+" to hold every record", func() bool {
-			recs, err := readAll(nd, topic)
+	logs := make([][]*dislogv1.Record, len(c.clients))
+	for i, cl := range c.clients {
+		c.waitFor(localcluster.NodeName(i)+" to hold every record", func() bool {
+			recs, err := readAll(cl, topic)
 			logs[i] = recs
 			return err == nil && len(recs) >= total
 		})
 	}
-	for i, nd := range c.nodes {
+	for i := range c.clients {
+		nd := localcluster.NodeName(i)
 		seen := map[string]uint64{}
 		for off, r := range logs[i] {
 			is.Equal(r.GetOffset(), uint64(off))
 			v := string(r.GetValue())
 			if first, dup := seen[v]; dup {
-				t.Fatalf("%s: record %q at offsets %d and %d", nd.id, v, first, off)
+				t.Fatalf("%s: record %q at offsets %d and %d", nd, v, first, off)
 			}
 			seen[v] = uint64(off)
 		}
 		mu.Lock()
 		for off, v := range acked {
 			if off >= uint64(len(logs[i])) || string(logs[i][off].GetValue()) != v {
-				t.Fatalf("%s: acknowledged record %q is not at offset %d", nd.id, v, off)
+				t.Fatalf("%s: acknowledged record %q is not at offset %d", nd, v, off)
 			}
 		}
 		mu.Unlock()
@@ -348,12 +272,12 @@ func TestAcknowledgedRecordsSurviveSIGKILLOfTheLeader(t *testing.T) {
 		for off, r := range logs[i] {
 			l := logs[0][off]
 			if string(r.GetValue()) != string(l.GetValue()) || !r.GetAppendTime().AsTime().Equal(l.GetAppendTime().AsTime()) {
-				t.Fatalf("offset %d: %s holds %q at %v, %s %q at %v", off, nd.id, r.GetValue(), r.GetAppendTime().AsTime(),
-					c.nodes[0].id, l.GetValue(), l.GetAppendTime().AsTime())
+				t.Fatalf("offset %d: %s holds %q at %v, %s %q at %v", off, nd, r.GetValue(), r.GetAppendTime().AsTime(),
+					localcluster.NodeName(0), l.GetValue(), l.GetAppendTime().AsTime())
 			}
 		}
 	}
-	t.Logf("%d records acknowledged across a SIGKILL of leader %s; all %d nodes identical", total, leader.id, len(c.nodes))
+	t.Logf("%d records acknowledged across a SIGKILL of leader %s; all %d nodes identical", total, localcluster.NodeName(leader), len(c.clients))
 }
 
 // A leader whose followers died can no longer confirm that it leads, so it answers a read it
@@ -361,29 +285,31 @@ func TestAcknowledgedRecordsSurviveSIGKILLOfTheLeader(t *testing.T) {
 // error, not with "out of range" or an old offset.
 func TestALeaderWithoutAMajorityRefusesALinearizableRead(t *testing.T) {
 	is := is.New(t)
-	c := startLocalCluster(t, 3)
+	c := startCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	servers, err := c.servers(c.nodes[0])
+	servers, err := c.servers(0)
 	is.NoErr(err)
-	leader := c.node(leaderOf(servers))
-	_, err = leader.client.CreateTopic(ctx, "t", client.TopicConfig{})
+	leader := leaderOf(servers)
+	is.True(leader >= 0)
+	lc := c.clients[leader]
+	_, err = lc.CreateTopic(ctx, "t", client.TopicConfig{})
 	is.NoErr(err)
-	is.NoErr(leader.client.CommitOffset(ctx, "g", "t", 0))
-	for _, nd := range c.nodes {
-		if nd != leader {
-			c.kill(nd)
+	is.NoErr(lc.CommitOffset(ctx, "g", "t", 0))
+	for i := range c.clients {
+		if i != leader {
+			c.kill(i)
 		}
 	}
 	rctx, rcancel := context.WithTimeout(ctx, 3*time.Second)
 	defer rcancel()
-	_, err = leader.client.API().Consume(rctx, &dislogv1.ConsumeRequest{Topic: "t", Offset: 0, ReadYourWrites: true})
+	_, err = lc.API().Consume(rctx, &dislogv1.ConsumeRequest{Topic: "t", Offset: 0, ReadYourWrites: true})
 	t.Logf("consume: %v", err)
 	code := status.Code(err)
 	is.True(code == codes.DeadlineExceeded || code == codes.Unavailable) // not OutOfRange
 	fctx, fcancel := context.WithTimeout(ctx, 3*time.Second)
 	defer fcancel()
-	_, _, err = leader.client.FetchOffset(fctx, "g", "t")
+	_, _, err = lc.FetchOffset(fctx, "g", "t")
 	t.Logf("fetch offset: %v", err)
 	code = status.Code(err)
 	is.True(code == codes.DeadlineExceeded || code == codes.Unavailable)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
-	cflog "github.com/cloudflare/cfssl/log"
 	"github.com/dislog/dislog/authz"
 	"github.com/dislog/dislog/server"
 	"github.com/spf13/cobra"
@@ -188,8 +187,6 @@ func run(cmd *cobra.Command, c config) error {
 	var dev *devSetup
 	switch given := countSet(c.caFile, c.certFile, c.keyFile); {
 	case given == 0:
-		// cfssl logs every certificate request at info level, on its own logger.
-		cflog.Level = cflog.LevelError
 		if dev, err = ensureDev(c.dataDir, c.nodeID, c.addr, c.advertiseAddr, c.policyFile == ""); err != nil {
 			return err
 		}

@@ -12,7 +12,7 @@ import (
 	"slices"
 
 	"github.com/dislog/dislog/authz"
-	"github.com/dislog/dislog/tools/certs"
+	"github.com/dislog/dislog/authz/devca"
 )
 
 // Where dev mode keeps its files, under the data directory. A local dislogctl looks for the client
@@ -44,7 +44,7 @@ type devSetup struct {
 // listening or advertised host is issued again.
 func ensureDev(dataDir, nodeID, addr, advertise string, writePolicy bool) (*devSetup, error) {
 	pki := filepath.Join(dataDir, pkiDir)
-	ca, created, err := certs.EnsureCA(filepath.Join(pki, "ca"))
+	ca, created, err := ensureCA(filepath.Join(pki, "ca"))
 	if err != nil {
 		return nil, fmt.Errorf("dev CA: %w", err)
 	}
@@ -63,20 +63,17 @@ func ensureDev(dataDir, nodeID, addr, advertise string, writePolicy bool) (*devS
 			return nil, err
 		}
 	}
-	serverDir := filepath.Join(pki, devServerName)
-	d.server = filesIn(serverDir, devServerName)
+	d.server = filesIn(filepath.Join(pki, devServerName), devServerName)
 	if created || !covers(d.server.CertFile, hosts) {
-		if d.server, err = ca.Issue(serverDir, certs.IssueRequest{
-			Role: certs.RoleServer, CommonName: nodeID, Hosts: hosts, Name: devServerName,
-		}); err != nil {
+		req := devca.Request{Role: authz.RoleServer, CommonName: nodeID, Hosts: hosts}
+		if err := issue(ca, req, d.server); err != nil {
 			return nil, fmt.Errorf("dev server certificate: %w", err)
 		}
 		d.created = true
 	}
-	clientDir := filepath.Join(pki, devClientName)
-	d.client = filesIn(clientDir, devClientName)
+	d.client = filesIn(filepath.Join(pki, devClientName), devClientName)
 	if _, err := os.Stat(d.client.CertFile); created || errors.Is(err, fs.ErrNotExist) {
-		if d.client, err = ca.Issue(clientDir, certs.IssueRequest{Role: certs.RoleClient, CommonName: devClientName}); err != nil {
+		if err := issue(ca, devca.Request{Role: authz.RoleClient, CommonName: devClientName}, d.client); err != nil {
 			return nil, fmt.Errorf("dev client certificate: %w", err)
 		}
 		d.created = true
@@ -91,9 +88,100 @@ func ensureDev(dataDir, nodeID, addr, advertise string, writePolicy bool) (*devS
 	return d, nil
 }
 
+// File names of the CA in its directory, as dislog-certs writes them.
+const (
+	caCertFile = "ca.pem"
+	caKeyFile  = "ca-key.pem"
+)
+
+// ensureCA reads the CA in dir, or makes one there if dir has no CA certificate.
+func ensureCA(dir string) (ca *devca.CA, created bool, err error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, caCertFile))
+	if err == nil {
+		keyPEM, err := os.ReadFile(filepath.Join(dir, caKeyFile))
+		if err != nil {
+			return nil, false, err
+		}
+		ca, err := devca.Parse(certPEM, keyPEM)
+		return ca, false, err
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, err
+	}
+	if ca, err = devca.New(devca.CAName); err != nil {
+		return nil, false, err
+	}
+	keyPEM, err := ca.KeyPEM()
+	if err != nil {
+		return nil, false, err
+	}
+	// The key first: a CA certificate without its key is a CA this function would read, and fail on.
+	if err := writeFile(filepath.Join(dir, caKeyFile), keyPEM, 0o600); err != nil {
+		return nil, false, err
+	}
+	if err := writeFile(filepath.Join(dir, caCertFile), ca.CertPEM(), 0o644); err != nil {
+		return nil, false, err
+	}
+	return ca, true, nil
+}
+
+// issue signs req and writes the key, the certificate and a copy of the CA certificate where files
+// names them, so each directory holds everything one node or client needs.
+func issue(ca *devca.CA, req devca.Request, files authz.TLSOptions) error {
+	certPEM, keyPEM, err := ca.Issue(req)
+	if err != nil {
+		return err
+	}
+	if err := writeFile(files.KeyFile, keyPEM, 0o600); err != nil {
+		return err
+	}
+	if err := writeFile(files.CertFile, certPEM, 0o644); err != nil {
+		return err
+	}
+	return writeFile(files.CAFile, ca.CertPEM(), 0o644)
+}
+
+// writeFile replaces path with data, creating its directory: a temporary file, synced, renamed
+// over it, and the directory synced, so a reader (authz reloads certificates) sees the old file or
+// the new one, and a crash leaves one of them.
+// TODO(#13): one atomic-write helper for the repository replaces this.
+func writeFile(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Chmod(perm)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
 func filesIn(dir, name string) authz.TLSOptions {
 	return authz.TLSOptions{
-		CAFile:   filepath.Join(dir, certs.CACertFile),
+		CAFile:   filepath.Join(dir, caCertFile),
 		CertFile: filepath.Join(dir, name+".pem"),
 		KeyFile:  filepath.Join(dir, name+"-key.pem"),
 	}

@@ -14,6 +14,9 @@ import (
 // TestDislogctlWorksAgainstADevNode builds dislogctl from the client module and runs its commands
 // against a dev node, with the dev client certificate it finds in the node's data directory.
 func TestDislogctlWorksAgainstADevNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs dislogctl: skipped by -short")
+	}
 	bin := filepath.Join(t.TempDir(), "dislogctl")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/dislog/dislog/client/cmd/dislogctl").CombinedOutput(); err != nil {
 		t.Fatalf("go build dislogctl: %v\n%s", err, out)

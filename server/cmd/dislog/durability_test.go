@@ -16,15 +16,18 @@ import (
 
 	"github.com/dislog/dislog/client"
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
+	"github.com/dislog/dislog/server/localcluster"
 )
 
 // buildDislog builds this command into a temporary directory.
 func buildDislog(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "dislog")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if testing.Short() {
+		t.Skip("runs dislog processes: skipped by -short")
+	}
+	bin, err := localcluster.BuildDislog(context.Background(), t.TempDir())
 	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		t.Fatal(err)
 	}
 	return bin
 }

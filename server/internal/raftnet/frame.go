@@ -229,11 +229,9 @@ func decodeCommand(h *codec.MsgpackHandle, q request) (cmd any, snapshot []byte,
 
 // isHeartbeat tells a heartbeat (an AppendEntries with nothing but the leader's term) from other
 // AppendEntries, with NetworkTransport's test, so it can take Raft's fast path.
+// Only Dislog servers of one version speak raftnet, so the sender's address is always in the RPC
+// header (raft's deprecated Leader field is not consulted).
 func isHeartbeat(a *raft.AppendEntriesRequest) bool {
-	leader := a.Addr
-	if len(leader) == 0 {
-		leader = a.Leader
-	}
-	return a.Term != 0 && leader != nil && a.PrevLogEntry == 0 && a.PrevLogTerm == 0 &&
+	return a.Term != 0 && a.Addr != nil && a.PrevLogEntry == 0 && a.PrevLogTerm == 0 &&
 		len(a.Entries) == 0 && a.LeaderCommitIndex == 0
 }

@@ -13,16 +13,10 @@ import (
 	"testing"
 	"time"
 
-	cflog "github.com/cloudflare/cfssl/log"
+	"github.com/dislog/dislog/server/localcluster"
 	"github.com/dislog/dislog/tools/bench"
-	"github.com/dislog/dislog/tools/internal/localcluster"
 	"github.com/matryer/is"
 )
-
-func TestMain(m *testing.M) {
-	cflog.Level = cflog.LevelError
-	os.Exit(m.Run())
-}
 
 // runBench runs dislog-bench with args and the environment vars, and returns its exit code and output.
 func runBench(t *testing.T, vars map[string]string, args ...string) (code int, stdout, stderr string) {
@@ -283,7 +277,7 @@ func TestRefusedRecordsAreCountedAndFailTheRun(t *testing.T) {
 // before produce resumed from the last kill used to fail this test now and then.
 func TestAFailoverRunReportsTheGapOfEachKill(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts dislog processes and kills their leader")
+		t.Skip("runs dislog processes: skipped by -short")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -299,7 +293,16 @@ func TestAFailoverRunReportsTheGapOfEachKill(t *testing.T) {
 		{"frozen", bench.SignalStop, []string{"--pause-leader", "2", "--pause-for", "2s"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := append([]string{"sync", "--cluster", "3", "--dislog-bin", bin, "--clients", "2", "--duration", "4500ms", "--kill-every", "1500ms"}, tc.flags...)
+			// The nodes' output, for a failure to show (a node that overran its shutdown says where).
+			clusterLog := filepath.Join(t.TempDir(), "cluster.log")
+			t.Cleanup(func() {
+				if t.Failed() {
+					b, _ := os.ReadFile(clusterLog)
+					t.Logf("--- the nodes' log:\n%s", b)
+				}
+			})
+			args := append([]string{"sync", "--cluster", "3", "--dislog-bin", bin, "--cluster-log", clusterLog,
+				"--clients", "2", "--duration", "4500ms", "--kill-every", "1500ms"}, tc.flags...)
 			rep := runJSON(t, nil, args...)
 			if rep.Failover == nil || len(rep.Failover.Kills) != 2 {
 				t.Fatalf("report's failover %+v: want 2 kills", rep.Failover)

@@ -12,10 +12,9 @@ import (
 	"strings"
 	"time"
 
-	cflog "github.com/cloudflare/cfssl/log"
 	"github.com/dislog/dislog/client"
+	"github.com/dislog/dislog/server/localcluster"
 	"github.com/dislog/dislog/tools/bench"
-	"github.com/dislog/dislog/tools/internal/localcluster"
 	"github.com/spf13/cobra"
 )
 
@@ -301,8 +300,6 @@ func (a *app) target(ctx context.Context) (target, func() error, error) {
 			description: a.addr,
 		}, none, nil
 	case 1:
-		// cfssl logs every certificate request at info level, on its own logger.
-		cflog.Level = cflog.LevelError
 		cl, err := localcluster.StartInProcess()
 		if err != nil {
 			return target{}, none, err
@@ -322,7 +319,6 @@ func (a *app) target(ctx context.Context) (target, func() error, error) {
 // produces go to the leader, consumes to followers.
 func (a *app) startProcesses(ctx context.Context) (target, func() error, error) {
 	none := func() error { return nil }
-	cflog.Level = cflog.LevelError
 	bin := a.dislogBin
 	if bin == "" {
 		dir, err := os.MkdirTemp("", "dislog-bench-bin-")

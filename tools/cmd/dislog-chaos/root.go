@@ -11,9 +11,8 @@ import (
 	"sync"
 	"time"
 
-	cflog "github.com/cloudflare/cfssl/log"
+	"github.com/dislog/dislog/server/localcluster"
 	"github.com/dislog/dislog/tools/chaos"
-	"github.com/dislog/dislog/tools/internal/localcluster"
 	"github.com/spf13/cobra"
 )
 
@@ -121,7 +120,6 @@ func runChaos(ctx context.Context, a args, stdout, stderr io.Writer) error {
 		return err
 	}
 	a.cfg.Seed = a.seed
-	cflog.Level = cflog.LevelError
 	a.cfg.Bin = a.dislogBin
 	if a.cfg.Bin == "" {
 		dir, err := os.MkdirTemp("", "dislog-chaos-bin-")

@@ -47,27 +47,26 @@ func CheckReplicationFlags(ctx context.Context, bin string) error {
 	return nil
 }
 
+// DislogPackage is the import path of the dislog command.
+const DislogPackage = "github.com/dislog/dislog/server/cmd/dislog"
+
 // BuildDislog builds the dislog command into dir, with the build tags given, and returns the
-// binary's path. The current directory must be inside the Dislog repository (or a module that
-// requires the server module): go build runs in the server module's directory, so that it uses
-// that module's dependencies, workspace or not.
+// binary's path. It runs go build in the current directory, which must be in a module that requires
+// the server module (or in the server module, or the Dislog workspace), and builds the dislog of
+// that module's build list: the working tree in the workspace, the required version outside it.
+// (The tools module lists the command in a tool directive, so its go.sum has what the build needs.)
 func BuildDislog(ctx context.Context, dir string, tags ...string) (string, error) {
 	bin, err := filepath.Abs(filepath.Join(dir, "dislog"))
 	if err != nil {
 		return "", fmt.Errorf("localcluster: %w", err)
 	}
-	where, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/dislog/dislog/server").Output()
-	if err != nil {
-		return "", fmt.Errorf("localcluster: finding the server module (run inside the Dislog repository, or give the binary): %w", err)
-	}
 	args := []string{"build", "-o", bin}
 	if len(tags) > 0 {
 		args = append(args, "-tags", strings.Join(tags, ","))
 	}
-	cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/dislog")...)
-	cmd.Dir = strings.TrimSpace(string(where))
+	cmd := exec.CommandContext(ctx, "go", append(args, DislogPackage)...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("localcluster: go build dislog in %s: %w\n%s", cmd.Dir, err, out)
+		return "", fmt.Errorf("localcluster: go build %s: %w\n%s", DislogPackage, err, out)
 	}
 	return bin, nil
 }

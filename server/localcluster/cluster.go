@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/dislog/dislog/authz"
+	"github.com/dislog/dislog/authz/devca"
 	"github.com/dislog/dislog/client"
 	"github.com/dislog/dislog/server"
-	"github.com/dislog/dislog/tools/certs"
 )
 
 // ClientName is the common name of the client certificate a cluster issues; its policy allows it
@@ -58,20 +58,39 @@ func NodeName(i int) string { return fmt.Sprintf("node%d", i+1) }
 // the client certificate and the policy.
 func makePKI(dir string, ips []string) (pki, error) {
 	var p pki
-	ca, err := certs.NewCA(filepath.Join(dir, "pki", "ca"), nil)
+	ca, err := devca.New(devca.CAName)
 	if err != nil {
 		return p, err
 	}
+	write := func(name string, role authz.Role, hosts []string) (authz.TLSOptions, error) {
+		certPEM, keyPEM, err := ca.Issue(devca.Request{CommonName: name, Role: role, Hosts: hosts})
+		if err != nil {
+			return authz.TLSOptions{}, err
+		}
+		d := filepath.Join(dir, "pki", name)
+		files := authz.TLSOptions{
+			CAFile:   filepath.Join(d, "ca.pem"),
+			CertFile: filepath.Join(d, name+".pem"),
+			KeyFile:  filepath.Join(d, name+"-key.pem"),
+		}
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return files, fmt.Errorf("localcluster: %w", err)
+		}
+		for path, data := range map[string][]byte{files.CAFile: ca.CertPEM(), files.CertFile: certPEM, files.KeyFile: keyPEM} {
+			if err := os.WriteFile(path, data, 0o600); err != nil {
+				return files, fmt.Errorf("localcluster: %w", err)
+			}
+		}
+		return files, nil
+	}
 	for i, ip := range ips {
-		files, err := ca.Issue(filepath.Join(dir, "pki", NodeName(i)), certs.IssueRequest{
-			Role: certs.RoleServer, CommonName: NodeName(i), Hosts: slices.Compact([]string{"127.0.0.1", ip, "localhost"}),
-		})
+		files, err := write(NodeName(i), authz.RoleServer, slices.Compact([]string{"127.0.0.1", ip, "localhost"}))
 		if err != nil {
 			return p, err
 		}
 		p.servers = append(p.servers, files)
 	}
-	if p.client, err = ca.Issue(filepath.Join(dir, "pki", ClientName), certs.IssueRequest{Role: certs.RoleClient, CommonName: ClientName}); err != nil {
+	if p.client, err = write(ClientName, authz.RoleClient, nil); err != nil {
 		return p, err
 	}
 	p.policy = filepath.Join(dir, "pki", "policy.csv")

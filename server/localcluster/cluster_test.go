@@ -10,15 +10,9 @@ import (
 	"testing"
 	"time"
 
-	cflog "github.com/cloudflare/cfssl/log"
 	"github.com/dislog/dislog/client"
 	"github.com/matryer/is"
 )
-
-func TestMain(m *testing.M) {
-	cflog.Level = cflog.LevelError
-	os.Exit(m.Run())
-}
 
 func TestInProcessNodeServesTheClientAndCloseRemovesIt(t *testing.T) {
 	is := is.New(t)
@@ -110,6 +104,9 @@ func TestPrefixWriterPrefixesWholeLines(t *testing.T) {
 // loopback IP, and checks that a killed node serves again after Restart, on the same address,
 // and that a paused one answers again after Resume.
 func TestProcessNodesCanBeKilledRestartedPausedAndResumed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs dislog processes: skipped by -short")
+	}
 	is := is.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -173,6 +170,9 @@ func TestProcessNodesCanBeKilledRestartedPausedAndResumed(t *testing.T) {
 // A node that exits before it serves is reported with the end of its output, which says why; a
 // port taken meanwhile (errPortTaken) is not what happened here, so the start is not tried again.
 func TestANodeThatCannotStartIsReportedWithItsOutput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs dislog processes: skipped by -short")
+	}
 	is := is.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -1,5 +1,7 @@
-// Package localcluster starts a Dislog cluster of its own on loopback for a tool that needs one, such
-// as dislog-bench or dislog-chaos: a certificate authority with a server certificate per node and a
+// Package localcluster starts a Dislog cluster of its own on loopback for a tool or test that needs
+// one: dislog-bench and dislog-chaos, the process tests of the dislog command and the end-to-end
+// tests in the tools module all use it, so there is one harness of dislog processes. It makes a
+// certificate authority (package authz/devca) with a server certificate per node and a
 // client certificate, an ACL policy that lets that client do everything, and the nodes, all in a
 // temporary directory that Close removes.
 //
