@@ -9,9 +9,13 @@ ACTIONLINT_VERSION  := v1.7.12
 # the working tree's modules come from a module proxy it writes on disk (docs/RELEASING.md).
 RELEASE := go run ./tools/cmd/dislog-release
 
-.PHONY: all test test-short lint tidy tidy-check release release-update tools actionlint image test-deploy promtool-check $(addprefix test-,$(MODULES)) $(addprefix test-alone-,$(MODULES))
+.PHONY: all bin test test-short lint tidy tidy-check release release-update tools actionlint image test-deploy promtool-check $(addprefix test-,$(MODULES)) $(addprefix test-alone-,$(MODULES))
 
 all: lint tidy-check test
+
+# bin: the server, dislogctl and the tools' commands in ./bin (ignored by git).
+bin:
+	go build -o bin/ ./server/cmd/dislog ./client/cmd/dislogctl ./tools/cmd/dislog-certs ./tools/cmd/dislog-bench
 
 # The whole workspace with the race detector: the command the README gives and .ci/run calls.
 test:
@@ -24,7 +28,7 @@ test-deploy: image
 	cd tools && DISLOG_DEPLOY_TEST=1 go test -count=1 -timeout 10m -run TestAComposeCluster -v ./deploytest
 
 test-short:
-	go test -short work
+	go test -short -count=1 work
 
 # test-<module>: one module alone, outside the workspace, the way a user of that module builds it:
 # its siblings at the versions its go.mod requires, served from the working tree by a proxy on disk.
@@ -67,16 +71,20 @@ tidy-check:
 # tagged latest.
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 IMAGE_DIR := build/image
-# The dislog image must stay under 40 MiB (the server's dev CA is crypto/x509, not cfssl: dislog and
-# dislogctl together are about 39 MiB). IMAGE_SIZE_STRICT=0 reports an image over the limit instead of
-# refusing it.
-IMAGE_MAX_BYTES   := 41943040
+# The dislog image must stay under 40 MB: one binary, dislog, which is also dislogctl when called by that
+# name (a link), about 29 MB stripped; the server's dev CA is crypto/x509, not cfssl. IMAGE_SIZE_STRICT=0
+# reports an image over the limit instead of refusing it.
+IMAGE_MAX_BYTES   := 40000000
 IMAGE_SIZE_STRICT ?= 1
 
 image:
 	rm -rf $(IMAGE_DIR) && mkdir -p $(IMAGE_DIR)/empty
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(IMAGE_DIR)/ \
-		./server/cmd/dislog ./client/cmd/dislogctl ./tools/cmd/dislog-certs
+		./tools/cmd/dislog-certs
+	mkdir -p $(IMAGE_DIR)/bin
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(IMAGE_DIR)/bin/ \
+		./server/cmd/dislog
+	ln -s dislog $(IMAGE_DIR)/bin/dislogctl
 	cp deploy/docker/passwd deploy/docker/group $(IMAGE_DIR)/
 	docker build -q -f deploy/docker/Dockerfile --target certs -t dislog-certs:$(VERSION) -t dislog-certs:latest $(IMAGE_DIR)
 	docker build -q -f deploy/docker/Dockerfile --target dislog --build-arg VERSION=$(VERSION) \
@@ -84,7 +92,7 @@ image:
 	@size=$$(docker image inspect -f '{{.Size}}' dislog:$(VERSION)); \
 		echo "image: dislog:$(VERSION) $$size bytes, dislog-certs:$(VERSION) $$(docker image inspect -f '{{.Size}}' dislog-certs:$(VERSION)) bytes"; \
 		if [ $$size -ge $(IMAGE_MAX_BYTES) ]; then \
-			echo "image: dislog:$(VERSION) is over the limit of $(IMAGE_MAX_BYTES) bytes (40 MiB)"; \
+			echo "image: dislog:$(VERSION) is over the limit of $(IMAGE_MAX_BYTES) bytes (40 MB)"; \
 			[ "$(IMAGE_SIZE_STRICT)" = 0 ]; \
 		fi
 

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -78,6 +79,8 @@ type Client struct {
 
 	produceRetries int
 	lanes          lanePool
+	// leader follows the cluster's leader for a "dislog:///" target; nil for one server.
+	leader *cluster.Leader
 }
 
 // Dial returns a client of target. It does not wait for a connection: the first call does, and
@@ -110,21 +113,37 @@ func Dial(target string, opts ...Option) (*Client, error) {
 		grpc.WithInitialConnWindowSize(connWindowBytes),
 		grpc.WithWriteBufferSize(ioBufferBytes),
 		grpc.WithReadBufferSize(ioBufferBytes),
+		// A server that comes back is reconnected to within about 0.6 s, whatever the outage
+		// lasted; gRPC's default backoff grows to 120 s.
+		grpc.WithConnectParams(cluster.ConnectParams()),
+		// A server that stops answering while its connection stays open (a frozen process, a
+		// dropped route) is given up on after keepaliveTime+keepaliveTimeout of silence on a
+		// connection with calls in flight, rather than never; the server permits pings this often.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
 	}, o.dialOptions...)
+	var leader *cluster.Leader
 	if isClusterTarget(target) {
 		if _, err := clusterSeeds(target); err != nil {
 			return nil, fmt.Errorf("client: dial %s: %w", target, err)
 		}
+		leader = cluster.NewLeader()
 		dialOpts = append(dialOpts,
-			grpc.WithResolvers(cluster.NewResolverBuilder(o.refresh)),
+			grpc.WithResolvers(cluster.NewResolverBuilder(o.refresh, leader)),
 			grpc.WithDefaultServiceConfig(cluster.ServiceConfig))
 	}
 	conn, err := grpc.NewClient(target, dialOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", target, err)
 	}
-	return &Client{conn: conn, api: dislogv1.NewLogServiceClient(conn), produceRetries: o.produceRetries}, nil
+	return &Client{conn: conn, api: dislogv1.NewLogServiceClient(conn), produceRetries: o.produceRetries, leader: leader}, nil
 }
+
+// Keepalive of the client's connections: gRPC's minimum ping interval, and a timeout that a
+// server busy with fsyncs still answers within.
+const (
+	keepaliveTime    = 10 * time.Second
+	keepaliveTimeout = 5 * time.Second
+)
 
 func isClusterTarget(target string) bool {
 	return strings.HasPrefix(strings.ToLower(target), cluster.Scheme+":")
@@ -184,6 +203,13 @@ func (c *Client) Produce(ctx context.Context, topic string, rec Record) (uint64,
 // WithProduceRetries times while ctx lasts: the cluster writes it once, however many times it
 // arrives. If the retries run out, the error wraps ErrUnknownOutcome and the last failure's
 // status.
+//
+// A call with a deadline waits for a server that is down to come back, up to the deadline,
+// rather than spend its retries failing in the client; the client reconnects within about 0.6 s
+// of the server serving again. On a cluster, a call that waits on a leader longer than
+// the cluster usually answers makes the client ask every server who leads, and if another server
+// leads now (the old leader is frozen, or cut off), the batch goes there at once: the wait on a
+// frozen leader costs an election, as a dead one does.
 func (c *Client) ProduceBatch(ctx context.Context, topic string, recs []Record) (uint64, error) {
 	req := &dislogv1.ProduceRequest{Topic: topic, Records: make([]*dislogv1.Record, len(recs))}
 	for i := range recs {
@@ -202,7 +228,14 @@ func (c *Client) ProduceBatch(ctx context.Context, topic string, recs []Record) 
 		if !retryable(err) {
 			return 0, err
 		}
-		if attempt >= c.produceRetries || ctx.Err() != nil || c.closed() || !sleep(ctx, backoff) {
+		if attempt >= c.produceRetries || ctx.Err() != nil || c.closed() {
+			return 0, fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+		}
+		if errors.Is(err, errLeaderMoved) {
+			// The new leader is known and connected: no reason to wait.
+			continue
+		}
+		if !sleep(ctx, backoff) {
 			return 0, fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
 		}
 		backoff = min(2*backoff, maxRetryBackoff)
@@ -214,12 +247,29 @@ func (c *Client) ProduceBatch(ctx context.Context, topic string, recs []Record) 
 const attemptTimeout = 10 * time.Second
 
 func (c *Client) produceOnce(ctx context.Context, req *dislogv1.ProduceRequest) (*dislogv1.ProduceResponse, error) {
-	if _, ok := ctx.Deadline(); !ok {
+	// A call with a deadline waits for a server that is down or reconnecting until it serves
+	// (WaitForReady), as long as the caller allowed; the balancer still fails it at once when a
+	// cluster's leader is unreachable, to find another. A call without one fails such an attempt
+	// at once and retries, so that its retries, not a wait per attempt, bound it (about 10 s).
+	var callOpts []grpc.CallOption
+	if _, ok := ctx.Deadline(); ok {
+		callOpts = append(callOpts, grpc.WaitForReady(true))
+	} else {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, attemptTimeout)
 		defer cancel()
 	}
-	return c.api.Produce(ctx, req)
+	if c.leader == nil {
+		return c.api.Produce(ctx, req, callOpts...)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go followLeader(ctx, c.leader, cancel)
+	resp, err := c.api.Produce(ctx, req, callOpts...)
+	if err != nil && errors.Is(context.Cause(ctx), errLeaderMoved) {
+		return nil, errLeaderMoved
+	}
+	return resp, err
 }
 
 // Consume reads the record at offset in topic. On a cluster it reads from a follower, which

@@ -194,10 +194,10 @@ func TestClusterFindsANewLeaderOnItsRefreshTimer(t *testing.T) {
 	is.NoErr(err)
 
 	c.SetLeader(1)
-	// Two GetServers calls begun after the change: the first one's answer is published before
-	// the second begins.
+	// A round of GetServers asks every server at once; a call of the round after the change
+	// begins only once that round's answer (the newest term's) is published.
 	asked := sum(calls(c, "GetServers"))
-	waitFor(t, "the client asks for the servers twice", func() bool { return sum(calls(c, "GetServers")) >= asked+2 })
+	waitFor(t, "the client asks for the servers twice", func() bool { return sum(calls(c, "GetServers")) >= asked+len(c.Servers)+1 })
 	_, err = cl.Produce(ctx, "t", client.Record{Value: []byte("to 1")})
 	is.NoErr(err) // straight to the new leader
 	is.Equal(calls(c, "Produce"), []int{1, 1, 0})
@@ -360,7 +360,7 @@ func TestAProduceDuringAnElectionWaitsForTheNewLeader(t *testing.T) {
 	c.SetLeader(-1)
 	c.Servers[0].Close() // the old leader is gone
 	asked := sum(calls(c, "GetServers"))
-	waitFor(t, "the client to learn there is no leader", func() bool { return sum(calls(c, "GetServers")) >= asked+2 })
+	waitFor(t, "the client to learn there is no leader", func() bool { return sum(calls(c, "GetServers")) >= asked+len(c.Servers) })
 	done := make(chan error, 1)
 	go func() {
 		_, err := cl.Produce(ctx, "t", client.Record{Value: value(1)})
@@ -376,4 +376,60 @@ func TestAProduceDuringAnElectionWaitsForTheNewLeader(t *testing.T) {
 	c.SetLeader(2)
 	is.NoErr(<-done)
 	is.Equal(c.Servers[2].Calls("Produce"), 1)
+}
+
+// A produce that waits on a leader that stopped answering (a frozen process: its connection stays
+// open, its calls hang) moves to the leader the others elected, with the same producer id and
+// sequence, long before its deadline; nothing else would end it until the old leader thaws.
+func TestAProduceWaitingOnAFrozenLeaderMovesToTheNewLeader(t *testing.T) {
+	is := is.New(t)
+	ctx := timeout(t)
+	c := startCluster(t, 3, 0)
+	cl := dialCluster(t, c, c.Target()) // the default refresh, 5 s: the wait itself must ask
+	_, err := cl.Produce(ctx, "t", client.Record{Value: value(0)})
+	is.NoErr(err)
+
+	thaw := c.Servers[0].Freeze()
+	defer thaw()
+	done := make(chan error, 1)
+	var off uint64
+	go func() {
+		var err error
+		off, err = cl.Produce(ctx, "t", client.Record{Value: value(1)})
+		done <- err
+	}()
+	waitFor(t, "the produce to reach the frozen leader", func() bool { return c.Servers[0].Calls("Produce") == 2 })
+	c.SetLeader(1)
+	if err := <-done; err != nil {
+		t.Fatalf("the produce waiting on the frozen leader failed: %v; want it acknowledged by the new leader", err)
+	}
+	is.Equal(off, uint64(1))
+	is.Equal(c.Servers[1].Calls("Produce"), 1)
+	is.Equal(len(c.Records("t")), 2)
+}
+
+// A Producer whose stream waits on a leader that stopped answering sends its batches again, on a
+// new stream, to the leader the others elected; the cluster writes each once.
+func TestAProducerWaitingOnAFrozenLeaderMovesToTheNewLeader(t *testing.T) {
+	is := is.New(t)
+	ctx := timeout(t)
+	c := startCluster(t, 3, 0)
+	cl := dialCluster(t, c, c.Target())
+	p, err := client.NewProducer(cl, "t", client.ProducerOptions{})
+	is.NoErr(err)
+	defer p.Close()
+	_, err = p.Send(ctx, client.Record{Value: value(0)}).Wait(ctx)
+	is.NoErr(err)
+
+	thaw := c.Servers[0].Freeze()
+	defer thaw()
+	r := p.Send(ctx, client.Record{Value: value(1)})
+	waitFor(t, "the second batch to reach the frozen leader", func() bool { return c.Servers[0].Held() >= 1 })
+	c.SetLeader(1)
+	off, err := r.Wait(ctx)
+	if err != nil {
+		t.Fatalf("the record waiting on the frozen leader: %v; want it acknowledged by the new leader", err)
+	}
+	is.Equal(off, uint64(1))
+	is.Equal(len(c.Records("t")), 2)
 }

@@ -378,6 +378,13 @@ type sender struct {
 	backoff time.Duration
 	// deadline fires at the first batch's delivery deadline.
 	deadline *time.Timer
+
+	// On a cluster: the leader the stream was opened to ("" if none was known), a channel closed
+	// when the client learns of another, and the hedge, which fires while batches wait unanswered
+	// (see hedgeAfter); nil without a cluster.
+	streamLeader  string
+	leaderChanged <-chan struct{}
+	hedge         *time.Timer
 }
 
 // run sends sealed batches and completes them. It owns the stream and the batches in flight.
@@ -396,6 +403,14 @@ func (p *Producer) run() {
 		deadline: time.NewTimer(time.Hour),
 	}
 	s.deadline.Stop()
+	var hedge <-chan time.Time
+	if l := p.c.leader; l != nil {
+		s.streamLeader, s.leaderChanged = l.Get()
+		s.hedge = time.NewTimer(time.Hour)
+		s.hedge.Stop()
+		defer s.hedge.Stop()
+		hedge = s.hedge.C
+	}
 	sealed := p.sealed
 	for sealed != nil || len(s.inflight) > 0 {
 		var retry <-chan time.Time
@@ -403,6 +418,13 @@ func (p *Producer) run() {
 			retry = s.retry.C
 		}
 		select {
+		case <-s.leaderChanged:
+			s.followLeader()
+		case <-hedge:
+			if s.stream != nil && len(s.inflight) > 0 {
+				p.c.leader.ResolveNow()
+				s.hedge.Reset(hedgeEvery)
+			}
 		case b, ok := <-sealed:
 			if !ok {
 				sealed = nil
@@ -439,6 +461,33 @@ func (p *Producer) run() {
 	}
 }
 
+// followLeader moves the batches in flight to a new stream when the client learns that another
+// server leads than the one the stream went to: that one may be frozen, its stream open and
+// silent. They go again with their producer ids and sequences, which the cluster deduplicates.
+func (s *sender) followLeader() {
+	var now string
+	now, s.leaderChanged = s.p.c.leader.Get()
+	if now == "" {
+		return // an election: the stream's server may yet lead again
+	}
+	moved := s.streamLeader != "" && now != s.streamLeader
+	s.streamLeader = now
+	if !moved || s.stream == nil {
+		return
+	}
+	s.dropStream()
+	if len(s.inflight) > 0 && s.retry == nil {
+		s.resend()
+	}
+}
+
+// armHedge starts the wait after which unanswered batches make the client ask who leads.
+func (s *sender) armHedge() {
+	if s.hedge != nil && len(s.inflight) > 0 {
+		s.hedge.Reset(hedgeAfter)
+	}
+}
+
 // add numbers a sealed batch with a free lane and sends it.
 func (s *sender) add(b *batch) {
 	if n := len(s.lanes); n > 0 {
@@ -449,6 +498,9 @@ func (s *sender) add(b *batch) {
 	b.lane.stamp(b.req)
 	b.deadline = time.Now().Add(s.p.opts.DeliveryTimeout)
 	s.inflight = append(s.inflight, b)
+	if len(s.inflight) == 1 {
+		s.armHedge()
+	}
 	switch {
 	case s.retry != nil:
 		// It goes with the others when the backoff ends.
@@ -476,6 +528,10 @@ func (s *sender) resend() {
 }
 
 func (s *sender) open() error {
+	if s.hedge != nil {
+		s.streamLeader, s.leaderChanged = s.p.c.leader.Get()
+		s.armHedge()
+	}
 	sctx, cancel := context.WithCancel(s.ctx)
 	// Opening waits while the leader is connecting; not past the first batch's deadline.
 	t := time.AfterFunc(time.Until(s.inflight[0].deadline), cancel)
@@ -516,6 +572,7 @@ func (s *sender) ack(a streamAck) {
 	b := s.inflight[0]
 	s.inflight = s.inflight[1:]
 	s.backoff = minRetryBackoff
+	s.armHedge() // the stream answers: wait again before asking who leads
 	// A duplicate answer is a success too: the batch was written by an earlier attempt, at
 	// the offsets the answer gives.
 	s.finish(b, a.resp.GetBaseOffset(), nil)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
+	"github.com/dislog/dislog/client/internal/cluster"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -82,6 +83,48 @@ func (p *lanePool) put(l *lane) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.free = append(p.free, l)
+}
+
+// Hedging of a produce attempt on a cluster: an attempt unanswered after hedgeAfter makes the
+// resolver ask every server who leads, and again every hedgeEvery, so that a leader elected while
+// the attempt waits on the old one is known within hedgeEvery of its election. A produce that
+// takes longer than hedgeAfter is rare (the leader's fsync and a replication round trip), and all
+// it costs is GetServers calls, which the resolver spaces.
+const (
+	hedgeAfter = 200 * time.Millisecond
+	hedgeEvery = 100 * time.Millisecond
+)
+
+// errLeaderMoved ends an attempt that waited on a server while the cluster elected another
+// leader: the batch is sent again, to the new leader, with the same producer id and sequence.
+var errLeaderMoved = status.Error(codes.Unavailable, "client: another server leads now; the request goes there")
+
+// followLeader cancels ctx with errLeaderMoved if, while it lasts, the leader changes from the
+// one known when it began to another server. A change from no leader known does not: the call
+// was waiting for one in the balancer and goes to it.
+func followLeader(ctx context.Context, leader *cluster.Leader, cancel context.CancelCauseFunc) {
+	addr, changed := leader.Get()
+	t := time.NewTimer(hedgeAfter)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+			var now string
+			now, changed = leader.Get()
+			if addr != "" && now != "" && now != addr {
+				cancel(errLeaderMoved)
+				return
+			}
+			if addr == "" {
+				addr = now
+			}
+		case <-t.C:
+			leader.ResolveNow()
+			t.Reset(hedgeEvery)
+		}
+	}
 }
 
 // retryable reports whether a produce request that failed with err may be sent again: the

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,13 +19,13 @@ import (
 	"github.com/dislog/dislog/discovery"
 	"github.com/dislog/dislog/raftlog"
 	"github.com/dislog/dislog/server/internal/fsm"
+	"github.com/dislog/dislog/server/internal/hclogslog"
 	"github.com/dislog/dislog/server/internal/mux"
 	peerv1 "github.com/dislog/dislog/server/internal/peerapi/v1"
 	"github.com/dislog/dislog/server/internal/raftnet"
 	"github.com/dislog/dislog/server/internal/rpc"
 	"github.com/dislog/dislog/server/internal/topics"
 	"github.com/dislog/dislog/storelog"
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -62,6 +61,8 @@ type cluster struct {
 	stop    context.CancelFunc
 	stopped context.Context
 	loops   sync.WaitGroup
+	// noMembership is set when the server starts shutting down: see stopMembership.
+	noMembership atomic.Bool
 
 	// failedSince is when the leader first saw each failed member; the reconcile loop removes it
 	// after the grace period. Only the reconcile loop and the membership handler touch it.
@@ -78,7 +79,7 @@ func openCluster(o *options, log *slog.Logger, reg *topics.Registry, m *mux.Mux,
 	c.stopped, c.stop = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
-			c.close()
+			c.close(func(string) {})
 		}
 	}()
 	if c.fsm, err = fsm.Open(fsm.Config{Dir: o.dataDir, Topics: reg, Fetch: c.fetch, Logger: log}); err != nil {
@@ -94,7 +95,7 @@ func openCluster(o *options, log *slog.Logger, reg *topics.Registry, m *mux.Mux,
 		}
 		return nil, fmt.Errorf("server: raft log: %w", err)
 	}
-	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: &slogWriter{log: log}})
+	hlog := hclogslog.New(log, "raft")
 	if c.snapshots, err = raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog); err != nil {
 		return nil, fmt.Errorf("server: raft snapshots: %w", err)
 	}
@@ -149,7 +150,7 @@ func openCluster(o *options, log *slog.Logger, reg *topics.Registry, m *mux.Mux,
 			// The last index from the start, not after the first gossip tick: a server with no
 			// state tells a fresh cluster (every member at 0) from one it should wait to join.
 			Tags:    map[string]string{lastIndexTag: strconv.FormatUint(c.raft.LastIndex(), 10)},
-			Timings: o.serfTimings, Logger: log,
+			Timings: serfTimings(o), Logger: log,
 		}, membershipHandler{c}); err != nil {
 			return nil, fmt.Errorf("server: membership: %w", err)
 		}
@@ -269,7 +270,7 @@ func (c *cluster) reconcileLoop() {
 			return
 		case <-tick.C:
 		}
-		if c.raft.State() == raft.Leader {
+		if !c.membershipStopped() && c.raft.State() == raft.Leader {
 			c.reconcile()
 		}
 	}
@@ -335,7 +336,7 @@ func (c *cluster) removeServer(id, why string) {
 type membershipHandler struct{ c *cluster }
 
 func (h membershipHandler) Join(id, rpcAddr string) error {
-	if h.c.raft.State() != raft.Leader {
+	if h.c.membershipStopped() || h.c.raft.State() != raft.Leader {
 		return nil
 	}
 	f := h.c.raft.GetConfiguration()
@@ -351,7 +352,7 @@ func (h membershipHandler) Join(id, rpcAddr string) error {
 }
 
 func (h membershipHandler) Leave(id string) error {
-	if h.c.raft.State() != raft.Leader {
+	if h.c.membershipStopped() || h.c.raft.State() != raft.Leader {
 		return nil
 	}
 	for _, m := range h.c.members.Members() {
@@ -467,11 +468,13 @@ func (c *cluster) forward(ctx context.Context, cmd []byte) (*fsm.Result, error) 
 func (c *cluster) Offset(group, topic string) (uint64, bool) { return c.fsm.Offset(group, topic) }
 
 // Servers lists every server of the Raft configuration.
-func (c *cluster) Servers(context.Context) ([]*dislogv1.Server, error) {
+func (c *cluster) Servers(context.Context) (*dislogv1.GetServersResponse, error) {
 	f := c.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return nil, raftError(err)
 	}
+	// The term before the leader: an answer never claims an older term than its leader's.
+	term := c.raft.CurrentTerm()
 	_, leaderID := c.raft.LeaderWithID()
 	tags := map[string]string{}
 	if c.members != nil {
@@ -501,7 +504,7 @@ func (c *cluster) Servers(context.Context) ([]*dislogv1.Server, error) {
 		}
 		return 0
 	})
-	return servers, nil
+	return &dislogv1.GetServersResponse{Servers: servers, Term: term}, nil
 }
 
 // fetch copies records from a peer for the FSM's restore: from the leader, or else any other server.
@@ -581,6 +584,25 @@ func (c *cluster) fetchFrom(ctx context.Context, addr, topic string, from, to ui
 
 // leave hands leadership to another voter if this server leads, then leaves Serf gracefully, so
 // that the new leader removes this server from the configuration.
+// serfTimings are the Serf timings given, with a leave that fits the shutdown: Serf waits up to
+// its broadcast timeout (5 s by default) for a leave message to go out, and to peers that are
+// stopping too it never does; Serf's shutdown then waits for that leave. A fifth of the shutdown
+// timeout (2 s by default) is plenty for a message on a LAN.
+func serfTimings(o *options) discovery.Timings {
+	t := o.serfTimings
+	if t.BroadcastTimeout == 0 {
+		t.BroadcastTimeout = min(5*time.Second, o.shutdownTimeout/5)
+	}
+	return t
+}
+
+// stopMembership stops the changes of the Raft configuration that follow Serf: a server shutting
+// down, which may become leader as the others stop too, does not wait on removals that no quorum
+// is left to commit.
+func (c *cluster) stopMembership() { c.noMembership.Store(true) }
+
+func (c *cluster) membershipStopped() bool { return c.noMembership.Load() }
+
 func (c *cluster) leave() {
 	if c.raft.State() == raft.Leader && c.voters() > 1 {
 		if err := c.raft.LeadershipTransfer().Error(); err != nil {
@@ -611,28 +633,44 @@ func (c *cluster) voters() int {
 }
 
 // close stops Raft and membership and closes the stores. It is safe on a partly opened cluster.
-func (c *cluster) close() error {
+// It tells step the name of each step as it starts, for a shutdown that overruns its timeout to
+// say where.
+func (c *cluster) close(step func(string)) error {
 	c.stop()
 	var errs []error
-	if c.members != nil {
-		errs = append(errs, c.members.Shutdown())
-	}
-	c.loops.Wait()
-	if c.raft != nil {
-		if err := c.raft.Shutdown().Error(); err != nil {
-			errs = append(errs, err)
-		} else if c.fsm != nil {
-			// A graceful stop leaves a checkpoint, so the next start serves offsets and topics at
-			// once instead of after replaying the log.
-			errs = append(errs, c.fsm.Checkpoint())
-		}
-	}
+	// The network closes first: raft.Shutdown waits for the replication goroutines, and one in
+	// an RPC to a peer whose Raft has stopped but whose network has not would wait out the RPC
+	// timeout, while that peer's shutdown waits the same way for this one (every server stopping
+	// at once: all three overran the shutdown timeout so in a dislog-bench run). A closed network
+	// fails the calls in flight and drops the connections, which ends the peers' calls too.
+	step("Raft network")
 	if c.transport != nil {
 		errs = append(errs, c.transport.Close())
 	}
 	if c.network != nil {
 		errs = append(errs, c.network.Close())
 	}
+	step("Raft shutdown")
+	if c.raft != nil {
+		if err := c.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, err)
+		} else if c.fsm != nil {
+			// A graceful stop leaves a checkpoint, so the next start serves offsets and topics at
+			// once instead of after replaying the log.
+			step("FSM checkpoint")
+			errs = append(errs, c.fsm.Checkpoint())
+		}
+	}
+	// Serf after Raft: its Shutdown waits for a Leave still broadcasting (the shutdown stops
+	// waiting for the leave after its share of the timeout), which must not keep Raft from its
+	// checkpoint. The loops only call Raft and Serf, which answer at once once shut down.
+	step("Serf shutdown")
+	if c.members != nil {
+		errs = append(errs, c.members.Shutdown())
+	}
+	step("background loops")
+	c.loops.Wait()
+	step("Raft store")
 	if c.store != nil {
 		errs = append(errs, c.store.Close())
 	}
@@ -730,12 +768,4 @@ func (s *peerService) ReadRecords(req *peerv1.ReadRecordsRequest, stream peerv1.
 		return stream.Send(resp)
 	}
 	return nil
-}
-
-// slogWriter passes Raft's log lines, which hclog writes at warning level or above, to slog.
-type slogWriter struct{ log *slog.Logger }
-
-func (w *slogWriter) Write(p []byte) (int, error) {
-	w.log.Warn(strings.TrimSpace(string(p)), slog.String("component", "raft"))
-	return len(p), nil
 }

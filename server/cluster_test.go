@@ -353,3 +353,47 @@ func TestFiveNodesReplicateEveryWriteMadeOnAnyNode(t *testing.T) {
 		is.True(s.IsVoter)
 	}
 }
+
+// A topic created through one server is there, at once, for every call on every server: a
+// follower that has not applied the creation yet waits for it rather than deny the topic. The
+// same for a deletion: no server still describes a topic once DeleteTopic returned.
+func TestATopicCreatedOrDeletedIsSeenAtOnceOnEveryServer(t *testing.T) {
+	rounds := 200
+	if testing.Short() {
+		rounds = 20
+	}
+	// About a dozen Raft writes and read barriers a round: more than ctxT's 30 s on a busy machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	nodes := servertest.StartCluster(t, 3)
+	clients := clientsOf(t, nodes)
+	leaderOf(t, nodes)
+	for round := range rounds {
+		topic := fmt.Sprintf("t%d", round)
+		creator := clients[round%3]
+		if _, err := creator.CreateTopic(ctx, topic, client.TopicConfig{}); err != nil {
+			t.Fatalf("round %d: create %q through node %d: %v", round, topic, round%3+1, err)
+		}
+		for i, c := range clients {
+			if _, err := c.DescribeTopic(ctx, topic); err != nil {
+				t.Fatalf("round %d: describe %q on node %d right after its creation through node %d: %v (want the topic)", round, topic, i+1, round%3+1, err)
+			}
+			off, err := c.Produce(ctx, topic, client.Record{Value: []byte{byte(i)}})
+			if err != nil || off != uint64(i) {
+				t.Fatalf("round %d: produce to %q through node %d: offset %d, error %v (want offset %d, no error)", round, topic, i+1, off, err, i)
+			}
+			rec, err := c.Consume(ctx, topic, uint64(i))
+			if err != nil || !bytes.Equal(rec.Value, []byte{byte(i)}) {
+				t.Fatalf("round %d: consume %q offset %d through node %d: value %v, error %v (want [%d])", round, topic, i, i+1, rec.Value, err, i)
+			}
+		}
+		if err := creator.DeleteTopic(ctx, topic); err != nil {
+			t.Fatalf("round %d: delete %q: %v", round, topic, err)
+		}
+		for i, c := range clients {
+			if _, err := c.DescribeTopic(ctx, topic); status.Code(err) != codes.NotFound {
+				t.Fatalf("round %d: describe %q on node %d right after its deletion: %v (want NotFound)", round, topic, i+1, err)
+			}
+		}
+	}
+}

@@ -156,7 +156,9 @@ func WithPolicyReloadInterval(d time.Duration) Option {
 	return func(o *options) { o.policyReloadInterval = d }
 }
 
-// WithMaxRecordBytes is the largest record accepted, key and headers included. Default 1 MiB.
+// WithMaxRecordBytes is the largest record accepted: its key, header keys and values, and value,
+// without the few bytes of framing the server adds. A value of exactly this size fits. Default
+// 1 MiB.
 func WithMaxRecordBytes(n int) Option { return func(o *options) { o.maxRecordBytes = n } }
 
 // WithMaxMessageBytes is the largest gRPC message the server receives or sends: it bounds a produce

@@ -20,6 +20,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,13 +29,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/dislog/dislog/authz"
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
 	"github.com/dislog/dislog/server/internal/acl"
+	"github.com/dislog/dislog/server/internal/codec"
 	"github.com/dislog/dislog/server/internal/mux"
 	peerv1 "github.com/dislog/dislog/server/internal/peerapi/v1"
+	"github.com/dislog/dislog/server/internal/refusal"
 	"github.com/dislog/dislog/server/internal/rpc"
 	"github.com/dislog/dislog/server/internal/topics"
 	"github.com/dislog/dislog/storelog"
@@ -46,6 +50,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 )
 
@@ -57,6 +62,10 @@ type Server struct {
 	cluster *cluster
 	mux     *mux.Mux
 	acl     *authz.Authorizer
+	// refusals counts and logs refused handshakes and denied calls.
+	refusals *refusal.Recorder
+	// shutdownStep names the step a shutdown is at.
+	shutdownStep atomic.Pointer[string]
 
 	grpc     *grpc.Server
 	health   *health.Server
@@ -116,7 +125,7 @@ func New(opts ...Option) (_ *Server, err error) {
 	}
 	if s.topics, err = topics.Open(filepath.Join(o.dataDir, "topics"), topics.Options{
 		Log: storelog.Options{
-			MaxRecordBytes:  uint32(o.maxRecordBytes),
+			MaxRecordBytes:  uint32(o.maxRecordBytes + codec.MaxFraming),
 			MaxSegmentBytes: uint32(o.segmentBytes),
 			// The Raft log is fsynced before every ack and is the truth: a topic's records are
 			// rebuilt from it after a crash.
@@ -155,19 +164,26 @@ func New(opts ...Option) (_ *Server, err error) {
 		}
 		source = &net.TCPAddr{IP: ip}
 	}
-	s.mux = mux.New(s.lis, raftTLS, peerTLS, source, s.log)
+	s.refusals = refusal.New(s.log)
+	s.mux = mux.New(s.lis, raftTLS, peerTLS, source, s.log, func(remote, subject string, err error) {
+		reason, sub := refusal.Classify(err)
+		if errors.Is(err, mux.ErrNotServer) {
+			reason = refusal.ReasonNotServer
+		}
+		s.refusals.Handshake("Raft", remote, cmp.Or(subject, sub), reason, err)
+	})
 	if s.cluster, err = openCluster(&s.opts, s.log, s.topics, s.mux, advertise, peerTLS, source); err != nil {
 		return nil, err
 	}
 
-	interceptors := acl.New(s.acl)
+	interceptors := acl.New(s.acl, s.refusals.Denied)
 	service := rpc.New(rpc.Config{
 		Topics: s.topics, Cluster: s.cluster, MaxRecordBytes: o.maxRecordBytes,
 		Stopping: s.stopping, Visible: interceptors.Visible, Logger: s.log,
 	})
 	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	s.grpc = grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(tlsConf)),
+		grpc.Creds(s.refusals.Credentials(credentials.NewTLS(tlsConf))),
 		grpc.MaxRecvMsgSize(o.maxMessageBytes),
 		grpc.MaxSendMsgSize(o.maxMessageBytes),
 		// Windows and buffers sized for streams of megabytes a second: gRPC's defaults (64 KiB windows,
@@ -176,6 +192,11 @@ func New(opts ...Option) (_ *Server, err error) {
 		grpc.InitialConnWindowSize(connWindowBytes),
 		grpc.WriteBufferSize(ioBufferBytes),
 		grpc.ReadBufferSize(ioBufferBytes),
+		// Clients ping a connection with calls in flight every 10 s to notice a server that stopped
+		// answering (a frozen process); gRPC's default policy would answer such pings after 5 min
+		// with GOAWAY "too many pings". Pings on an idle connection are allowed too, as cheap as
+		// they are.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(), interceptors.Unary),
 		grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), interceptors.Stream),
 	)
@@ -195,6 +216,10 @@ func New(opts ...Option) (_ *Server, err error) {
 		topicCollector{s.topics},
 	)
 	s.metrics.MustRegister(service.Collectors()...)
+	s.metrics.MustRegister(s.refusals.Collectors()...)
+	if err := exportRaftMetrics(s.metrics); err != nil {
+		return nil, fmt.Errorf("server: Raft metrics: %w", err)
+	}
 	if s.adminLis != nil {
 		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
 	}
@@ -213,9 +238,9 @@ func (o *options) validate() error {
 		return fmt.Errorf("server: max record bytes %d must be positive", o.maxRecordBytes)
 	case o.segmentBytes <= 0 || o.segmentBytes >= 1<<32:
 		return fmt.Errorf("server: segment bytes %d must be between 1 and 4 GiB", o.segmentBytes)
-	case o.maxRecordBytes+storelogFrameBytes > o.segmentBytes:
+	case o.maxRecordBytes+codec.MaxFraming+storelogFrameBytes > o.segmentBytes:
 		return fmt.Errorf("server: max record bytes %d does not fit in a %d-byte segment", o.maxRecordBytes, o.segmentBytes)
-	case o.maxMessageBytes <= o.maxRecordBytes:
+	case o.maxMessageBytes <= o.maxRecordBytes+codec.MaxFraming:
 		return fmt.Errorf("server: max message bytes %d must exceed max record bytes %d", o.maxMessageBytes, o.maxRecordBytes)
 	case o.shutdownTimeout <= 0:
 		return fmt.Errorf("server: shutdown timeout %v must be positive", o.shutdownTimeout)
@@ -312,34 +337,95 @@ func (s *Server) Serve(ctx context.Context) error {
 	return errors.Join(serveErr, s.shutdown())
 }
 
-// shutdown stops serving and releases everything. A leader first hands its leadership to another
+// ErrShutdownTimeout is returned by Serve when the shutdown did not finish within the shutdown
+// timeout: Serve returned anyway, and what was still stopping (Raft, the stores) goes on in the
+// background. A process that exits then loses nothing acknowledged: every write was synced.
+var ErrShutdownTimeout = errors.New("server: the shutdown did not finish within its timeout")
+
+// Shares of the shutdown timeout that each step may use, counted from the start of the shutdown:
+// leaving the cluster (a leadership transfer, a Serf leave) ends by leaveShare, calls in flight are
+// cut at callsShare, and the admin server is closed by adminShare; releasing Raft and the stores
+// has the rest.
+const (
+	leaveShare = 0.3
+	callsShare = 0.6
+	adminShare = 0.7
+)
+
+// shutdown stops serving and releases everything, within the shutdown timeout whatever the other
+// servers do (they may be stopping at the same moment, so that no quorum is left to commit a
+// leadership transfer or a configuration change). A leader first hands its leadership to another
 // server, and every server leaves Serf, so the leader removes it from the Raft configuration.
 func (s *Server) shutdown() error {
-	s.log.Info("shutting down")
-	s.health.Shutdown()
-	s.cluster.leave()
-	s.stop()
-	stopped := make(chan struct{})
-	go func() {
-		s.grpc.GracefulStop()
-		close(stopped)
-	}()
+	start := time.Now()
+	limit := s.opts.shutdownTimeout
+	by := func(share float64) time.Time { return start.Add(time.Duration(share * float64(limit))) }
+	s.log.Info("shutting down", slog.Duration("limit", limit))
+	done := make(chan error, 1)
+	go func() { done <- s.shutdownSteps(by) }()
+	t := time.NewTimer(limit)
+	defer t.Stop()
 	select {
-	case <-stopped:
-	case <-time.After(s.opts.shutdownTimeout):
-		s.log.Warn("calls still in flight after the shutdown timeout; cutting them", slog.Duration("timeout", s.opts.shutdownTimeout))
+	case err := <-done:
+		s.log.Info("stopped", slog.Duration("took", time.Since(start).Round(time.Millisecond)))
+		return err
+	case <-t.C:
+		step := *s.shutdownStep.Load()
+		s.log.Error("the shutdown did not finish within its timeout; returning without waiting for the rest (nothing acknowledged is lost)",
+			slog.Duration("timeout", limit), slog.String("step", step))
+		return fmt.Errorf("%w (at %s)", ErrShutdownTimeout, step)
+	}
+}
+
+// shutdownSteps stops the server step by step, each step by its deadline.
+func (s *Server) shutdownSteps(by func(share float64) time.Time) error {
+	step := s.shutdownAt
+	step("leave the cluster")
+	s.health.Shutdown()
+	// Membership changes stop first: a server that became leader during the shutdown (every
+	// server stopping at once) must not wait on a removal no quorum is left to commit.
+	s.cluster.stopMembership()
+	if !within(by(leaveShare), s.cluster.leave) {
+		s.log.Warn("leaving the cluster took too long; stopping without waiting for it")
+	}
+	s.stop()
+	step("finish calls in flight")
+	if !within(by(callsShare), s.grpc.GracefulStop) {
+		s.log.Warn("calls still in flight at the shutdown's deadline for them; cutting them")
 		s.grpc.Stop()
-		<-stopped
 	}
 	var err error
+	step("close the admin server")
 	if s.admin != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), s.opts.shutdownTimeout)
+		ctx, cancel := context.WithDeadline(context.Background(), by(adminShare))
 		err = s.admin.Shutdown(ctx)
 		cancel()
+		if err != nil {
+			s.admin.Close()
+		}
 	}
-	err = errors.Join(err, s.release())
-	s.log.Info("stopped")
-	return err
+	return errors.Join(err, s.release())
+}
+
+// shutdownAt records the step a shutdown is at.
+func (s *Server) shutdownAt(step string) { s.shutdownStep.Store(&step) }
+
+// within runs f and waits for it until deadline; it reports whether f ended by then. A late f goes
+// on in the background.
+func within(deadline time.Time, f func()) bool {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // Close releases a server that was never served.
@@ -356,8 +442,9 @@ func (s *Server) release() error {
 	var errs []error
 	s.stop()
 	if s.cluster != nil {
-		errs = append(errs, s.cluster.close())
+		errs = append(errs, s.cluster.close(s.shutdownAt))
 	}
+	s.shutdownAt("close the listeners and topics")
 	if s.mux != nil {
 		s.mux.Close()
 	}

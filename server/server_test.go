@@ -698,3 +698,25 @@ func TestNewRefusesIncompleteConfiguration(t *testing.T) {
 		})
 	}
 }
+
+// The record limit is on what the producer chose to send, key, headers and value: a value of
+// exactly the limit is written, one byte more is refused.
+func TestAValueOfExactlyTheRecordLimitIsWritten(t *testing.T) {
+	ctx := ctxT(t)
+	n := servertest.Start(t, "", server.WithMaxRecordBytes(server.DefaultMaxRecordBytes))
+	c := n.Client(t, "alice", client.WithProduceRetries(0))
+	if _, err := c.CreateTopic(ctx, "t", client.TopicConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	value := make([]byte, server.DefaultMaxRecordBytes)
+	if _, err := c.Produce(ctx, "t", client.Record{Value: value}); err != nil {
+		t.Fatalf("a value of exactly the %d-byte limit: %v; want it written", len(value), err)
+	}
+	rec, err := c.Consume(ctx, "t", 0)
+	if err != nil || len(rec.Value) != len(value) {
+		t.Fatalf("read back: %d bytes, error %v; want %d bytes", len(rec.Value), err, len(value))
+	}
+	if _, err := c.Produce(ctx, "t", client.Record{Key: []byte("k"), Value: value}); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("a key and a value of the limit: %v; want ResourceExhausted", err)
+	}
+}

@@ -8,17 +8,22 @@ import (
 	"time"
 )
 
-// Failover makes a run kill the leader: Kills times, the first after Every and each next Every
-// after the last killed node was restarted. The report's Failover then says, for each kill, how long
-// produce stopped.
+// Failover makes a run kill or freeze the leader: Kills times, the first after Every and each next
+// Every after the last node was restarted or resumed. The report's Failover then says, for each
+// kill, how long produce stopped. A run with a Failover lasts its Duration, and longer if the
+// kills need it: it ends once the last one is over.
 type Failover struct {
 	Kills int
 	Every time.Duration
+	// Pause, if set, stops the leader with SIGSTOP for that long instead of killing it: its
+	// connections stay open and its calls hang, as with a long GC pause, a stalled disk or a
+	// frozen VM. It is resumed once Pause has passed (and not before produce resumed, or gave up).
+	Pause time.Duration
 	// Cluster is the cluster the run's clients talk to.
 	Cluster FailoverCluster
 }
 
-// FailoverCluster is a cluster of server processes a run can kill nodes of.
+// FailoverCluster is a cluster of server processes a run can kill or freeze nodes of.
 type FailoverCluster interface {
 	// Leader is the index of the node that leads, once every node is in the cluster again.
 	Leader(ctx context.Context) (int, error)
@@ -26,7 +31,16 @@ type FailoverCluster interface {
 	Kill(i int) error
 	// Restart starts node i again, on its data, and returns once it serves.
 	Restart(ctx context.Context, i int) error
+	// Pause stops node i with SIGSTOP; Resume continues it with SIGCONT.
+	Pause(i int) error
+	Resume(i int) error
 }
+
+// Signals a Kill reports.
+const (
+	SignalKill = "SIGKILL"
+	SignalStop = "SIGSTOP"
+)
 
 // resumeTimeout bounds how long a failover waits for produce to resume before it gives up.
 const resumeTimeout = 60 * time.Second
@@ -39,10 +53,12 @@ type FailoverStats struct {
 	GapP50Millis float64 `json:"p50_gap_ms"`
 }
 
-// Kill is one SIGKILL of the leader.
+// Kill is one SIGKILL or SIGSTOP of the leader.
 type Kill struct {
 	// Node is the index of the node killed, from 0.
 	Node int `json:"node"`
+	// Signal is SignalKill or SignalStop.
+	Signal string `json:"signal"`
 	// AtSeconds is when it was killed, since the measurement started.
 	AtSeconds float64 `json:"at_seconds"`
 	// GapMillis is the longest time with no successful produce around the kill: from the last
@@ -52,6 +68,14 @@ type Kill struct {
 	GapMillis     float64 `json:"gap_ms"`
 	ResumedMillis float64 `json:"resumed_after_ms"`
 	Resumed       bool    `json:"resumed"`
+}
+
+// verb says what was done to the node.
+func (k Kill) verb() string {
+	if k.Signal == SignalStop {
+		return "froze (SIGSTOP)"
+	}
+	return "killed (SIGKILL)"
 }
 
 // acks tracks successful produces for a failover: the last acknowledgement, and the first one of a
@@ -92,9 +116,10 @@ func (a *acks) first() time.Time {
 	return first
 }
 
-// failovers kills the leader on f's schedule until ctx ends or the kills are done, and returns
-// what each kill did. A kill's gap is measured from the moment SIGKILL returned (the process had
-// exited), so no acknowledgement in flight from the dead leader counts as produce resuming.
+// failovers kills or freezes the leader on f's schedule until ctx ends or the kills are done, and
+// returns what each did. A kill's gap is measured from the moment SIGKILL returned (the process had
+// exited) or SIGSTOP was sent, so no acknowledgement in flight from the old leader counts as
+// produce resuming.
 func (r *run) failovers(ctx context.Context, f *Failover, a *acks) ([]Kill, error) {
 	var kills []Kill
 	wait := time.NewTimer(f.Every)
@@ -105,41 +130,84 @@ func (r *run) failovers(ctx context.Context, f *Failover, a *acks) ([]Kill, erro
 			return kills, nil
 		case <-wait.C:
 		}
-		leader, err := f.Cluster.Leader(ctx)
-		if err != nil {
-			return kills, fmt.Errorf("bench: failover: find the leader: %w", err)
-		}
-		if err := f.Cluster.Kill(leader); err != nil {
-			return kills, fmt.Errorf("bench: failover: %w", err)
-		}
-		killed := time.Now()
-		last, resumed := a.markKill(killed)
-		k := Kill{Node: leader, AtSeconds: killed.Sub(r.start).Seconds()}
-		timeout := time.NewTimer(resumeTimeout)
-		select {
-		case <-resumed:
-		case <-ctx.Done():
-		case <-timeout.C:
-		}
-		timeout.Stop()
-		if first := a.first(); !first.IsZero() {
-			k.Resumed = true
-			k.GapMillis = millis(first.Sub(last))
-			k.ResumedMillis = millis(first.Sub(killed))
-		}
+		k, err := r.failover(ctx, f, a)
 		kills = append(kills, k)
-		if ctx.Err() != nil {
-			return kills, nil
-		}
-		if !k.Resumed {
-			return kills, fmt.Errorf("bench: failover: produce did not resume within %s of killing node %d", resumeTimeout, leader)
-		}
-		if err := f.Cluster.Restart(ctx, leader); err != nil {
-			return kills, fmt.Errorf("bench: failover: %w", err)
+		if err != nil || ctx.Err() != nil {
+			return kills, err
 		}
 		wait.Reset(f.Every)
 	}
 	return kills, nil
+}
+
+// failover kills or freezes the leader once, waits for produce to resume, and brings the node back.
+func (r *run) failover(ctx context.Context, f *Failover, a *acks) (Kill, error) {
+	leader, err := f.Cluster.Leader(ctx)
+	if err != nil {
+		return Kill{}, fmt.Errorf("bench: failover: find the leader: %w", err)
+	}
+	k := Kill{Node: leader, Signal: SignalKill}
+	var thaw <-chan time.Time
+	if f.Pause > 0 {
+		k.Signal = SignalStop
+		if err := f.Cluster.Pause(leader); err != nil {
+			return k, fmt.Errorf("bench: failover: %w", err)
+		}
+		t := time.NewTimer(f.Pause)
+		defer t.Stop()
+		thaw = t.C
+	} else if err := f.Cluster.Kill(leader); err != nil {
+		return k, fmt.Errorf("bench: failover: %w", err)
+	}
+	killed := time.Now()
+	last, resumed := a.markKill(killed)
+	k.AtSeconds = killed.Sub(r.start).Seconds()
+	timeout := time.NewTimer(resumeTimeout)
+	defer timeout.Stop()
+	// A frozen node is resumed when its pause is over, even if produce waits for it.
+	paused := f.Pause > 0
+	for waiting := true; waiting; {
+		select {
+		case <-resumed:
+			waiting = false
+		case <-ctx.Done():
+			waiting = false
+		case <-timeout.C:
+			waiting = false
+		case <-thaw:
+			thaw = nil
+			paused = false
+			if err := f.Cluster.Resume(leader); err != nil {
+				return k, fmt.Errorf("bench: failover: %w", err)
+			}
+		}
+	}
+	if first := a.first(); !first.IsZero() {
+		k.Resumed = true
+		k.GapMillis = millis(first.Sub(last))
+		k.ResumedMillis = millis(first.Sub(killed))
+	}
+	if paused {
+		select {
+		case <-thaw:
+		case <-ctx.Done():
+		}
+		if err := f.Cluster.Resume(leader); err != nil {
+			return k, fmt.Errorf("bench: failover: %w", err)
+		}
+	}
+	if ctx.Err() != nil {
+		return k, nil
+	}
+	if !k.Resumed {
+		return k, fmt.Errorf("bench: failover: produce did not resume within %s of the %s of node %d", resumeTimeout, k.Signal, leader)
+	}
+	if f.Pause == 0 {
+		if err := f.Cluster.Restart(ctx, leader); err != nil {
+			return k, fmt.Errorf("bench: failover: %w", err)
+		}
+	}
+	return k, nil
 }
 
 func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

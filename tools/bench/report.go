@@ -109,10 +109,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	if f := r.Failover; f != nil {
 		for _, k := range f.Kills {
 			if k.Resumed {
-				fmt.Fprintf(&b, "failover killed node %d at %s: no produce acknowledged for %s; resumed %s after the kill\n",
-					k.Node, seconds(k.AtSeconds), us(k.GapMillis*1e3), us(k.ResumedMillis*1e3))
+				fmt.Fprintf(&b, "failover %s node %d (the leader) at %s: no produce acknowledged for %s; resumed %s after the %s\n",
+					k.verb(), k.Node, seconds(k.AtSeconds), us(k.GapMillis*1e3), us(k.ResumedMillis*1e3), k.Signal)
 			} else {
-				fmt.Fprintf(&b, "failover killed node %d at %s: produce had not resumed when the run ended\n", k.Node, seconds(k.AtSeconds))
+				fmt.Fprintf(&b, "failover %s node %d (the leader) at %s: produce had not resumed when the run ended\n", k.verb(), k.Node, seconds(k.AtSeconds))
 			}
 		}
 		fmt.Fprintf(&b, "failover %s: longest gap %s, median %s\n", plural(len(f.Kills), "kill"), us(f.MaxGapMillis*1e3), us(f.GapP50Millis*1e3))

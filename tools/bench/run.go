@@ -41,6 +41,9 @@ type run struct {
 	payload []byte
 	start   time.Time
 	end     time.Time // when a run with a Duration stops starting operations
+	// failoversDone, set for a run with a Failover, is closed once its kills are over: the run
+	// goes on past end until then, so that a kill late in the run is measured to its end.
+	failoversDone chan struct{}
 
 	produce, consume *recorder
 }
@@ -120,16 +123,16 @@ func Run(ctx context.Context, dial Dial, cfg Config) (*Report, error) {
 		a := &acks{}
 		r.produce.acks = a
 		work := measure
+		r.failoversDone = make(chan struct{})
 		measure = func(ctx context.Context, clients []*client.Client) {
 			nemesisCtx, stop := context.WithCancel(ctx)
-			done := make(chan struct{})
 			go func() {
-				defer close(done)
+				defer close(r.failoversDone)
 				kills, failoverErr = r.failovers(nemesisCtx, f, a)
 			}()
 			work(ctx, clients)
 			stop()
-			<-done
+			<-r.failoversDone
 		}
 	}
 	elapsed := r.measure(ctx, clients, measure)
@@ -328,13 +331,19 @@ func (r *run) each(worker func(ctx context.Context, c *client.Client, b *budget)
 type budget struct {
 	left  int64 // with a count
 	until time.Time
+	// hold, if not nil, extends until: records are handled until it is closed too.
+	hold <-chan struct{}
 }
 
 func (r *run) budget(i, n int) *budget {
 	if r.cfg.Count > 0 {
 		return &budget{left: share(r.cfg.Count, i, n)}
 	}
-	return &budget{until: r.end}
+	b := &budget{until: r.end}
+	if r.failoversDone != nil {
+		b.hold = r.failoversDone
+	}
+	return b
 }
 
 // take returns how many of n more records the client may handle now, and counts them as handled.
@@ -342,6 +351,13 @@ func (b *budget) take(n int) int {
 	if !b.until.IsZero() {
 		if time.Now().Before(b.until) {
 			return n
+		}
+		if b.hold != nil {
+			select {
+			case <-b.hold:
+			default:
+				return n
+			}
 		}
 		return 0
 	}

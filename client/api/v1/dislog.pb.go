@@ -761,8 +761,12 @@ func (x *Server) GetLastIndex() uint64 {
 }
 
 type GetServersResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Servers       []*Server              `protobuf:"bytes,1,rep,name=servers,proto3" json:"servers,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Servers []*Server              `protobuf:"bytes,1,rep,name=servers,proto3" json:"servers,omitempty"`
+	// term is the answering server's Raft term. A client that asks several servers believes the
+	// answer with the highest term: a server that was partitioned or frozen may still name a leader
+	// that the others have replaced.
+	Term          uint64 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -802,6 +806,13 @@ func (x *GetServersResponse) GetServers() []*Server {
 		return x.Servers
 	}
 	return nil
+}
+
+func (x *GetServersResponse) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
 }
 
 type TopicConfig struct {
@@ -1548,9 +1559,10 @@ const file_dislog_proto_rawDesc = "" +
 	"\tis_leader\x18\x03 \x01(\bR\bisLeader\x12\x19\n" +
 	"\bis_voter\x18\x04 \x01(\bR\aisVoter\x12\x1d\n" +
 	"\n" +
-	"last_index\x18\x05 \x01(\x04R\tlastIndex\"A\n" +
+	"last_index\x18\x05 \x01(\x04R\tlastIndex\"U\n" +
 	"\x12GetServersResponse\x12+\n" +
-	"\aservers\x18\x01 \x03(\v2\x11.dislog.v1.ServerR\aservers\"v\n" +
+	"\aservers\x18\x01 \x03(\v2\x11.dislog.v1.ServerR\aservers\x12\x12\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term\"v\n" +
 	"\vTopicConfig\x12'\n" +
 	"\x0fretention_bytes\x18\x01 \x01(\x03R\x0eretentionBytes\x12>\n" +
 	"\rretention_age\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fretentionAge\"\xc9\x01\n" +

@@ -51,6 +51,8 @@ type Cluster struct {
 
 	mu     sync.Mutex
 	leader int // -1: none
+	// term counts the leader changes, as Raft's term does.
+	term   uint64
 	topics map[string]*topic
 	// grew is closed and replaced whenever a topic grows.
 	grew chan struct{}
@@ -91,6 +93,10 @@ type Server struct {
 	produceReqs int
 	calls       map[string]int
 	voter       bool
+	// frozen, when not nil, holds every call until it is closed (Freeze); held counts the calls
+	// and stream requests it holds.
+	frozen chan struct{}
+	held   int
 
 	grpc    *grpc.Server
 	served  chan struct{}
@@ -165,10 +171,16 @@ func NewCluster(n int) (*Cluster, error) {
 		s.grpc = grpc.NewServer(grpc.Creds(credentials.NewTLS(serverTLS)),
 			grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 				s.count(info.FullMethod)
+				if err := s.waitThawed(ctx); err != nil {
+					return nil, err
+				}
 				return h(ctx, req)
 			}),
 			grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 				s.count(info.FullMethod)
+				if err := s.waitThawed(ss.Context()); err != nil {
+					return err
+				}
 				return h(srv, ss)
 			}))
 		dislogv1.RegisterLogServiceServer(s.grpc, s)
@@ -204,10 +216,12 @@ func (c *Cluster) Target(seeds ...int) string {
 }
 
 // SetLeader makes Servers[i] the leader; -1 leaves the cluster without one, as during an election.
+// Each call starts a new term.
 func (c *Cluster) SetLeader(i int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.leader = i
+	c.term++
 }
 
 // Leader returns the index of the leader, -1 if none.
@@ -258,6 +272,56 @@ func (s *Server) Close() {
 		s.grpc.Stop()
 		<-s.served
 	})
+}
+
+// Freeze makes the server hold every call it receives, GetServers too, until thaw is called, as a
+// process stopped with SIGSTOP whose connections stay open. A frozen server does not answer for the
+// cluster: the others do (set a new leader with SetLeader).
+func (s *Server) Freeze() (thaw func()) {
+	ch := make(chan struct{})
+	s.c.mu.Lock()
+	s.frozen = ch
+	s.c.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.c.mu.Lock()
+			s.frozen = nil
+			s.c.mu.Unlock()
+			close(ch)
+		})
+	}
+}
+
+// Held counts the calls and stream requests the frozen server holds.
+func (s *Server) Held() int {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.held
+}
+
+// waitThawed holds a call while the server is frozen.
+func (s *Server) waitThawed(ctx context.Context) error {
+	s.c.mu.Lock()
+	ch := s.frozen
+	if ch != nil {
+		s.held++
+	}
+	s.c.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	defer func() {
+		s.c.mu.Lock()
+		s.held--
+		s.c.mu.Unlock()
+	}()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
 }
 
 // Cluster returns the cluster the server is part of.
@@ -439,6 +503,10 @@ func (s *Server) ProduceStream(stream dislogv1.LogService_ProduceStreamServer) e
 		if err != nil {
 			return err
 		}
+		// A stream opened before Freeze hangs from its next request on.
+		if err := s.waitThawed(stream.Context()); err != nil {
+			return err
+		}
 		if err := s.shouldBreak(answered); err != nil {
 			return err
 		}
@@ -524,7 +592,7 @@ func (s *Server) GetServers(context.Context, *dislogv1.GetServersRequest) (*disl
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	resp := &dislogv1.GetServersResponse{}
+	resp := &dislogv1.GetServersResponse{Term: c.term}
 	for i, srv := range c.Servers {
 		resp.Servers = append(resp.Servers, &dislogv1.Server{
 			Id: srv.ID, RpcAddr: srv.Addr, IsLeader: i == c.leader, IsVoter: srv.voter, LastIndex: uint64(c.appends),

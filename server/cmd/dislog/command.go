@@ -83,7 +83,7 @@ variable (DISLOG_DATA_DIR for --data-dir) or a key of the TOML file --config nam
 	f.StringVar(&c.certFile, "tls-cert-file", "", "server certificate (default: a dev certificate in the data directory)")
 	f.StringVar(&c.keyFile, "tls-key-file", "", "server certificate key")
 	f.StringVar(&c.policyFile, "policy-file", "", "ACL policy (default in dev mode: <data-dir>/policy.csv, allowing the dev client everything)")
-	f.IntVar(&c.maxRecordBytes, "max-record-bytes", server.DefaultMaxRecordBytes, "largest record accepted, key and headers included")
+	f.IntVar(&c.maxRecordBytes, "max-record-bytes", server.DefaultMaxRecordBytes, "largest record accepted: its key, headers and value (a value of exactly this size fits)")
 	f.IntVar(&c.maxMessageBytes, "max-message-bytes", server.DefaultMaxMessageBytes, "largest gRPC message, which bounds a produce batch")
 	f.IntVar(&c.segmentBytes, "segment-bytes", server.DefaultSegmentBytes, "size at which a topic starts a new segment file")
 	f.DurationVar(&c.retentionInterval, "retention-interval", time.Minute, "how often retention runs on each topic")
@@ -101,6 +101,7 @@ variable (DISLOG_DATA_DIR for --data-dir) or a key of the TOML file --config nam
 	f.DurationVar(&c.raft.CommitTimeout, "raft-commit-timeout", rd.CommitTimeout, "how long an idle leader waits before it tells followers the commit index")
 	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&c.logFormat, "log-format", "text", "text or json")
+	plainBools(cmd)
 	return cmd
 }
 
@@ -255,7 +256,7 @@ func printBanner(w io.Writer, srv *server.Server, c config, dev *devSetup) {
 		fmt.Fprintf(w, "  serf:    %s\n", a)
 	}
 	if a := srv.AdminAddr(); a != "" {
-		fmt.Fprintf(w, "  admin:   http://%s/metrics, /debug/pprof/, /healthz\n", a)
+		fmt.Fprintf(w, "  admin:   http://%s/metrics, /debug/pprof/, /healthz, /livez, /readyz\n", a)
 	}
 	fmt.Fprintf(w, "  data:    %s\n", c.dataDir)
 	fmt.Fprintf(w, "  policy:  %s\n", c.policyFile)
@@ -267,16 +268,23 @@ func printBanner(w io.Writer, srv *server.Server, c config, dev *devSetup) {
 		host = net.JoinHostPort("127.0.0.1", port)
 	}
 	cl := dev.client
+	dataDir := c.dataDir
+	if abs, err := filepath.Abs(dataDir); err == nil {
+		dataDir = abs
+	}
 	fmt.Fprintf(w, `
 Development mode: connect as the client %q, which the policy allows everything:
   CA:   %s
   cert: %s
   key:  %s
 
+  dislogctl --addr %s --data-dir %s servers
+    (dislogctl: go install ./client/cmd/dislogctl in the repository, or make bin for ./bin/dislogctl)
+
   grpcurl -cacert %s -cert %s -key %s \
     -d '{"topic": "hello"}' %s dislog.v1.LogService/CreateTopic
 
 From Go: client.Dial(%q, client.WithTLSFiles(%q, %q, %q))
-`, devClientName, cl.CAFile, cl.CertFile, cl.KeyFile, cl.CAFile, cl.CertFile, cl.KeyFile, host,
+`, devClientName, cl.CAFile, cl.CertFile, cl.KeyFile, host, dataDir, cl.CAFile, cl.CertFile, cl.KeyFile, host,
 		host, cl.CAFile, cl.CertFile, cl.KeyFile)
 }

@@ -74,6 +74,19 @@ func startDev(t *testing.T, dataDir string) (addr string, stop func() error) {
 // startDevAdmin is startDev that also returns the admin server's address.
 func startDevAdmin(t *testing.T, dataDir string) (addr, admin string, stop func() error) {
 	t.Helper()
+	addr, admin, _, stop = runDev(t, dataDir)
+	return addr, admin, stop
+}
+
+// startDevBanner is startDev that also returns what the command printed on stdout: its banner.
+func startDevBanner(t *testing.T, dataDir string) (addr string, banner func() string, stop func() error) {
+	t.Helper()
+	addr, _, banner, stop = runDev(t, dataDir)
+	return addr, banner, stop
+}
+
+func runDev(t *testing.T, dataDir string) (addr, admin string, banner func() string, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := newCommand(func(string) (string, bool) { return "", false })
 	var out, logs syncBuffer
@@ -113,7 +126,7 @@ func startDevAdmin(t *testing.T, dataDir string) (addr, admin string, stop func(
 		return <-done
 	}
 	t.Cleanup(func() { stop() })
-	return addr, admin, stop
+	return addr, admin, out.String, stop
 }
 
 func TestWithNoTLSFlagsDevModeMakesCertificatesAndAPolicyForTheDevClient(t *testing.T) {

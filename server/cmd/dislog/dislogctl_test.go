@@ -22,7 +22,7 @@ func TestDislogctlWorksAgainstADevNode(t *testing.T) {
 		t.Fatalf("go build dislogctl: %v\n%s", err, out)
 	}
 	dir := t.TempDir()
-	addr, _ := startDev(t, dir)
+	addr, banner, _ := startDevBanner(t, dir)
 	ctl := func(stdin string, args ...string) string {
 		t.Helper()
 		cmd := exec.Command(bin, append([]string{"--addr", addr, "--data-dir", dir}, args...)...)
@@ -58,6 +58,26 @@ func TestDislogctlWorksAgainstADevNode(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("the dislogctl command the start-up message shows works as printed", func(t *testing.T) {
+		var printed string
+		for line := range strings.Lines(banner()) {
+			if l := strings.TrimSpace(line); strings.HasPrefix(l, "dislogctl ") {
+				printed = l
+				break
+			}
+		}
+		if printed == "" {
+			t.Fatalf("the start-up message shows no dislogctl command:\n%s", banner())
+		}
+		// Run from another directory: the command must not depend on the node's.
+		args := strings.Fields(printed)[1:]
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = t.TempDir()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", printed, err, out)
+		}
+	})
 
 	t.Run("tail -f prints a record produced after it started", func(t *testing.T) {
 		is := is.New(t)

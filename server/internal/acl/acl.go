@@ -77,11 +77,38 @@ func ruleFor(method string) (rule, bool) {
 
 // ACL holds the interceptors.
 type ACL struct {
-	authz Authorizer
+	authz  Authorizer
+	denied func(remote, subject, method, action string, err error)
 }
 
-// New returns the interceptors for a.
-func New(a Authorizer) *ACL { return &ACL{authz: a} }
+// New returns the interceptors for a. denied, if not nil, is told of every call denied with
+// PermissionDenied: the caller's address and subject, the method, the action it needed
+// ("produce", "consume", "admin", "server" for the peer service, "none" for a method without a
+// rule) and the error the caller gets.
+func New(a Authorizer, denied func(remote, subject, method, action string, err error)) *ACL {
+	return &ACL{authz: a, denied: denied}
+}
+
+// deny tells of a PermissionDenied error err, and returns it.
+func (a *ACL) deny(ctx context.Context, sub authz.Subject, method string, r *rule, err error) error {
+	if a.denied == nil || status.Code(err) != codes.PermissionDenied {
+		return err
+	}
+	action := "none"
+	switch {
+	case r == nil:
+	case r.server:
+		action = "server"
+	case len(r.actions) > 0:
+		action = string(r.actions[0])
+	}
+	remote := ""
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		remote = p.Addr.String()
+	}
+	a.denied(remote, sub.Name, method, action, err)
+	return err
+}
 
 type subjectKey struct{}
 
@@ -151,10 +178,10 @@ func (a *ACL) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, ha
 	}
 	r, ok := ruleFor(info.FullMethod)
 	if !ok {
-		return nil, status.Errorf(codes.PermissionDenied, "%s has no ACL rule", info.FullMethod)
+		return nil, a.deny(ctx, sub, info.FullMethod, nil, status.Errorf(codes.PermissionDenied, "%s has no ACL rule", info.FullMethod))
 	}
 	if err := a.check(sub, info.FullMethod, r, req); err != nil {
-		return nil, err
+		return nil, a.deny(ctx, sub, info.FullMethod, &r, err)
 	}
 	return handler(context.WithValue(ctx, subjectKey{}, sub), req)
 }
@@ -167,10 +194,10 @@ func (a *ACL) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo,
 	}
 	r, ok := ruleFor(info.FullMethod)
 	if !ok {
-		return status.Errorf(codes.PermissionDenied, "%s has no ACL rule", info.FullMethod)
+		return a.deny(ss.Context(), sub, info.FullMethod, nil, status.Errorf(codes.PermissionDenied, "%s has no ACL rule", info.FullMethod))
 	}
 	if r.server && sub.Role != authz.RoleServer {
-		return a.check(sub, info.FullMethod, r, nil)
+		return a.deny(ss.Context(), sub, info.FullMethod, &r, a.check(sub, info.FullMethod, r, nil))
 	}
 	return handler(srv, &checkedStream{
 		ServerStream: ss, acl: a, sub: sub, method: info.FullMethod, rule: r,
@@ -193,5 +220,8 @@ func (s *checkedStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
-	return s.acl.check(s.sub, s.method, s.rule, m)
+	if err := s.acl.check(s.sub, s.method, s.rule, m); err != nil {
+		return s.acl.deny(s.ctx, s.sub, s.method, &s.rule, err)
+	}
+	return nil
 }

@@ -43,7 +43,23 @@ const (
 // ErrMalformed is returned by Decode for bytes that are not a record of a version it knows.
 var ErrMalformed = errors.New("codec: malformed record")
 
-// Size is the length of rec's encoding.
+// MaxFraming is how many bytes of framing a stored record may add to its key, headers and value:
+// the version, the Raft index of version 2, the lengths and the header count. A server's record
+// limit is on the key, headers and value (Payload), so that a value of exactly the limit fits;
+// its logs allow the limit plus MaxFraming. A record whose framing would take more (thousands of
+// headers) is refused.
+const MaxFraming = 4096
+
+// Payload is the bytes of rec that its producer chose: key, header keys and values, and value.
+func Payload(rec *dislogv1.Record) int {
+	n := len(rec.GetKey()) + len(rec.GetValue())
+	for _, h := range rec.GetHeaders() {
+		n += len(h.GetKey()) + len(h.GetValue())
+	}
+	return n
+}
+
+// Size is the length of rec's encoding (version 1; version 2 adds the Raft index, a uvarint).
 func Size(rec *dislogv1.Record) int {
 	n := 1 + uvarintLen(len(rec.GetKey())) + len(rec.GetKey()) + uvarintLen(len(rec.GetHeaders()))
 	for _, h := range rec.GetHeaders() {

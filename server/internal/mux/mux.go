@@ -28,17 +28,21 @@ const handshakeTimeout = 10 * time.Second
 // ErrClosed is returned by Accept after Close.
 var ErrClosed = errors.New("mux: closed")
 
+// ErrNotServer is why a Raft connection whose certificate is not a server's is refused.
+var ErrNotServer = errors.New("mux: a Raft connection needs a server certificate")
+
 // Mux splits one listener into a gRPC listener and a Raft stream layer.
 type Mux struct {
-	lis    net.Listener
-	server *tls.Config // accepts Raft connections
-	peer   *tls.Config // dials Raft connections
-	dialer net.Dialer  // dials Raft connections, from the source address New was given
-	log    *slog.Logger
-	grpc   chan net.Conn
-	raft   chan net.Conn
-	done   chan struct{}
-	once   sync.Once
+	lis     net.Listener
+	server  *tls.Config // accepts Raft connections
+	peer    *tls.Config // dials Raft connections
+	dialer  net.Dialer  // dials Raft connections, from the source address New was given
+	log     *slog.Logger
+	refused Refused
+	grpc    chan net.Conn
+	raft    chan net.Conn
+	done    chan struct{}
+	once    sync.Once
 	// mu orders serving.Add after Accept against Close's serving.Wait: a WaitGroup must not be
 	// added to from zero while it is waited on.
 	mu      sync.Mutex
@@ -46,13 +50,23 @@ type Mux struct {
 	serving sync.WaitGroup
 }
 
+// Refused is told of each Raft connection refused: the peer's address, its certificate's subject
+// if known, and the error, which refusal.Classify reads. It is for counting and logging.
+type Refused func(remote, subject string, err error)
+
 // New returns a Mux over lis. server is the TLS configuration Raft connections are accepted with
 // (authz.ServerTLSConfig; only server certificates get through), peer the one they are dialed with
 // (authz.PeerTLSConfig). source, when not nil, is the local address Raft connections are dialed
-// from; nil lets the operating system choose.
-func New(lis net.Listener, server, peer *tls.Config, source net.Addr, log *slog.Logger) *Mux {
+// from; nil lets the operating system choose. refused, if not nil, is told of every Raft
+// connection refused.
+func New(lis net.Listener, server, peer *tls.Config, source net.Addr, log *slog.Logger, refused Refused) *Mux {
+	if refused == nil {
+		refused = func(remote, subject string, err error) {
+			log.Warn("refused a Raft connection", slog.String("remote", remote), slog.String("subject", subject), slog.Any("error", err))
+		}
+	}
 	return &Mux{
-		lis: lis, server: server, peer: peer, dialer: net.Dialer{LocalAddr: source}, log: log,
+		lis: lis, server: server, peer: peer, dialer: net.Dialer{LocalAddr: source}, log: log, refused: refused,
 		grpc: make(chan net.Conn), raft: make(chan net.Conn), done: make(chan struct{}),
 	}
 }
@@ -105,14 +119,16 @@ func (m *Mux) route(conn net.Conn) {
 	r.Discard(1)
 	tc := tls.Server(&peekedConn{Conn: conn, r: r}, m.server)
 	if err := tc.HandshakeContext(context.Background()); err != nil {
-		m.log.Warn("refused a Raft connection", slog.String("remote", conn.RemoteAddr().String()), slog.Any("error", err))
+		m.refused(conn.RemoteAddr().String(), "", err)
 		conn.Close()
 		return
 	}
 	sub, err := authz.SubjectFromState(tc.ConnectionState())
 	if err != nil || sub.Role != authz.RoleServer {
-		m.log.Warn("refused a Raft connection from a certificate that is not a server's",
-			slog.String("remote", conn.RemoteAddr().String()), slog.String("subject", sub.Name))
+		if err == nil {
+			err = ErrNotServer
+		}
+		m.refused(conn.RemoteAddr().String(), sub.Name, err)
 		conn.Close()
 		return
 	}

@@ -22,7 +22,7 @@ func TestRaftConnectionsComeFromTheSourceAddress(t *testing.T) {
 	defer target.Close()
 	own, err := net.Listen("tcp", "127.0.0.1:0")
 	is.NoErr(err)
-	m := mux.New(own, &tls.Config{}, &tls.Config{}, &net.TCPAddr{IP: net.ParseIP("127.0.0.7")}, slog.New(slog.DiscardHandler))
+	m := mux.New(own, &tls.Config{}, &tls.Config{}, &net.TCPAddr{IP: net.ParseIP("127.0.0.7")}, slog.New(slog.DiscardHandler), nil)
 	defer m.Close()
 
 	accepted := make(chan net.Conn, 1)

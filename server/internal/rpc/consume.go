@@ -30,10 +30,7 @@ func timeOf(unixNano int64) time.Time { return time.Unix(0, unixNano) }
 // as it is written. A caught-up stream waits in Log.Wait, which appends wake: it uses no CPU while
 // the topic is idle.
 func (s *Service) ConsumeStream(req *dislogv1.ConsumeStreamRequest, stream dislogv1.LogService_ConsumeStreamServer) error {
-	t, err := s.topic(req.GetTopic())
-	if req.GetReadYourWrites() {
-		t, err = s.awaitTopic(stream.Context(), req.GetTopic())
-	}
+	t, err := s.awaitTopic(stream.Context(), req.GetTopic())
 	if err != nil {
 		return err
 	}
@@ -82,8 +79,10 @@ func (s *Service) ConsumeStream(req *dislogv1.ConsumeStreamRequest, stream dislo
 	}
 }
 
-// awaitTopic returns a topic for a read-your-writes call: one this server has not created yet,
-// it looks up again after a read barrier.
+// awaitTopic looks a topic up for a read. One this server does not have it looks up again after
+// a read barrier, with or without read_your_writes: a topic whose creation the cluster
+// acknowledged exists for every reader, on every server, even where the records are read stale.
+// The barrier is paid only on a miss.
 func (s *Service) awaitTopic(ctx context.Context, name string) (*topics.Topic, error) {
 	t, err := s.topic(name)
 	if status.Code(err) != codes.NotFound {

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"time"
@@ -44,11 +45,16 @@ func (s *Service) encode(req *dislogv1.ProduceRequest) (batch, error) {
 	}
 	total := 0
 	for i, r := range recs {
-		n := codec.Size(r)
-		if n > s.cfg.MaxRecordBytes {
+		if p := codec.Payload(r); p > s.cfg.MaxRecordBytes {
 			return batch{}, status.Errorf(codes.ResourceExhausted,
-				"record %d of the batch is %d bytes with its key and headers, over the server's limit of %d bytes (max record bytes); nothing of the batch was written",
-				i, n, s.cfg.MaxRecordBytes)
+				"record %d of the batch has %d bytes of key, headers and value, over the server's limit of %d bytes (max record bytes); nothing of the batch was written",
+				i, p, s.cfg.MaxRecordBytes)
+		}
+		n := codec.Size(r)
+		if framing := n - codec.Payload(r); framing > codec.MaxFraming-binary.MaxVarintLen64 {
+			return batch{}, status.Errorf(codes.ResourceExhausted,
+				"record %d of the batch has %d headers, whose framing takes %d bytes, over %d; nothing of the batch was written",
+				i, len(r.GetHeaders()), framing, codec.MaxFraming-binary.MaxVarintLen64)
 		}
 		total += n
 	}

@@ -30,8 +30,8 @@ type Cluster interface {
 	ReadBarrier(ctx context.Context) error
 	// Offset is a consumer group's committed offset on a topic, and whether it committed one.
 	Offset(group, topic string) (uint64, bool)
-	// Servers lists the servers of the cluster.
-	Servers(ctx context.Context) ([]*dislogv1.Server, error)
+	// Servers lists the servers of the cluster, with this server's Raft term.
+	Servers(ctx context.Context) (*dislogv1.GetServersResponse, error)
 }
 
 // Config is what a Service serves.
@@ -39,7 +39,8 @@ type Config struct {
 	// Topics are the local topics, which reads are served from and which the FSM writes.
 	Topics  *topics.Registry
 	Cluster Cluster
-	// MaxRecordBytes is the largest encoded record (key, headers and value) a produce may carry.
+	// MaxRecordBytes bounds the key, headers and value of a record (codec.Payload); the framing of
+	// its encoding is not counted, up to codec.MaxFraming.
 	MaxRecordBytes int
 	// Stopping is canceled when the server starts shutting down: streams end with UNAVAILABLE.
 	Stopping context.Context
@@ -97,10 +98,7 @@ func (s *Service) topic(name string) (*topics.Topic, error) {
 
 // Consume reads one record.
 func (s *Service) Consume(ctx context.Context, req *dislogv1.ConsumeRequest) (*dislogv1.ConsumeResponse, error) {
-	t, err := s.topic(req.GetTopic())
-	if req.GetReadYourWrites() {
-		t, err = s.awaitTopic(ctx, req.GetTopic())
-	}
+	t, err := s.awaitTopic(ctx, req.GetTopic())
 	if err != nil {
 		return nil, err
 	}
@@ -135,11 +133,7 @@ func (s *Service) read(ctx context.Context, t *topics.Topic, offset uint64) (*di
 
 // GetServers lists every server of the Raft configuration.
 func (s *Service) GetServers(ctx context.Context, _ *dislogv1.GetServersRequest) (*dislogv1.GetServersResponse, error) {
-	servers, err := s.cfg.Cluster.Servers(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &dislogv1.GetServersResponse{Servers: servers}, nil
+	return s.cfg.Cluster.Servers(ctx)
 }
 
 // apply applies one command through the cluster and waits for its result.
@@ -198,8 +192,11 @@ func (s *Service) DeleteTopic(ctx context.Context, req *dislogv1.DeleteTopicRequ
 	return &dislogv1.DeleteTopicResponse{}, nil
 }
 
-// ListTopics lists the topics the caller may see.
+// ListTopics lists the topics the caller may see, as of the call: see DescribeTopic.
 func (s *Service) ListTopics(ctx context.Context, _ *dislogv1.ListTopicsRequest) (*dislogv1.ListTopicsResponse, error) {
+	if err := s.cfg.Cluster.ReadBarrier(ctx); err != nil {
+		return nil, err
+	}
 	resp := &dislogv1.ListTopicsResponse{}
 	for _, t := range s.cfg.Topics.List() {
 		if s.cfg.Visible == nil || s.cfg.Visible(ctx, t.Name) {
@@ -209,8 +206,18 @@ func (s *Service) ListTopics(ctx context.Context, _ *dislogv1.ListTopicsRequest)
 	return resp, nil
 }
 
-// DescribeTopic describes one topic.
-func (s *Service) DescribeTopic(_ context.Context, req *dislogv1.DescribeTopicRequest) (*dislogv1.DescribeTopicResponse, error) {
+// DescribeTopic describes one topic. Topic metadata reads are linearizable, as FetchOffset is: a
+// topic created, deleted or reconfigured through any server before the call began is seen so on
+// every server (a follower that had not applied the change would otherwise deny a topic its
+// caller was just told exists). The read barrier costs one round trip to the leader; metadata
+// reads are rare next to record reads, which stay local.
+func (s *Service) DescribeTopic(ctx context.Context, req *dislogv1.DescribeTopicRequest) (*dislogv1.DescribeTopicResponse, error) {
+	if err := topics.ValidateName(req.GetTopic()); err != nil {
+		return nil, topicError(err, req.GetTopic())
+	}
+	if err := s.cfg.Cluster.ReadBarrier(ctx); err != nil {
+		return nil, err
+	}
 	t, err := s.topic(req.GetTopic())
 	if err != nil {
 		return nil, err

@@ -48,10 +48,11 @@ func ValidateName(name string) error {
 	case name == "." || name == "..":
 		return fmt.Errorf("%w: %q", ErrInvalidName, name)
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
+	// By rune, so that the error quotes the character given ('é'), not its first byte ('Ã'), at
+	// its position in characters.
+	for i, c := range []rune(name) {
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("%w: %q has %q at %d; use letters, digits, '.', '_' and '-'", ErrInvalidName, name, c, i)
+			return fmt.Errorf("%w: %q has %q at character %d; use ASCII letters, digits, '.', '_' and '-'", ErrInvalidName, name, c, i+1)
 		}
 	}
 	return nil

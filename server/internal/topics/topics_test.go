@@ -94,3 +94,17 @@ func TestADeletedTopicSaysSo(t *testing.T) {
 	_, err = r.Get("t")
 	is.True(errors.Is(err, ErrNotFound))
 }
+
+// The error names the offending character as the caller typed it, and where, in characters.
+func TestAnInvalidNameIsExplainedByCharacter(t *testing.T) {
+	for _, tc := range []struct{ name, says string }{
+		{"caf\u00e9s", `"cafés" has 'é' at character 4`},
+		{"a/b", `"a/b" has '/' at character 2`},
+		{"\u65e5\u672c", `"日本" has '日' at character 1`},
+	} {
+		err := ValidateName(tc.name)
+		if err == nil || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("ValidateName(%q) = %v; want an error that says %s", tc.name, err, tc.says)
+		}
+	}
+}

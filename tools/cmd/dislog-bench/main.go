@@ -5,7 +5,7 @@
 //	dislog-bench async  --cluster 1 --count 1000000 --window 4096
 //	dislog-bench batch  --cluster 1 --count 1000000 --batch 256
 //	dislog-bench replay --cluster 1 --count 1000000
-//	dislog-bench mixed  --addr 10.0.0.1:7070 --tls-ca ca.pem --tls-cert me.pem --tls-key me-key.pem --duration 1m --rate 50000
+//	dislog-bench mixed  --addr 10.0.0.1:7070 --tls-ca-file ca.pem --tls-cert-file me.pem --tls-key-file me-key.pem --duration 1m --rate 50000
 //
 // With no --cluster it dials --addr (default the local dev node, 127.0.0.1:7070, with the client
 // certificate in ./dislog-data/pki/dev, as dislogctl does). --json prints the report for machines

@@ -46,18 +46,18 @@ type app struct {
 	dislogArgs                   []string
 	jsonOut, progress            bool
 	plotFile                     string
-	kills                        int
-	killEvery                    time.Duration
+	kills, pauses                int
+	killEvery, pauseFor          time.Duration
 	cfg                          bench.Config
 }
 
 // envFlags maps connection flags to their environment variables, which dislogctl reads too.
 var envFlags = map[string]string{
-	"addr":     "DISLOG_ADDR",
-	"data-dir": "DISLOG_DATA_DIR",
-	"tls-ca":   "DISLOG_CA",
-	"tls-cert": "DISLOG_CERT",
-	"tls-key":  "DISLOG_KEY",
+	"addr":          "DISLOG_ADDR",
+	"data-dir":      "DISLOG_DATA_DIR",
+	"tls-ca-file":   "DISLOG_CA",
+	"tls-cert-file": "DISLOG_CERT",
+	"tls-key-file":  "DISLOG_KEY",
 }
 
 // errFailedRecords is returned, after the report is printed, when records failed.
@@ -85,8 +85,8 @@ func (a *app) rootCommand() *cobra.Command {
 (p50, p90, p99, p99.9, max) from an HDR histogram.
 
 With no --cluster it talks to running servers: --addr (default the dev node that "dislog" starts in
-the current directory, with the client certificate in ./dislog-data/pki/dev), or --tls-ca, --tls-cert
-and --tls-key for your own certificate; the environment variables DISLOG_ADDR, DISLOG_DATA_DIR,
+the current directory, with the client certificate in ./dislog-data/pki/dev), or --tls-ca-file, --tls-cert-file
+and --tls-key-file for your own certificate; the environment variables DISLOG_ADDR, DISLOG_DATA_DIR,
 DISLOG_CA, DISLOG_CERT and DISLOG_KEY work as for dislogctl. --cluster 1 starts a node inside this
 process, with a temporary CA, and --cluster 3 or 5 starts a replicated cluster of dislog processes on
 127.0.0.1 (built with go build unless --dislog-bin names the binary); either is removed afterwards.
@@ -99,9 +99,9 @@ A run lasts --count records in all (failed ones count) or --duration (default 10
 	f := cmd.PersistentFlags()
 	f.StringVar(&a.addr, "addr", defaultAddr, "server address: host:port, or any gRPC target such as dislog:///h1:7070,h2:7070 (env DISLOG_ADDR)")
 	f.StringVar(&a.dataDir, "data-dir", defaultDataDir, "data directory of a local dev node, whose client certificate is used by default (env DISLOG_DATA_DIR)")
-	f.StringVar(&a.ca, "tls-ca", "", "CA certificate the server's certificate must chain to (env DISLOG_CA; default <data-dir>/pki/dev/ca.pem)")
-	f.StringVar(&a.cert, "tls-cert", "", "client certificate (env DISLOG_CERT; default <data-dir>/pki/dev/dev.pem)")
-	f.StringVar(&a.key, "tls-key", "", "client certificate key (env DISLOG_KEY; default <data-dir>/pki/dev/dev-key.pem)")
+	f.StringVar(&a.ca, "tls-ca-file", "", "CA certificate the server's certificate must chain to (env DISLOG_CA; default <data-dir>/pki/dev/ca.pem)")
+	f.StringVar(&a.cert, "tls-cert-file", "", "client certificate (env DISLOG_CERT; default <data-dir>/pki/dev/dev.pem)")
+	f.StringVar(&a.key, "tls-key-file", "", "client certificate key (env DISLOG_KEY; default <data-dir>/pki/dev/dev-key.pem)")
 	f.IntVar(&a.cluster, "cluster", 0, "start a loopback cluster of 1 (in this process), 3 or 5 nodes (dislog processes) instead of dialing --addr")
 	f.StringVar(&a.dislogBin, "dislog-bin", "", "dislog binary for --cluster 3 or 5 (default: go build it into a temporary directory)")
 	f.StringSliceVar(&a.dislogArgs, "dislog-args", nil, `more flags for every node of --cluster 3 or 5, comma separated, such as "--raft-heartbeat-timeout=300ms"`)
@@ -117,6 +117,7 @@ A run lasts --count records in all (failed ones count) or --duration (default 10
 	f.BoolVar(&a.jsonOut, "json", false, "print the report as JSON (latencies in microseconds, a timeline sample a second)")
 	f.StringVar(&a.plotFile, "plot", "", "draw throughput and p99 latency over time into this PNG file")
 	f.BoolVar(&a.progress, "progress", false, "show the progress bar on stderr even when it is not a terminal")
+	addOldTLSFlags(f, &a.ca, &a.cert, &a.key)
 
 	for _, w := range []struct {
 		workload     bench.Workload
@@ -176,18 +177,22 @@ A run lasts --count records in all (failed ones count) or --duration (default 10
 		}
 		if w.failover {
 			sf.IntVar(&a.kills, "kill-leader", 0, "with --cluster 3 or 5: SIGKILL the leader this many times during the run and report the failover gaps")
-			sf.DurationVar(&a.killEvery, "kill-every", 5*time.Second, "with --kill-leader: time before the first kill and between a restart and the next kill")
+			sf.DurationVar(&a.killEvery, "kill-every", 5*time.Second, "with --kill-leader or --pause-leader: time before the first kill and between a restart (resume) and the next kill")
+			sf.IntVar(&a.pauses, "pause-leader", 0, "with --cluster 3 or 5: freeze the leader with SIGSTOP this many times during the run, each for --pause-for, and report the failover gaps")
+			sf.DurationVar(&a.pauseFor, "pause-for", 5*time.Second, "with --pause-leader: how long the leader stays frozen before SIGCONT")
 		}
 		cmd.AddCommand(sub)
 	}
+	plainBools(cmd)
 	return cmd
 }
 
 // resolveEnv fills the connection flags not given from the environment.
 func (a *app) resolveEnv(cmd *cobra.Command) error {
+	warnOldTLSFlags(a.stderr, "dislog-bench", cmd.Flags())
 	for name, variable := range envFlags {
 		f := cmd.Flags().Lookup(name)
-		if f == nil || f.Changed {
+		if f == nil || given(cmd.Flags(), name) {
 			continue
 		}
 		if v, ok := a.lookupEnv(variable); ok && v != "" {
@@ -210,12 +215,21 @@ func (a *app) run(cmd *cobra.Command) (err error) {
 	if a.cluster != 0 && cmd.Flags().Changed("addr") {
 		return errors.New("give --addr or --cluster, not both")
 	}
-	if a.kills > 0 {
+	if a.kills > 0 && a.pauses > 0 {
+		return errors.New("give --kill-leader or --pause-leader, not both")
+	}
+	if a.kills > 0 || a.pauses > 0 {
 		if a.cluster != 3 && a.cluster != 5 {
-			return errors.New("--kill-leader needs --cluster 3 or 5: dislog-bench kills nodes it started")
+			return errors.New("--kill-leader and --pause-leader need --cluster 3 or 5: dislog-bench kills and freezes nodes it started")
+		}
+		if a.pauses > 0 && a.pauseFor <= 0 {
+			return fmt.Errorf("--pause-for %s: want a positive duration", a.pauseFor)
 		}
 		// A placeholder for Validate; the cluster comes once it runs, and bench.Run checks again.
 		a.cfg.Failover = &bench.Failover{Kills: a.kills, Every: a.killEvery, Cluster: nodes{}}
+		if a.pauses > 0 {
+			a.cfg.Failover.Kills, a.cfg.Failover.Pause = a.pauses, a.pauseFor
+		}
 	}
 	if err := a.cfg.Validate(); err != nil {
 		return err
@@ -361,7 +375,7 @@ func (a *app) tlsFiles() (ca, cert, key string, err error) {
 		return a.ca, a.cert, a.key, nil
 	case 0:
 	default:
-		return "", "", "", errors.New("give all of --tls-ca, --tls-cert and --tls-key (or DISLOG_CA, DISLOG_CERT and DISLOG_KEY), or none to use a local dev node's certificate")
+		return "", "", "", errors.New("give all of --tls-ca-file, --tls-cert-file and --tls-key-file (or DISLOG_CA, DISLOG_CERT and DISLOG_KEY), or none to use a local dev node's certificate")
 	}
 	dir := filepath.Join(a.dataDir, devClientDir)
 	ca, cert, key = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "dev.pem"), filepath.Join(dir, "dev-key.pem")
@@ -369,17 +383,19 @@ func (a *app) tlsFiles() (ca, cert, key string, err error) {
 		if _, err := os.Stat(f); err != nil {
 			return "", "", "", fmt.Errorf("no dev client certificate: %w\n"+
 				"Start a dev node in this directory with `dislog` (go run ./server/cmd/dislog), point --data-dir\n"+
-				"(DISLOG_DATA_DIR) at its data directory, give --tls-ca, --tls-cert and --tls-key, or use --cluster 1", err)
+				"(DISLOG_DATA_DIR) at its data directory, give --tls-ca-file, --tls-cert-file and --tls-key-file, or use --cluster 1", err)
 		}
 	}
 	return ca, cert, key, nil
 }
 
-// failoverHelp documents --kill-leader.
+// failoverHelp documents --kill-leader and --pause-leader.
 const failoverHelp = `With --cluster 3 or 5, --kill-leader N kills the leader with SIGKILL N times during the run: the
 first after --kill-every, each next --kill-every after the killed node was restarted (once produce
-resumed). For each kill the report gives the gap: the time from the last produce acknowledged before
-the kill to the first acknowledged of those sent after it. Give a --duration long enough for them.`
+resumed). --pause-leader N freezes it with SIGSTOP instead, for --pause-for (its connections stay
+open and its calls hang, as in a long GC pause or a stalled disk), then resumes it with SIGCONT. For
+each the report gives the gap: the time from the last produce acknowledged before the signal to the
+first acknowledged of those sent after it. The run lasts --duration, and longer if the kills need it.`
 
 // nodes is a --cluster's processes as a bench.FailoverCluster.
 type nodes struct{ *localcluster.Cluster }

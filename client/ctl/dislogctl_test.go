@@ -1,4 +1,4 @@
-package main
+package ctl
 
 import (
 	"bytes"
@@ -146,7 +146,7 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 		{"an unknown topic names it", vars, []string{"consume", "nope"}, `topic "nope" does not exist`},
 		{"a produce to an unknown topic counts the records lost", vars, []string{"produce", "nope", "x", "y"}, `2 of 2 records not written; the first error: topic "nope" does not exist`},
 		{"no dev certificate says how to get one", noDev, []string{"topics", "list"}, "Start a dev node"},
-		{"some but not all TLS files", map[string]string{"DISLOG_CA": "ca.pem"}, []string{"topics", "list"}, "give all of --tls-ca, --tls-cert and --tls-key"},
+		{"some but not all TLS files", map[string]string{"DISLOG_CA": "ca.pem"}, []string{"topics", "list"}, "give all of --tls-ca-file, --tls-cert-file and --tls-key-file"},
 		{"no server at the address", map[string]string{"DISLOG_ADDR": "127.0.0.1:1", "DISLOG_DATA_DIR": vars["DISLOG_DATA_DIR"]}, []string{"servers"}, "no server is listening at 127.0.0.1:1"},
 		{"no server at a cluster address", map[string]string{"DISLOG_ADDR": "dislog:///127.0.0.1:1", "DISLOG_DATA_DIR": vars["DISLOG_DATA_DIR"]}, []string{"servers"}, "no server is listening at dislog:///127.0.0.1:1"},
 		{"another cluster's certificates", foreign, []string{"servers"}, "the TLS handshake with " + srv.Addr + " failed"},
@@ -252,5 +252,33 @@ func TestClusterAddress(t *testing.T) {
 		is.Equal(s.RPCAddr, c.Servers[i].Addr)
 		is.Equal(s.IsLeader, i == 2)
 		is.True(s.IsVoter)
+	}
+}
+
+// --help prints boolean flags bare, as they are given, on every command.
+func TestHelpPrintsBooleanFlagsBare(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"tail", "--help"}, {"topics", "create", "--help"}} {
+		code, stdout, _ := ctl(t, "", nil, args...)
+		if code != 0 || strings.Contains(stdout, "[=true|false]") || !strings.Contains(stdout, "-h, --help ") {
+			t.Errorf("dislogctl %s: exit %d, help:\n%s\nwant exit 0, \"-h, --help\" and no \"[=true|false]\"", strings.Join(args, " "), code, stdout)
+		}
+	}
+}
+
+// The TLS flags have the server's names; the old ones work for a release, with a notice, and beat
+// the environment as the new ones do.
+func TestTheOldTLSFlagNamesStillWorkWithANotice(t *testing.T) {
+	s, vars := devNode(t)
+	dir := t.TempDir()
+	ca, cert, key := s.WriteTLSFiles(t, dir, "alice")
+	vars["DISLOG_CA"] = "/nonexistent/ca.pem"
+	_, want, _ := ctl(t, "", nil, "--addr", s.Addr, "--tls-ca-file", ca, "--tls-cert-file", cert, "--tls-key-file", key, "servers")
+	code, stdout, stderr := ctl(t, "", vars, "--addr", s.Addr, "--tls-ca", ca, "--tls-cert", cert, "--tls-key", key, "servers")
+	if code != 0 || !strings.Contains(stderr, "--tls-ca is deprecated: use --tls-ca-file") || stdout != want {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want exit 0, the output %q and a deprecation notice on stderr", code, stdout, stderr, want)
+	}
+	code, _, stderr = ctl(t, "", vars, "--addr", s.Addr, "--tls-ca-file", ca, "--tls-cert-file", cert, "--tls-key-file", key, "servers")
+	if code != 0 || strings.Contains(stderr, "deprecated") {
+		t.Fatalf("new names: exit %d, stderr %q; want exit 0 and no notice", code, stderr)
 	}
 }

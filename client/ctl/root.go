@@ -1,4 +1,4 @@
-package main
+package ctl
 
 import (
 	"context"
@@ -84,8 +84,8 @@ cluster.
 
 With no connection flags it talks to the development node that "dislog" starts in the current
 directory: it dials 127.0.0.1:7070 with the client certificate in ./dislog-data/pki/dev. Point it
-elsewhere with --addr and --data-dir, or give your own certificate with --tls-ca, --tls-cert and
---tls-key. --addr is one server, host:port, or a cluster, dislog:///host1:port,host2:port: then
+elsewhere with --addr and --data-dir, or give your own certificate with --tls-ca-file, --tls-cert-file and
+--tls-key-file. --addr is one server, host:port, or a cluster, dislog:///host1:port,host2:port: then
 dislogctl asks those servers for the others, produces to the leader, consumes from a follower, and
 follows the cluster through a leader change. Each of those flags may come from the environment instead: DISLOG_ADDR, DISLOG_DATA_DIR,
 DISLOG_CA, DISLOG_CERT and DISLOG_KEY (a flag wins over the environment).`,
@@ -98,31 +98,35 @@ DISLOG_CA, DISLOG_CERT and DISLOG_KEY (a flag wins over the environment).`,
 	f := cmd.PersistentFlags()
 	f.StringVar(&a.addr, "addr", defaultAddr, "server address, host:port, or cluster, dislog:///host1:port,host2:port (env DISLOG_ADDR)")
 	f.StringVar(&a.dataDir, "data-dir", defaultDataDir, "data directory of a local dev node, whose client certificate is used by default (env DISLOG_DATA_DIR)")
-	f.StringVar(&a.ca, "tls-ca", "", "CA certificate the server's certificate must chain to (env DISLOG_CA; default <data-dir>/pki/dev/ca.pem)")
-	f.StringVar(&a.cert, "tls-cert", "", "client certificate (env DISLOG_CERT; default <data-dir>/pki/dev/dev.pem)")
-	f.StringVar(&a.key, "tls-key", "", "client certificate key (env DISLOG_KEY; default <data-dir>/pki/dev/dev-key.pem)")
+	f.StringVar(&a.ca, "tls-ca-file", "", "CA certificate the server's certificate must chain to (env DISLOG_CA; default <data-dir>/pki/dev/ca.pem)")
+	f.StringVar(&a.cert, "tls-cert-file", "", "client certificate (env DISLOG_CERT; default <data-dir>/pki/dev/dev.pem)")
+	f.StringVar(&a.key, "tls-key-file", "", "client certificate key (env DISLOG_KEY; default <data-dir>/pki/dev/dev-key.pem)")
 	f.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
 	f.DurationVar(&a.timeout, "timeout", 10*time.Second, "time limit of each call other than produce and consume streams")
 	f.BoolVar(&a.progress, "progress", false, "print progress of produce and consume on stderr even when it is not a terminal")
 
+	addOldTLSFlags(f, &a.ca, &a.cert, &a.key)
+
 	cmd.AddCommand(a.produceCommand(), a.consumeCommand(), a.tailCommand(), a.topicsCommand(), a.serversCommand(), a.offsetsCommand())
+	plainBools(cmd)
 	return cmd
 }
 
 // envFlags maps connection flags to their environment variables.
 var envFlags = map[string]string{
-	"addr":     "DISLOG_ADDR",
-	"data-dir": "DISLOG_DATA_DIR",
-	"tls-ca":   "DISLOG_CA",
-	"tls-cert": "DISLOG_CERT",
-	"tls-key":  "DISLOG_KEY",
+	"addr":          "DISLOG_ADDR",
+	"data-dir":      "DISLOG_DATA_DIR",
+	"tls-ca-file":   "DISLOG_CA",
+	"tls-cert-file": "DISLOG_CERT",
+	"tls-key-file":  "DISLOG_KEY",
 }
 
 // resolve fills the flags not given from the environment and checks them.
 func (a *app) resolve(cmd *cobra.Command) error {
+	warnOldTLSFlags(a.stderr, "dislogctl", cmd.Root().PersistentFlags())
 	for name, variable := range envFlags {
 		f := cmd.Root().PersistentFlags().Lookup(name)
-		if f == nil || f.Changed {
+		if f == nil || given(cmd.Root().PersistentFlags(), name) {
 			continue
 		}
 		if v, ok := a.lookupEnv(variable); ok && v != "" {
@@ -143,7 +147,7 @@ func (a *app) tlsFiles() (ca, cert, key string, err error) {
 	case given == 3:
 		return a.ca, a.cert, a.key, nil
 	case given > 0:
-		return "", "", "", errors.New("give all of --tls-ca, --tls-cert and --tls-key (or DISLOG_CA, DISLOG_CERT and DISLOG_KEY), or none to use a local dev node's certificate")
+		return "", "", "", errors.New("give all of --tls-ca-file, --tls-cert-file and --tls-key-file (or DISLOG_CA, DISLOG_CERT and DISLOG_KEY), or none to use a local dev node's certificate")
 	}
 	dir := filepath.Join(a.dataDir, devClientDir)
 	ca, cert, key = filepath.Join(dir, devCAFile), filepath.Join(dir, devCertFile), filepath.Join(dir, devKeyFile)
@@ -151,7 +155,7 @@ func (a *app) tlsFiles() (ca, cert, key string, err error) {
 		if _, err := os.Stat(f); err != nil {
 			return "", "", "", fmt.Errorf("no dev client certificate: %w\n"+
 				"Start a dev node in this directory with `dislog` (go run ./server/cmd/dislog), point --data-dir\n"+
-				"(DISLOG_DATA_DIR) at its data directory, or give --tls-ca, --tls-cert and --tls-key", err)
+				"(DISLOG_DATA_DIR) at its data directory, or give --tls-ca-file, --tls-cert-file and --tls-key-file", err)
 		}
 	}
 	return ca, cert, key, nil
@@ -233,7 +237,7 @@ func (a *app) explain(err error) string {
 		case strings.Contains(m, "connection refused"):
 			return fmt.Sprintf("no server is listening at %s: start one (dislog), or set --addr or DISLOG_ADDR\n  %s", a.dialAddr(), msg)
 		case strings.Contains(m, "certificate") || strings.Contains(m, "tls:") || strings.Contains(m, "x509"):
-			return fmt.Sprintf("the TLS handshake with %s failed: is --tls-ca the CA of that server, and --tls-cert a client certificate it trusts?\n  %s", a.dialAddr(), msg)
+			return fmt.Sprintf("the TLS handshake with %s failed: is --tls-ca-file the CA of that server, and --tls-cert-file a client certificate it trusts?\n  %s", a.dialAddr(), msg)
 		}
 	case codes.DeadlineExceeded:
 		return fmt.Sprintf("%s did not answer within --timeout %s\n  %s", a.dialAddr(), a.timeout, msg)
