@@ -109,7 +109,7 @@ func (l *Log) growActive() error {
 	l.growing, l.growFrom = true, from
 	l.wmu.Unlock()
 
-	err := writeZeros(s.store, l.zeros, from, to)
+	err := writeZeros(s.store, l.zeros, from, to, nil)
 
 	l.wmu.Lock()
 	l.growing = false
@@ -131,9 +131,15 @@ func (l *Log) growActive() error {
 
 // writeZeros writes zeros over [from, to) of f a piece at a time, starting each piece's writeback
 // and waiting for it before the next, so that few of them are dirty in the page cache at any time.
-// It does not fsync: the size, and durability, are the caller's.
-func writeZeros(f File, zeros []byte, from, to int64) error {
+// It does not fsync: the size, and durability, are the caller's. It gives up with ErrClosed once stop
+// is closed.
+func writeZeros(f File, zeros []byte, from, to int64, stop <-chan struct{}) error {
 	for at := from; at < to; at += zeroPiece {
+		select {
+		case <-stop:
+			return ErrClosed
+		default:
+		}
 		n := min(zeroPiece, to-at)
 		if _, err := f.WriteAt(zeros[:n], at); err != nil {
 			return err
@@ -164,7 +170,9 @@ func (l *Log) prepareNext() error {
 	if err != nil {
 		return fmt.Errorf("storelog: prepare a segment: %w", err)
 	}
-	err = writeZeros(f, l.zeros, 0, int64(l.opts.MaxSegmentBytes))
+	// Close does not wait for a whole segment of zeros: it stops the writing, and the next Open
+	// removes the temporary file.
+	err = writeZeros(f, l.zeros, 0, int64(l.opts.MaxSegmentBytes), l.done)
 	if err == nil {
 		err = f.Sync()
 	}

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -177,4 +178,55 @@ func TestOpenHandlesLeftoverPreparedFiles(t *testing.T) {
 		}
 		checkRecords(t, l, 0, l.NextOffset())
 	})
+}
+
+// Close stops the preparation of a segment file part-way instead of waiting for a segment of zeros,
+// and the next Open removes what it left.
+func TestCloseStopsThePreparation(t *testing.T) {
+	fs := faultfs.New()
+	dir := t.TempDir()
+	opts := storelog.Options{FS: fs, MaxSegmentBytes: 8 << 20} // 64 pieces of zeros to prepare
+	l, err := storelog.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every write of the prepared file waits until the log is closed, so Close comes part-way.
+	started := make(chan struct{})
+	var once sync.Once
+	fs.SetFault(func(op faultfs.Op, path string) error {
+		if op != faultfs.OpWrite || filepath.Base(path) != preparedFile+".tmp" {
+			return nil
+		}
+		once.Do(func() { close(started) })
+		deadline := time.Now().Add(10 * time.Second)
+		for !errors.Is(l.Sync(), storelog.ErrClosed) {
+			if time.Now().After(deadline) {
+				return errors.New("the log was not closed within 10 s")
+			}
+			time.Sleep(time.Millisecond) // polling the predicate above
+		}
+		return nil
+	})
+	if _, err := l.Append(make([]byte, 4<<20)); err != nil { // past half of the segment
+		t.Fatal(err)
+	}
+	<-started
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fs.SetFault(nil)
+	if _, err := os.Stat(filepath.Join(dir, preparedFile)); !os.IsNotExist(err) {
+		t.Fatalf("a whole prepared file after Close stopped its preparation: %v", err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, preparedFile+".tmp"))
+	if err != nil || fi.Size() >= 8<<20 {
+		t.Fatalf("want a part-written %s.tmp, got %v, %v", preparedFile, fi, err)
+	}
+	l = openLog(t, dir, opts)
+	if _, err := os.Stat(filepath.Join(dir, preparedFile+".tmp")); !os.IsNotExist(err) {
+		t.Fatalf("Open left the unfinished prepared file: %v", err)
+	}
+	if l.NextOffset() != 1 {
+		t.Fatalf("next offset %d after reopen, want 1", l.NextOffset())
+	}
 }
