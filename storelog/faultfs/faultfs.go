@@ -336,9 +336,14 @@ func (fs *FS) Crash(rng *rand.Rand) error {
 		if err != nil {
 			return err
 		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			return err
+		}
 		b = crashImage(rng, b, st)
 		st.synced, st.orig = int64(len(b)), nil
-		if err := os.WriteFile(path+".crash", b, 0o644); err != nil {
+		// The file keeps its permissions, as it would through a real power loss.
+		if err := os.WriteFile(path+".crash", b, fi.Mode().Perm()); err != nil {
 			return err
 		}
 		if err := os.Rename(path+".crash", path); err != nil {
