@@ -16,10 +16,13 @@ import (
 // (state, configuration, certificates) use it through the same FS so that crash tests cover them.
 func WriteFileAtomic(fs FS, path string, data []byte, perm os.FileMode) error {
 	tmp := path + tmpSuffix
-	if err := fs.Remove(tmp); err != nil && !errors.Is(err, iofs.ErrNotExist) {
-		return fmt.Errorf("storelog: write %s: %w", path, err)
-	}
 	f, err := fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if errors.Is(err, iofs.ErrExist) {
+		// Left by a crash: remove it rather than truncate it, so that the new file gets perm.
+		if err = fs.Remove(tmp); err == nil {
+			f, err = fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("storelog: write %s: %w", path, err)
 	}

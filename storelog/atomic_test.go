@@ -80,3 +80,21 @@ func TestWriteFileAtomicSurvivesPowerLossAtEveryStep(t *testing.T) {
 		}
 	}
 }
+
+// A temporary file a crash left behind is replaced, not reused: the new file gets the permissions
+// asked for, and no temporary file remains.
+func TestWriteFileAtomicReplacesAStaleTemporaryFile(t *testing.T) {
+	is := is.New(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "key.pem")
+	is.NoErr(os.WriteFile(path+".tmp", []byte("stale, and longer than the new content"), 0o644))
+	is.NoErr(storelog.WriteFileAtomic(storelog.OSFS(), path, []byte("secret"), 0o600))
+	got, err := os.ReadFile(path)
+	is.NoErr(err)
+	is.Equal(string(got), "secret")
+	fi, err := os.Stat(path)
+	is.NoErr(err)
+	is.Equal(fi.Mode().Perm(), os.FileMode(0o600))
+	_, err = os.Stat(path + ".tmp")
+	is.True(os.IsNotExist(err))
+}
