@@ -328,15 +328,15 @@ func (fs *FS) Crash(rng *rand.Rand) error {
 	}
 	clear(fs.pending)
 	for path, st := range fs.state {
-		b, err := os.ReadFile(path)
-		if os.IsNotExist(err) {
-			delete(fs.state, path) // removed behind the FS's back
+		fi, err := os.Stat(path)
+		if os.IsNotExist(err) || err == nil && fi.IsDir() {
+			delete(fs.state, path) // removed behind the FS's back, or a renamed directory
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		fi, err := os.Stat(path)
+		b, err := os.ReadFile(path)
 		if err != nil {
 			return err
 		}
@@ -353,8 +353,14 @@ func (fs *FS) Crash(rng *rand.Rand) error {
 	return nil
 }
 
-// undo reverts one directory change. The caller holds statsMu.
+// undo reverts one directory change. The caller holds statsMu. A change in a directory removed
+// behind the FS's back (os.RemoveAll) has nothing left to revert.
 func (fs *FS) undo(op dirOp) error {
+	if _, err := os.Stat(filepath.Dir(op.path)); os.IsNotExist(err) {
+		delete(fs.state, op.path)
+		delete(fs.state, op.from)
+		return nil
+	}
 	switch op.kind {
 	case opCreate:
 		if err := os.Remove(op.path); err != nil && !os.IsNotExist(err) {
