@@ -134,9 +134,12 @@ func (c *cluster) start(nd *node) {
 	}
 	conf := raft.DefaultConfig()
 	conf.LocalID = nd.id
-	conf.HeartbeatTimeout = 100 * time.Millisecond
-	conf.ElectionTimeout = 100 * time.Millisecond
-	conf.LeaderLeaseTimeout = 100 * time.Millisecond
+	// The server's timings: shorter ones lose the lead mid-test when the race detector and other
+	// tests load the two cores (an fsync can take milliseconds then), and apply fails with
+	// ErrLeadershipLost.
+	conf.HeartbeatTimeout = 500 * time.Millisecond
+	conf.ElectionTimeout = 500 * time.Millisecond
+	conf.LeaderLeaseTimeout = 250 * time.Millisecond
 	conf.CommitTimeout = 5 * time.Millisecond
 	conf.SnapshotThreshold = 1 << 40 // snapshots only when the test asks
 	conf.TrailingLogs = 100
