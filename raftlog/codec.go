@@ -8,24 +8,10 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// The entry format: how one raft.Log is laid out in the value of one storelog record. Every constant
-// in this file is part of raftlog's on-disk format: changing one makes existing stores unreadable, so
-// a change needs a new entryVersion and a decoder for the old one.
-//
-// The storelog frame around the value already carries a CRC-32C and the record's offset, which is the
-// raft index; the index is repeated inside the value so that a value can be checked against the
-// offset it was read from. Integers are Go varints (encoding/binary): uvarint unsigned, varint zigzag.
-//
-//	+---------+---------+---------+---------+---------+----------+------+----------+------------+------------+-------------+
-//	| version | index   | term    | type    | commit  | data len | data | ext len  | extensions | appended s | appended ns |
-//	| 1 byte  | uvarint | uvarint | uvarint | uvarint | uvarint  |      | uvarint  |            | varint     | uvarint     |
-//	+---------+---------+---------+---------+---------+----------+------+----------+------------+------------+-------------+
-//
-// version is entryVersion. commit is the commit index raft staged (StageCommitIndex) before the
-// StoreLogs call that wrote the entry, capped at that batch's last index: every entry of a batch
-// carries it, so the last entry of the log, whatever truncation left it last, tells the commit index
-// persisted with it. appended s and appended ns are raft.Log.AppendedAt as Unix seconds and the
-// nanoseconds within the second, which covers every time.Time including the zero one.
+// The entry format is drawn and described in the package doc (doc.go, section "Entry format"). Every
+// constant in this file is part of raftlog's on-disk format: changing one makes existing stores
+// unreadable, so a change needs a new entryVersion and a decoder for the old one; the golden files in
+// testdata/golden pin the bytes (codec_golden_test.go).
 const (
 	entryVersion = 1
 

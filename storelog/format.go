@@ -50,8 +50,12 @@ type storeHeader struct {
 	id uint64
 }
 
-// newSegmentID draws a segment id; 0 is skipped so that an all-zero header never matches.
-func newSegmentID() uint64 {
+// newSegmentID gives each new segment its id. It is a variable only so that the golden test
+// (golden_test.go) can write a log whose bytes are reproducible; nothing else changes it.
+var newSegmentID = randomSegmentID
+
+// randomSegmentID draws a segment id; 0 is skipped so that an all-zero header never matches.
+func randomSegmentID() uint64 {
 	for {
 		if id := rand.Uint64(); id != 0 {
 			return id

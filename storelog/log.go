@@ -323,32 +323,10 @@ func (l *Log) writeMeta(clean bool) error {
 	return l.replaceMeta(m)
 }
 
-// replaceMeta replaces the meta file atomically: temporary file, fsync, rename, directory fsync.
+// replaceMeta replaces the meta file atomically (WriteFileAtomic).
 func (l *Log) replaceMeta(m meta) error {
 	m.version = formatVersion
-	path := filepath.Join(l.dir, metaFileName)
-	tmp := path + tmpSuffix
-	f, err := l.opts.FS.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("storelog: write meta: %w", err)
-	}
-	_, err = f.Write(encodeMeta(m))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = l.opts.FS.Rename(tmp, path)
-	}
-	if err == nil {
-		err = l.opts.FS.SyncDir(l.dir)
-	}
-	if err != nil {
-		return fmt.Errorf("storelog: write meta: %w", err)
-	}
-	return nil
+	return WriteFileAtomic(l.opts.FS, filepath.Join(l.dir, metaFileName), encodeMeta(m), 0o644)
 }
 
 // Append appends one record and returns its offset. Under SyncEveryBatch it returns once the record

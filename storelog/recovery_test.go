@@ -41,7 +41,8 @@ func copyDir(t *testing.T, src string) string {
 
 // The last batch is torn at every byte position: reopen keeps exactly the whole records before the
 // cut, never invents one, and appends go on right after them. Each cut is tried with the index as the
-// clean close left it (longer than the store) and with a zero-filled index tail.
+// clean close left it (longer than the store) and with a zero-filled index tail. With -short, only
+// the cuts near frame boundaries and in frame headers.
 func TestTornTailAtEveryByte(t *testing.T) {
 	const before, batch = 5, 4
 	src := t.TempDir()
@@ -79,6 +80,11 @@ func TestTornTailAtEveryByte(t *testing.T) {
 
 	for _, zeroIndex := range []bool{false, true} {
 		for cut := cleanSize; cut <= fullSize; cut++ {
+			// -short keeps the cuts around each frame's boundaries and inside its header: the full
+			// loop takes over a minute under -race.
+			if in := (cut - cleanSize) % frame; testing.Short() && in > 1 && in != 27 && in != 28 && in != frame-1 {
+				continue
+			}
 			t.Run(fmt.Sprintf("cut at %d, zeroed index %v", cut, zeroIndex), func(t *testing.T) {
 				dir := copyDir(t, src)
 				if err := os.WriteFile(filepath.Join(dir, "storelog.meta"), openMeta, 0o644); err != nil {

@@ -11,6 +11,7 @@ require (
 	github.com/dislog/dislog/client v0.2.0
 	github.com/dislog/dislog/raftlog v0.2.0
 	github.com/dislog/dislog/server v0.2.0
+	github.com/dislog/dislog/storelog v0.2.0
 	github.com/hashicorp/raft v1.8.0
 	github.com/hashicorp/raft-boltdb/v2 v2.3.0
 	github.com/hashicorp/raft-wal v0.4.1
@@ -54,7 +55,6 @@ require (
 	github.com/coreos/go-systemd v0.0.0-20191104093116-d3cd4ed1dbcf // indirect
 	github.com/coreos/pkg v0.0.0-20220810130054-c7d1c02cb6cf // indirect
 	github.com/dislog/dislog/discovery v0.2.0 // indirect
-	github.com/dislog/dislog/storelog v0.2.0 // indirect
 	github.com/fatih/color v1.16.0 // indirect
 	github.com/getsentry/sentry-go v0.27.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect

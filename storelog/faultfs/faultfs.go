@@ -328,17 +328,22 @@ func (fs *FS) Crash(rng *rand.Rand) error {
 	}
 	clear(fs.pending)
 	for path, st := range fs.state {
-		b, err := os.ReadFile(path)
-		if os.IsNotExist(err) {
-			delete(fs.state, path) // removed behind the FS's back
+		fi, err := os.Stat(path)
+		if os.IsNotExist(err) || err == nil && fi.IsDir() {
+			delete(fs.state, path) // removed behind the FS's back, or a renamed directory
 			continue
 		}
 		if err != nil {
 			return err
 		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
 		b = crashImage(rng, b, st)
 		st.synced, st.orig = int64(len(b)), nil
-		if err := os.WriteFile(path+".crash", b, 0o644); err != nil {
+		// The file keeps its permissions, as it would through a real power loss.
+		if err := os.WriteFile(path+".crash", b, fi.Mode().Perm()); err != nil {
 			return err
 		}
 		if err := os.Rename(path+".crash", path); err != nil {
@@ -348,8 +353,14 @@ func (fs *FS) Crash(rng *rand.Rand) error {
 	return nil
 }
 
-// undo reverts one directory change. The caller holds statsMu.
+// undo reverts one directory change. The caller holds statsMu. A change in a directory removed
+// behind the FS's back (os.RemoveAll) has nothing left to revert.
 func (fs *FS) undo(op dirOp) error {
+	if _, err := os.Stat(filepath.Dir(op.path)); os.IsNotExist(err) {
+		delete(fs.state, op.path)
+		delete(fs.state, op.from)
+		return nil
+	}
 	switch op.kind {
 	case opCreate:
 		if err := os.Remove(op.path); err != nil && !os.IsNotExist(err) {

@@ -19,6 +19,7 @@ import (
 	"github.com/cloudflare/cfssl/signer"
 	"github.com/cloudflare/cfssl/signer/local"
 	"github.com/dislog/dislog/authz"
+	"github.com/dislog/dislog/storelog"
 )
 
 // File names in a CA directory.
@@ -267,40 +268,11 @@ func usagesFor(r Role) string {
 	return `"client auth" without "server auth" or "any"`
 }
 
-// writeFile replaces path with data: a temporary file, synced, renamed over
-// it, and the directory synced, so readers see the old file or the new one.
+// writeFile replaces path with data with storelog.WriteFileAtomic, so readers see the old file or
+// the new one, and a crash leaves one of them.
 func writeFile(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+	if err := storelog.WriteFileAtomic(storelog.OSFS(), path, data, perm); err != nil {
 		return fmt.Errorf("certs: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return fmt.Errorf("certs: %w", err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("certs: write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("certs: sync %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("certs: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("certs: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("certs: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("certs: sync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dislog/dislog/authz"
 	"github.com/dislog/dislog/authz/devca"
+	"github.com/dislog/dislog/storelog"
 )
 
 // Where dev mode keeps its files, under the data directory. A local dislogctl looks for the client
@@ -141,42 +142,14 @@ func issue(ca *devca.CA, req devca.Request, files authz.TLSOptions) error {
 	return writeFile(files.CAFile, ca.CertPEM(), 0o644)
 }
 
-// writeFile replaces path with data, creating its directory: a temporary file, synced, renamed
-// over it, and the directory synced, so a reader (authz reloads certificates) sees the old file or
-// the new one, and a crash leaves one of them.
-// TODO(#13): one atomic-write helper for the repository replaces this.
+// writeFile replaces path with data, creating its directory, with storelog.WriteFileAtomic, so a
+// reader (authz reloads certificates) sees the old file or the new one, and a crash leaves one of
+// them.
 func writeFile(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(perm)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return storelog.WriteFileAtomic(storelog.OSFS(), path, data, perm)
 }
 
 func filesIn(dir, name string) authz.TLSOptions {

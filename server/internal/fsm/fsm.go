@@ -69,7 +69,10 @@ type Records []storelog.Record
 // Config is what an FSM works on.
 type Config struct {
 	// Dir holds the metadata file.
-	Dir    string
+	Dir string
+	// FS is the file system the metadata file is written through. Default: the operating system's.
+	// Tests pass a fault-injecting one (storelog/faultfs).
+	FS     storelog.FS
 	Topics *topics.Registry
 	// Fetch calls fn with the records [from, to) of topic, read from a peer, in runs. Restore uses
 	// it for the records a snapshot names and this server lacks.
@@ -106,6 +109,9 @@ func Open(cfg Config) (*FSM, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.FS == nil {
+		cfg.FS = storelog.OSFS()
+	}
 	f := &FSM{cfg: cfg, state: newState(), next: map[string]uint64{}}
 	b, err := os.ReadFile(filepath.Join(cfg.Dir, stateFileName))
 	switch {
@@ -119,7 +125,7 @@ func Open(cfg Config) (*FSM, error) {
 				return nil, fmt.Errorf("fsm: adopt topic %q: %w", t.Name, err)
 			}
 		}
-		if err := writeState(cfg.Dir, &f.state); err != nil {
+		if err := writeState(cfg.FS, cfg.Dir, &f.state); err != nil {
 			return nil, err
 		}
 	case err != nil:
@@ -175,7 +181,7 @@ func (f *FSM) Checkpoint() error {
 		ts.Lowest, ts.Next = t.Log.LowestOffset(), f.next[name]
 		s.Topics[name] = ts
 	}
-	if err := writeState(f.cfg.Dir, &s); err != nil {
+	if err := writeState(f.cfg.FS, f.cfg.Dir, &s); err != nil {
 		return err
 	}
 	f.checkpoint = s.Index
@@ -402,7 +408,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		s.Topics[name] = ts
 		logs = append(logs, t.Log)
 	}
-	return &snapshot{state: s, logs: logs, dir: f.cfg.Dir}, nil
+	return &snapshot{state: s, logs: logs, fs: f.cfg.FS, dir: f.cfg.Dir}, nil
 }
 
 func cloneState(s *State) State {
@@ -434,6 +440,7 @@ func cloneState(s *State) State {
 type snapshot struct {
 	state State
 	logs  []*storelog.Log
+	fs    storelog.FS
 	dir   string
 }
 
@@ -448,7 +455,7 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 				return fmt.Errorf("fsm: snapshot: sync topic: %w", err)
 			}
 		}
-		if err := writeState(s.dir, &s.state); err != nil {
+		if err := writeState(s.fs, s.dir, &s.state); err != nil {
 			return err
 		}
 		b, err := json.Marshal(&s.state)
@@ -509,7 +516,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		}
 		f.next[name] = want.Next
 	}
-	if err := writeState(f.cfg.Dir, &s); err != nil {
+	if err := writeState(f.cfg.FS, f.cfg.Dir, &s); err != nil {
 		return err
 	}
 	f.state = s

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"os"
 	"path/filepath"
 
 	"github.com/dislog/dislog/server/internal/topics"
+	"github.com/dislog/dislog/storelog"
 )
 
 // The state format, in both the metadata file (<dir>/fsm.json) and every snapshot: JSON of State.
@@ -134,47 +134,16 @@ func DecodeStateFile(b []byte) (State, error) {
 	return DecodeState(body)
 }
 
-// writeState replaces the metadata file durably: a temporary file, fsynced, renamed into place, and
-// the directory fsynced, so a crash leaves the old state or the new one and a state once written
-// is never lost. The caller must have fsynced every topic log the state describes first.
-func writeState(dir string, s *State) error {
+// writeState replaces the metadata file durably (storelog.WriteFileAtomic), so a crash leaves the
+// old state or the new one and a state once written is never lost. The caller must have fsynced
+// every topic log the state describes first.
+func writeState(fs storelog.FS, dir string, s *State) error {
 	b, err := encodeStateFile(s)
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(dir, stateFileName)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("fsm: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		err = syncDir(dir)
-	}
-	if err != nil {
+	if err := storelog.WriteFileAtomic(fs, filepath.Join(dir, stateFileName), b, 0o644); err != nil {
 		return fmt.Errorf("fsm: write state: %w", err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -138,6 +138,9 @@ func Open(dir string, opts Options) (*Registry, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Log.FS == nil {
+		opts.Log.FS = storelog.OSFS()
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("topics: %w", err)
 	}
@@ -242,7 +245,8 @@ func (r *Registry) Create(name string, c Config) (*Topic, error) {
 	if err := os.RemoveAll(tmp); err != nil {
 		return nil, fmt.Errorf("topics: create %q: %w", name, err)
 	}
-	if err := os.Mkdir(tmp, 0o755); err != nil {
+	fs := r.opts.Log.FS
+	if err := fs.MkdirAll(tmp, 0o755); err != nil {
 		return nil, fmt.Errorf("topics: create %q: %w", name, err)
 	}
 	b, err := json.Marshal(configFile{Version: configVersion, Config: c})
@@ -250,15 +254,14 @@ func (r *Registry) Create(name string, c Config) (*Topic, error) {
 		return nil, err
 	}
 	final := filepath.Join(r.dir, name)
-	err = writeFileSync(filepath.Join(tmp, configFileName), b)
+	// The topic appears whole or not at all: its directory is made under a temporary name, with the
+	// configuration durable in it, then renamed into place and the rename made durable.
+	err = storelog.WriteFileAtomic(fs, filepath.Join(tmp, configFileName), b, 0o644)
 	if err == nil {
-		err = syncDir(tmp)
+		err = fs.Rename(tmp, final)
 	}
 	if err == nil {
-		err = os.Rename(tmp, final)
-	}
-	if err == nil {
-		err = syncDir(r.dir)
+		err = fs.SyncDir(r.dir)
 	}
 	if err != nil {
 		os.RemoveAll(tmp)
@@ -295,10 +298,10 @@ func (r *Registry) Delete(name string) error {
 		r.opts.Logger.Warn("topics: closing a deleted topic's log", slog.String("topic", name), slog.Any("error", err))
 	}
 	gone := filepath.Join(r.dir, fmt.Sprintf("%s%s+%d", deletingPrefix, name, time.Now().UnixNano()))
-	if err := os.Rename(filepath.Join(r.dir, name), gone); err != nil {
+	if err := r.opts.Log.FS.Rename(filepath.Join(r.dir, name), gone); err != nil {
 		return fmt.Errorf("topics: delete %q: %w", name, err)
 	}
-	if err := syncDir(r.dir); err != nil {
+	if err := r.opts.Log.FS.SyncDir(r.dir); err != nil {
 		return fmt.Errorf("topics: delete %q: %w", name, err)
 	}
 	if err := os.RemoveAll(gone); err != nil {
@@ -322,32 +325,4 @@ func (r *Registry) Close() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		d.Close()
-		return err
-	}
-	return d.Close()
 }

@@ -2,12 +2,15 @@ package topics
 
 import (
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dislog/dislog/storelog"
+	"github.com/dislog/dislog/storelog/faultfs"
 	"github.com/matryer/is"
 )
 
@@ -105,6 +108,53 @@ func TestAnInvalidNameIsExplainedByCharacter(t *testing.T) {
 		err := ValidateName(tc.name)
 		if err == nil || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("ValidateName(%q) = %v; want an error that says %s", tc.name, err, tc.says)
+		}
+	}
+}
+
+// A power loss at any step of Create leaves no topic, or the topic whole with its configuration;
+// once Create returns, the topic survives. The crash fails the n-th file operation and every one
+// after it, then throws away what was not durable (storelog/faultfs).
+func TestCreateSurvivesPowerLossAtEveryStep(t *testing.T) {
+	conf := Config{RetentionBytes: 1 << 20, RetentionAge: time.Hour}
+	for n := 0; ; n++ {
+		is := is.New(t)
+		dir := t.TempDir()
+		fs := faultfs.New()
+		r, err := Open(dir, Options{Log: storelog.Options{FS: fs}})
+		is.NoErr(err)
+		ops := 0
+		fs.SetFault(func(faultfs.Op, string) error {
+			if ops++; ops > n {
+				return faultfs.ErrInjected
+			}
+			return nil
+		})
+		_, cerr := r.Create("orders", conf)
+		fs.SetFault(nil)
+		if cerr != nil && !errors.Is(cerr, faultfs.ErrInjected) {
+			t.Fatalf("step %d: %v", n, cerr)
+		}
+		is.NoErr(fs.Crash(rand.New(rand.NewPCG(uint64(n), 13))))
+		r.Close() // its logs' handles fail after the crash
+
+		r, err = Open(dir, Options{})
+		if err != nil {
+			t.Fatalf("step %d: reopen after a crash: %v", n, err)
+		}
+		list := r.List()
+		switch {
+		case cerr == nil && len(list) != 1:
+			t.Fatalf("step %d: Create returned, but after a crash the topics are %v", n, list)
+		case len(list) > 1 || len(list) == 1 && (list[0].Name != "orders" || list[0].Config != conf):
+			t.Fatalf("step %d: after a crash the topics are %+v", n, list[0])
+		}
+		is.NoErr(r.Close())
+		if cerr == nil {
+			if n < 4 {
+				t.Fatalf("Create succeeded after only %d file operations", n)
+			}
+			return
 		}
 	}
 }
