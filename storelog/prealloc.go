@@ -153,7 +153,8 @@ func writeZeros(f File, zeros []byte, from, to int64, stop <-chan struct{}) erro
 
 // prepareNext makes the next segment's store file, if the active segment is half full and none is
 // prepared: zeros to MaxSegmentBytes under a temporary name, fsynced, renamed to preparedFileName,
-// directory fsynced. It works outside the writer's locks, on a file no segment uses. A failure is
+// directory fsynced: WriteFileAtomic's steps, with the zeros streamed in pieces instead of held in
+// one buffer of a segment's size. It works outside the writer's locks, on a file no segment uses. A failure is
 // logged, not fatal: the next roll makes its file as if none were prepared, and Open removes a
 // temporary file left behind.
 func (l *Log) prepareNext() error {
