@@ -62,11 +62,28 @@
 //
 // # Preallocation
 //
-// An fdatasync that also commits a new file size costs a journal commit on top of the data write.
-// Unless the policy is SyncNever, a background goroutine keeps about 1 MiB of zeros written and
-// fsynced past the active segment's last record, so that appends overwrite allocated blocks and their
-// fsyncs flush data only. Seal cuts the zeros off; Close and recovery keep them (zeros past the last
-// record are not a torn write).
+// An fdatasync that also commits a new file size costs a journal commit on top of the data write, and
+// one that finds other dirty pages of the file writes them too. Unless the policy is SyncNever, a
+// background goroutine keeps the blocks appends write next allocated, written and fsynced:
+//   - Once the active segment is half full, it prepares the next segment's store file whole: zeros to
+//     MaxSegmentBytes, written under the name storelog.prepared.tmp, fsynced, renamed to
+//     storelog.prepared, directory fsynced. The roll adopts it: it writes the new segment's header
+//     (base, a new random segment id) and fsyncs it, then renames the file to the segment's name and
+//     fsyncs the directory before a record goes in. A segment that starts from a prepared file never
+//     has zeros written in it while appends fsync it.
+//   - In a segment that did not start from a prepared file (the first one, one made by Open,
+//     TruncateAfter or Reset, or a roll that came before the prepared file was ready) it writes zeros
+//     about 1 MiB ahead of the last record, a piece of 128 KiB at a time, each pushed to the disk
+//     (sync_file_range) before the next, so that an append's fdatasync finds few of them dirty.
+//
+// Seal cuts the zeros off; Close and recovery keep them (zeros past the last record are not a torn
+// write). The prepared file's zeros cannot read as records: its header is fsynced before it takes the
+// segment's name, and the segment id in that header seeds every frame's checksum. Open keeps a
+// storelog.prepared of MaxSegmentBytes for the next roll (it has its name only once fsynced) and
+// removes one of another size, and any storelog.prepared.tmp. A log that preallocates uses up to one
+// segment more of disk than its segments hold. Files of segments deleted by retention and head
+// truncation are not recycled: their unlink is outside the writer's locks already, and a prepared
+// file costs one background write of a segment's bytes.
 //
 // # On-disk format
 //
@@ -74,6 +91,7 @@
 // segment's base offset (its first record), zero-padded to 20 digits so that names sort:
 //
 //	storelog.meta
+//	storelog.prepared   (the next segment's store file, zeros; see Preallocation)
 //	00000000000000000000.store   00000000000000000000.index
 //	00000000000000065536.store   00000000000000065536.index
 //

@@ -61,6 +61,9 @@ type Log struct {
 	growDone sync.Cond
 
 	grow chan struct{} // wakes the preallocator; nil when the log does not preallocate
+	// prepared says preparedFileName holds the next segment's store file, ready for the roll to
+	// adopt (prealloc.go). It is the writer's: set by Open and the preallocator, cleared by the roll.
+	prepared bool
 
 	// mu guards segments: readers hold it for reading while they use a segment's mappings.
 	mu       sync.RWMutex
@@ -128,8 +131,15 @@ func (l *Log) load() error {
 			}
 			continue
 		}
+		if name == preparedFileName {
+			if err := l.loadPrepared(); err != nil {
+				return err
+			}
+			continue
+		}
 		if strings.HasSuffix(name, tmpSuffix) {
-			// A meta file whose rename did not happen: the old meta file is still in force.
+			// A meta file whose rename did not happen (the old meta file is still in force), or a
+			// prepared segment file that was not finished.
 			if err := fs.Remove(filepath.Join(l.dir, name)); err != nil {
 				return fmt.Errorf("storelog: remove %s: %w", name, err)
 			}
@@ -231,6 +241,24 @@ func (l *Log) load() error {
 	l.low.Store(low)
 	l.next.Store(l.nextWrite)
 	return l.writeMeta(false)
+}
+
+// loadPrepared keeps a prepared segment file that Open found for the next roll if it is whole for
+// these options (it was renamed to its name only once fsynced), and removes it otherwise.
+func (l *Log) loadPrepared() error {
+	path := filepath.Join(l.dir, preparedFileName)
+	fi, err := statFile(l.opts.FS, path)
+	if err != nil {
+		return err
+	}
+	if l.grow != nil && fi.Size() == int64(l.opts.MaxSegmentBytes) {
+		l.prepared = true
+		return nil
+	}
+	if err := l.opts.FS.Remove(path); err != nil {
+		return fmt.Errorf("storelog: remove %s: %w", path, err)
+	}
+	return nil
 }
 
 // statSealed learns a sealed segment's record count from its index size, without opening it, and
@@ -428,20 +456,27 @@ func (l *Log) writeLocked(values [][]byte, timeNanos int64) error {
 		l.nextWrite += uint64(n)
 		values = values[n:]
 	}
-	l.growIfLowLocked()
+	l.wakePreallocatorLocked()
 	return nil
 }
 
-// rollLocked seals the active segment and starts a new one at the next offset.
+// rollLocked seals the active segment and starts a new one at the next offset, in the prepared file
+// if there is one.
 func (l *Log) rollLocked() error {
 	old := l.active
 	if err := old.seal(); err != nil {
 		return err
 	}
 	s := newSegment(l.dir, l.nextWrite)
+	if l.prepared {
+		if err := l.adoptPrepared(s); err != nil {
+			return err
+		}
+	}
 	if err := s.openActive(l.opts.FS, l.opts.MaxSegmentRecords, l.opts.MaxSegmentBytes); err != nil {
 		return err
 	}
+	s.size, s.synced = storeHeaderSize, storeHeaderSize
 	if err := l.opts.FS.SyncDir(l.dir); err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ func (l *Log) startBackground() {
 	if l.grow != nil {
 		l.wg.Go(l.preallocate)
 		l.wmu.Lock()
-		l.growIfLowLocked()
+		l.wakePreallocatorLocked()
 		l.wmu.Unlock()
 	}
 	if len(tickers) == 0 {
