@@ -81,7 +81,8 @@ func ensureDev(dataDir, nodeID, addr, advertise string, writePolicy bool) (*devS
 	}
 	if writePolicy {
 		if _, err := os.Stat(d.policyFile); errors.Is(err, fs.ErrNotExist) {
-			if err := os.WriteFile(d.policyFile, []byte(devPolicy), 0o644); err != nil {
+			// Written whole or not at all: a torn policy would stay, since only a missing one is rewritten.
+			if err := writeFile(d.policyFile, []byte(devPolicy), 0o644); err != nil {
 				return nil, fmt.Errorf("dev policy: %w", err)
 			}
 		}
