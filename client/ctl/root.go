@@ -105,10 +105,10 @@ DISLOG_CA, DISLOG_CERT and DISLOG_KEY (a flag wins over the environment).`,
 	f.DurationVar(&a.timeout, "timeout", 10*time.Second, "time limit of each call other than produce and consume streams")
 	f.BoolVar(&a.progress, "progress", false, "print progress of produce and consume on stderr even when it is not a terminal")
 
-	addOldTLSFlags(f, &a.ca, &a.cert, &a.key)
+	AddOldTLSFlags(f, &a.ca, &a.cert, &a.key)
 
 	cmd.AddCommand(a.produceCommand(), a.consumeCommand(), a.tailCommand(), a.topicsCommand(), a.serversCommand(), a.offsetsCommand())
-	plainBools(cmd)
+	PlainBools(cmd)
 	return cmd
 }
 
@@ -123,10 +123,10 @@ var envFlags = map[string]string{
 
 // resolve fills the flags not given from the environment and checks them.
 func (a *app) resolve(cmd *cobra.Command) error {
-	warnOldTLSFlags(a.stderr, "dislogctl", cmd.Root().PersistentFlags())
+	WarnOldTLSFlags(a.stderr, "dislogctl", cmd.Root().PersistentFlags())
 	for name, variable := range envFlags {
 		f := cmd.Root().PersistentFlags().Lookup(name)
-		if f == nil || given(cmd.Root().PersistentFlags(), name) {
+		if f == nil || Given(cmd.Root().PersistentFlags(), name) {
 			continue
 		}
 		if v, ok := a.lookupEnv(variable); ok && v != "" {

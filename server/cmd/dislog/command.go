@@ -12,6 +12,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/dislog/dislog/authz"
+	"github.com/dislog/dislog/client/ctl"
 	"github.com/dislog/dislog/server"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -101,7 +102,7 @@ variable (DISLOG_DATA_DIR for --data-dir) or a key of the TOML file --config nam
 	f.DurationVar(&c.raft.CommitTimeout, "raft-commit-timeout", rd.CommitTimeout, "how long an idle leader waits before it tells followers the commit index")
 	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&c.logFormat, "log-format", "text", "text or json")
-	plainBools(cmd)
+	ctl.PlainBools(cmd)
 	return cmd
 }
 

@@ -33,6 +33,8 @@ func TestHealthAsksTheAdminServerNamedByFlagEnvironmentOrConfigFile(t *testing.T
 	_, port, _ := strings.Cut(admin, ":")
 	// A node is healthy once it knows a leader: its own, a moment after it starts.
 	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		_, err := health(nil, "--admin-addr", admin)
 		if err == nil {
@@ -41,7 +43,7 @@ func TestHealthAsksTheAdminServerNamedByFlagEnvironmentOrConfigFile(t *testing.T
 		if time.Now().After(deadline) {
 			t.Fatalf("the dev node never became healthy: %v", err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		<-tick.C
 	}
 
 	for _, tc := range []struct {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dislog/dislog/client"
+	"github.com/dislog/dislog/client/ctl"
 	"github.com/dislog/dislog/server/localcluster"
 	"github.com/dislog/dislog/tools/bench"
 	"github.com/spf13/cobra"
@@ -117,7 +118,7 @@ A run lasts --count records in all (failed ones count) or --duration (default 10
 	f.BoolVar(&a.jsonOut, "json", false, "print the report as JSON (latencies in microseconds, a timeline sample a second)")
 	f.StringVar(&a.plotFile, "plot", "", "draw throughput and p99 latency over time into this PNG file")
 	f.BoolVar(&a.progress, "progress", false, "show the progress bar on stderr even when it is not a terminal")
-	addOldTLSFlags(f, &a.ca, &a.cert, &a.key)
+	ctl.AddOldTLSFlags(f, &a.ca, &a.cert, &a.key)
 
 	for _, w := range []struct {
 		workload     bench.Workload
@@ -183,16 +184,16 @@ A run lasts --count records in all (failed ones count) or --duration (default 10
 		}
 		cmd.AddCommand(sub)
 	}
-	plainBools(cmd)
+	ctl.PlainBools(cmd)
 	return cmd
 }
 
 // resolveEnv fills the connection flags not given from the environment.
 func (a *app) resolveEnv(cmd *cobra.Command) error {
-	warnOldTLSFlags(a.stderr, "dislog-bench", cmd.Flags())
+	ctl.WarnOldTLSFlags(a.stderr, "dislog-bench", cmd.Flags())
 	for name, variable := range envFlags {
 		f := cmd.Flags().Lookup(name)
-		if f == nil || given(cmd.Flags(), name) {
+		if f == nil || ctl.Given(cmd.Flags(), name) {
 			continue
 		}
 		if v, ok := a.lookupEnv(variable); ok && v != "" {
