@@ -10,7 +10,10 @@
 // that is); consumes may go to any server. A single-node server is its own leader.
 //
 // Errors carry a gRPC status code a client can act on:
-//   INVALID_ARGUMENT    a malformed request: a bad topic or group name, an empty batch
+//   INVALID_ARGUMENT    a malformed request: a bad topic or group name, an empty batch, a partition
+//                       out of range, a partition count or replication factor out of bounds
+//   FAILED_PRECONDITION a replication factor larger than the servers up; an idempotent batch out of
+//                       sequence
 //   NOT_FOUND           the topic does not exist (or was deleted while the call ran)
 //   ALREADY_EXISTS      CreateTopic of a topic that exists
 //   OUT_OF_RANGE        an offset below the lowest or past the next offset of the topic
@@ -243,8 +246,14 @@ type ProduceRequest struct {
 	// if its sequence is the next one for (producer_id, topic). A retry of the last appended batch gets
 	// the original base_offset back (with duplicate set) and writes nothing; a gap or an older sequence is
 	// FAILED_PRECONDITION. producer_id 0 turns deduplication off.
-	ProducerId    uint64 `protobuf:"varint,3,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
-	Sequence      uint64 `protobuf:"varint,4,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	ProducerId uint64 `protobuf:"varint,3,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	Sequence   uint64 `protobuf:"varint,4,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// partition names the partition the batch goes to (0 to the topic's partitions - 1). Unset: a topic
+	// of one partition takes the batch on partition 0; for a topic of several, the server picks the
+	// partition of the first record's key as KeyPartition does (murmur2, as Kafka's default
+	// partitioner), or partition 0 for a record without a key. Sequences are per (producer_id, topic,
+	// partition).
+	Partition     *uint32 `protobuf:"varint,5,opt,name=partition,proto3,oneof" json:"partition,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -307,13 +316,22 @@ func (x *ProduceRequest) GetSequence() uint64 {
 	return 0
 }
 
+func (x *ProduceRequest) GetPartition() uint32 {
+	if x != nil && x.Partition != nil {
+		return *x.Partition
+	}
+	return 0
+}
+
 type ProduceResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// base_offset is the offset of the first record of the batch; record i got base_offset + i.
 	BaseOffset uint64 `protobuf:"varint,1,opt,name=base_offset,json=baseOffset,proto3" json:"base_offset,omitempty"`
 	// duplicate is true when the batch had been appended before (same producer_id and sequence) and
 	// this call wrote nothing.
-	Duplicate     bool `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	Duplicate bool `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	// partition is the partition the batch was appended to.
+	Partition     uint32 `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -362,6 +380,13 @@ func (x *ProduceResponse) GetDuplicate() bool {
 	return false
 }
 
+func (x *ProduceResponse) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
 type ConsumeRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Topic  string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -370,8 +395,10 @@ type ConsumeRequest struct {
 	// committed it, wait for it instead of answering OUT_OF_RANGE: a client reading on any server sees
 	// every record it was acknowledged.
 	ReadYourWrites bool `protobuf:"varint,3,opt,name=read_your_writes,json=readYourWrites,proto3" json:"read_your_writes,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// partition is the partition to read; offsets are per partition. Default 0.
+	Partition     uint32 `protobuf:"varint,4,opt,name=partition,proto3" json:"partition,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConsumeRequest) Reset() {
@@ -423,6 +450,13 @@ func (x *ConsumeRequest) GetReadYourWrites() bool {
 		return x.ReadYourWrites
 	}
 	return false
+}
+
+func (x *ConsumeRequest) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
 }
 
 type ConsumeResponse struct {
@@ -484,8 +518,10 @@ type ConsumeStreamRequest struct {
 	Follow bool `protobuf:"varint,5,opt,name=follow,proto3" json:"follow,omitempty"`
 	// read_your_writes: as in ConsumeRequest, for the start offset.
 	ReadYourWrites bool `protobuf:"varint,6,opt,name=read_your_writes,json=readYourWrites,proto3" json:"read_your_writes,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// partition is the partition to read. Default 0.
+	Partition     uint32 `protobuf:"varint,7,opt,name=partition,proto3" json:"partition,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConsumeStreamRequest) Reset() {
@@ -571,6 +607,13 @@ func (x *ConsumeStreamRequest) GetReadYourWrites() bool {
 		return x.ReadYourWrites
 	}
 	return false
+}
+
+func (x *ConsumeStreamRequest) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
 }
 
 type isConsumeStreamRequest_Start interface {
@@ -883,7 +926,14 @@ type TopicInfo struct {
 	// bytes is the size of the topic's records on disk, framing included.
 	Bytes int64 `protobuf:"varint,5,opt,name=bytes,proto3" json:"bytes,omitempty"`
 	// segments is the number of segment files the records are in.
-	Segments      int64 `protobuf:"varint,6,opt,name=segments,proto3" json:"segments,omitempty"`
+	Segments int64 `protobuf:"varint,6,opt,name=segments,proto3" json:"segments,omitempty"`
+	// partitions is the topic's partition count (1 for a topic created without one).
+	Partitions uint32 `protobuf:"varint,7,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	// replication_factor is the number of servers that hold each partition.
+	ReplicationFactor uint32 `protobuf:"varint,8,opt,name=replication_factor,json=replicationFactor,proto3" json:"replication_factor,omitempty"`
+	// partition_info describes each partition, in partition order. lowest_offset, next_offset, bytes
+	// and segments above are partition 0's offsets and the sums of bytes and segments over partitions.
+	PartitionInfo []*PartitionInfo `protobuf:"bytes,9,rep,name=partition_info,json=partitionInfo,proto3" json:"partition_info,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -960,18 +1010,153 @@ func (x *TopicInfo) GetSegments() int64 {
 	return 0
 }
 
-type CreateTopicRequest struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// topic: 1 to 249 characters of ASCII letters, digits, '.', '_' and '-', not "." or "..".
-	Topic         string       `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	Config        *TopicConfig `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
+func (x *TopicInfo) GetPartitions() uint32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+func (x *TopicInfo) GetReplicationFactor() uint32 {
+	if x != nil {
+		return x.ReplicationFactor
+	}
+	return 0
+}
+
+func (x *TopicInfo) GetPartitionInfo() []*PartitionInfo {
+	if x != nil {
+		return x.PartitionInfo
+	}
+	return nil
+}
+
+// PartitionInfo describes one partition of a topic: its own Raft group on replication_factor servers.
+type PartitionInfo struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	// leader is the id of the server that leads the partition (takes its produces); empty during an
+	// election.
+	Leader string `protobuf:"bytes,2,opt,name=leader,proto3" json:"leader,omitempty"`
+	// leader_addr is the leader's client address (Server.rpc_addr).
+	LeaderAddr string `protobuf:"bytes,3,opt,name=leader_addr,json=leaderAddr,proto3" json:"leader_addr,omitempty"`
+	// replicas are the ids of the servers that hold the partition, the preferred leader first.
+	Replicas []string `protobuf:"bytes,4,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	// in_sync are the replicas that are up and caught up with the leader, as the leader last saw them.
+	InSync []string `protobuf:"bytes,5,rep,name=in_sync,json=inSync,proto3" json:"in_sync,omitempty"`
+	// lowest_offset and next_offset bound the partition's records, as in TopicInfo.
+	LowestOffset uint64 `protobuf:"varint,6,opt,name=lowest_offset,json=lowestOffset,proto3" json:"lowest_offset,omitempty"`
+	NextOffset   uint64 `protobuf:"varint,7,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
+	// bytes is the size of the partition's log on disk, on the answering server.
+	Bytes         int64 `protobuf:"varint,8,opt,name=bytes,proto3" json:"bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
+func (x *PartitionInfo) Reset() {
+	*x = PartitionInfo{}
+	mi := &file_dislog_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionInfo) ProtoMessage() {}
+
+func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_dislog_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionInfo.ProtoReflect.Descriptor instead.
+func (*PartitionInfo) Descriptor() ([]byte, []int) {
+	return file_dislog_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PartitionInfo) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionInfo) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+func (x *PartitionInfo) GetLeaderAddr() string {
+	if x != nil {
+		return x.LeaderAddr
+	}
+	return ""
+}
+
+func (x *PartitionInfo) GetReplicas() []string {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+func (x *PartitionInfo) GetInSync() []string {
+	if x != nil {
+		return x.InSync
+	}
+	return nil
+}
+
+func (x *PartitionInfo) GetLowestOffset() uint64 {
+	if x != nil {
+		return x.LowestOffset
+	}
+	return 0
+}
+
+func (x *PartitionInfo) GetNextOffset() uint64 {
+	if x != nil {
+		return x.NextOffset
+	}
+	return 0
+}
+
+func (x *PartitionInfo) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+type CreateTopicRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// topic: 1 to 249 characters of ASCII letters, digits, '.', '_' and '-', not "." or "..".
+	Topic  string       `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Config *TopicConfig `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
+	// partitions is the number of partitions, 1 to 1024. Unset or 0 means 1.
+	Partitions uint32 `protobuf:"varint,3,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	// replication_factor is the number of servers that hold each partition: 1, 3 or 5, at most the
+	// servers up. Unset or 0 means the cluster's default (3 on a cluster of three or more servers,
+	// otherwise 1).
+	ReplicationFactor uint32 `protobuf:"varint,4,opt,name=replication_factor,json=replicationFactor,proto3" json:"replication_factor,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
 func (x *CreateTopicRequest) Reset() {
 	*x = CreateTopicRequest{}
-	mi := &file_dislog_proto_msgTypes[13]
+	mi := &file_dislog_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -983,7 +1168,7 @@ func (x *CreateTopicRequest) String() string {
 func (*CreateTopicRequest) ProtoMessage() {}
 
 func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dislog_proto_msgTypes[13]
+	mi := &file_dislog_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -996,7 +1181,7 @@ func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicRequest.ProtoReflect.Descriptor instead.
 func (*CreateTopicRequest) Descriptor() ([]byte, []int) {
-	return file_dislog_proto_rawDescGZIP(), []int{13}
+	return file_dislog_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateTopicRequest) GetTopic() string {
@@ -1013,6 +1198,20 @@ func (x *CreateTopicRequest) GetConfig() *TopicConfig {
 	return nil
 }
 
+func (x *CreateTopicRequest) GetPartitions() uint32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+func (x *CreateTopicRequest) GetReplicationFactor() uint32 {
+	if x != nil {
+		return x.ReplicationFactor
+	}
+	return 0
+}
+
 type CreateTopicResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Topic         *TopicInfo             `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -1022,7 +1221,7 @@ type CreateTopicResponse struct {
 
 func (x *CreateTopicResponse) Reset() {
 	*x = CreateTopicResponse{}
-	mi := &file_dislog_proto_msgTypes[14]
+	mi := &file_dislog_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1034,7 +1233,7 @@ func (x *CreateTopicResponse) String() string {
 func (*CreateTopicResponse) ProtoMessage() {}
 
 func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dislog_proto_msgTypes[14]
+	mi := &file_dislog_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1047,7 +1246,7 @@ func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicResponse.ProtoReflect.Descriptor instead.
 func (*CreateTopicResponse) Descriptor() ([]byte, []int) {
-	return file_dislog_proto_rawDescGZIP(), []int{14}
+	return file_dislog_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateTopicResponse) GetTopic() *TopicInfo {
@@ -1066,7 +1265,7 @@ type DeleteTopicRequest struct {
 
 func (x *DeleteTopicRequest) Reset() {
 	*x = DeleteTopicRequest{}
-	mi := &file_dislog_proto_msgTypes[15]
+	mi := &file_dislog_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1078,7 +1277,7 @@ func (x *DeleteTopicRequest) String() string {
 func (*DeleteTopicRequest) ProtoMessage() {}
 
 func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dislog_proto_msgTypes[15]
+	mi := &file_dislog_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1091,7 +1290,7 @@ func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTopicRequest) Descriptor() ([]byte, []int) {
-	return file_dislog_proto_rawDescGZIP(), []int{15}
+	return file_dislog_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteTopicRequest) GetTopic() string {
@@ -1109,7 +1308,7 @@ type DeleteTopicResponse struct {
 
 func (x *DeleteTopicResponse) Reset() {
 	*x = DeleteTopicResponse{}
-	mi := &file_dislog_proto_msgTypes[16]
+	mi := &file_dislog_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1320,7 @@ func (x *DeleteTopicResponse) String() string {
 func (*DeleteTopicResponse) ProtoMessage() {}
 
 func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dislog_proto_msgTypes[16]
+	mi := &file_dislog_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1333,7 @@ func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTopicResponse) Descriptor() ([]byte, []int) {
-	return file_dislog_proto_rawDescGZIP(), []int{16}
+	return file_dislog_proto_rawDescGZIP(), []int{17}
 }
 
 type ListTopicsRequest struct {
@@ -1145,7 +1344,7 @@ type ListTopicsRequest struct {
 
 func (x *ListTopicsRequest) Reset() {
 	*x = ListTopicsRequest{}
-	mi := &file_dislog_proto_msgTypes[17]
+	mi := &file_dislog_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1356,7 @@ func (x *ListTopicsRequest) String() string {
 func (*ListTopicsRequest) ProtoMessage() {}
 
 func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dislog_proto_msgTypes[17]
+	mi := &file_dislog_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1369,7 @@ func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
 func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_dislog_proto_rawDescGZIP(), []int{17}
+	return file_dislog_proto_rawDescGZIP(), []int{18}
 }
 
 type ListTopicsResponse struct {
@@ -1183,7 +1382,7 @@ type ListTopicsResponse struct {
 
 func (x *ListTopicsResponse) Reset() {
 	*x = ListTopicsResponse{}
-	mi := &file_dislog_proto_msgTypes[18]
+	mi := &file_dislog_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1394,7 @@ func (x *ListTopicsResponse) String() string {
 func (*ListTopicsResponse) ProtoMessage() {}
 
 func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dislog_proto_msgTypes[18]
+	mi := &file_dislog_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1407,7 @@ func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsResponse.ProtoReflect.Descriptor instead.
 func (*ListTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_dislog_proto_rawDescGZIP(), []int{18}
+	return file_dislog_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListTopicsResponse) GetTopics() []*TopicInfo {
@@ -1227,7 +1426,7 @@ type DescribeTopicRequest struct {
 
 func (x *DescribeTopicRequest) Reset() {
 	*x = DescribeTopicRequest{}
-	mi := &file_dislog_proto_msgTypes[19]
+	mi := &file_dislog_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1239,7 +1438,7 @@ func (x *DescribeTopicRequest) String() string {
 func (*DescribeTopicRequest) ProtoMessage() {}
 
 func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dislog_proto_msgTypes[19]
+	mi := &file_dislog_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1252,7 +1451,7 @@ func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicRequest.ProtoReflect.Descriptor instead.
 func (*DescribeTopicRequest) Descriptor() ([]byte, []int) {
-	return file_dislog_proto_rawDescGZIP(), []int{19}
+	return file_dislog_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DescribeTopicRequest) GetTopic() string {
@@ -1271,7 +1470,7 @@ type DescribeTopicResponse struct {
 
 func (x *DescribeTopicResponse) Reset() {
 	*x = DescribeTopicResponse{}
-	mi := &file_dislog_proto_msgTypes[20]
+	mi := &file_dislog_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1283,7 +1482,7 @@ func (x *DescribeTopicResponse) String() string {
 func (*DescribeTopicResponse) ProtoMessage() {}
 
 func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dislog_proto_msgTypes[20]
+	mi := &file_dislog_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1296,7 +1495,7 @@ func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicResponse.ProtoReflect.Descriptor instead.
 func (*DescribeTopicResponse) Descriptor() ([]byte, []int) {
-	return file_dislog_proto_rawDescGZIP(), []int{20}
+	return file_dislog_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DescribeTopicResponse) GetTopic() *TopicInfo {
@@ -1313,14 +1512,16 @@ type CommitOffsetRequest struct {
 	Topic string `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
 	// offset is the next offset the group will read: one past the last record it processed. It must
 	// not be past the topic's next offset.
-	Offset        uint64 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Offset uint64 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	// partition is the partition the offset is on. Default 0.
+	Partition     uint32 `protobuf:"varint,4,opt,name=partition,proto3" json:"partition,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CommitOffsetRequest) Reset() {
 	*x = CommitOffsetRequest{}
-	mi := &file_dislog_proto_msgTypes[21]
+	mi := &file_dislog_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1332,7 +1533,7 @@ func (x *CommitOffsetRequest) String() string {
 func (*CommitOffsetRequest) ProtoMessage() {}
 
 func (x *CommitOffsetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dislog_proto_msgTypes[21]
+	mi := &file_dislog_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1345,7 +1546,7 @@ func (x *CommitOffsetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetRequest.ProtoReflect.Descriptor instead.
 func (*CommitOffsetRequest) Descriptor() ([]byte, []int) {
-	return file_dislog_proto_rawDescGZIP(), []int{21}
+	return file_dislog_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CommitOffsetRequest) GetGroup() string {
@@ -1369,6 +1570,13 @@ func (x *CommitOffsetRequest) GetOffset() uint64 {
 	return 0
 }
 
+func (x *CommitOffsetRequest) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
 type CommitOffsetResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1377,7 +1585,7 @@ type CommitOffsetResponse struct {
 
 func (x *CommitOffsetResponse) Reset() {
 	*x = CommitOffsetResponse{}
-	mi := &file_dislog_proto_msgTypes[22]
+	mi := &file_dislog_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1389,7 +1597,7 @@ func (x *CommitOffsetResponse) String() string {
 func (*CommitOffsetResponse) ProtoMessage() {}
 
 func (x *CommitOffsetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dislog_proto_msgTypes[22]
+	mi := &file_dislog_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1402,20 +1610,22 @@ func (x *CommitOffsetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetResponse.ProtoReflect.Descriptor instead.
 func (*CommitOffsetResponse) Descriptor() ([]byte, []int) {
-	return file_dislog_proto_rawDescGZIP(), []int{22}
+	return file_dislog_proto_rawDescGZIP(), []int{23}
 }
 
 type FetchOffsetRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
-	Topic         string                 `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Topic string                 `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
+	// partition is the partition whose offset to fetch. Default 0.
+	Partition     uint32 `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FetchOffsetRequest) Reset() {
 	*x = FetchOffsetRequest{}
-	mi := &file_dislog_proto_msgTypes[23]
+	mi := &file_dislog_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1427,7 +1637,7 @@ func (x *FetchOffsetRequest) String() string {
 func (*FetchOffsetRequest) ProtoMessage() {}
 
 func (x *FetchOffsetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dislog_proto_msgTypes[23]
+	mi := &file_dislog_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1440,7 +1650,7 @@ func (x *FetchOffsetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetRequest.ProtoReflect.Descriptor instead.
 func (*FetchOffsetRequest) Descriptor() ([]byte, []int) {
-	return file_dislog_proto_rawDescGZIP(), []int{23}
+	return file_dislog_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *FetchOffsetRequest) GetGroup() string {
@@ -1457,6 +1667,13 @@ func (x *FetchOffsetRequest) GetTopic() string {
 	return ""
 }
 
+func (x *FetchOffsetRequest) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
 type FetchOffsetResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// offset is the committed offset; meaningful only when committed is true.
@@ -1469,7 +1686,7 @@ type FetchOffsetResponse struct {
 
 func (x *FetchOffsetResponse) Reset() {
 	*x = FetchOffsetResponse{}
-	mi := &file_dislog_proto_msgTypes[24]
+	mi := &file_dislog_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1481,7 +1698,7 @@ func (x *FetchOffsetResponse) String() string {
 func (*FetchOffsetResponse) ProtoMessage() {}
 
 func (x *FetchOffsetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dislog_proto_msgTypes[24]
+	mi := &file_dislog_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1494,7 +1711,7 @@ func (x *FetchOffsetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetResponse.ProtoReflect.Descriptor instead.
 func (*FetchOffsetResponse) Descriptor() ([]byte, []int) {
-	return file_dislog_proto_rawDescGZIP(), []int{24}
+	return file_dislog_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *FetchOffsetResponse) GetOffset() uint64 {
@@ -1525,30 +1742,36 @@ const file_dislog_proto_rawDesc = "" +
 	"appendTime\"0\n" +
 	"\x06Header\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"\x90\x01\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xc1\x01\n" +
 	"\x0eProduceRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12+\n" +
 	"\arecords\x18\x02 \x03(\v2\x11.dislog.v1.RecordR\arecords\x12\x1f\n" +
 	"\vproducer_id\x18\x03 \x01(\x04R\n" +
 	"producerId\x12\x1a\n" +
-	"\bsequence\x18\x04 \x01(\x04R\bsequence\"P\n" +
+	"\bsequence\x18\x04 \x01(\x04R\bsequence\x12!\n" +
+	"\tpartition\x18\x05 \x01(\rH\x00R\tpartition\x88\x01\x01B\f\n" +
+	"\n" +
+	"_partition\"n\n" +
 	"\x0fProduceResponse\x12\x1f\n" +
 	"\vbase_offset\x18\x01 \x01(\x04R\n" +
 	"baseOffset\x12\x1c\n" +
-	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"h\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\x12\x1c\n" +
+	"\tpartition\x18\x03 \x01(\rR\tpartition\"\x86\x01\n" +
 	"\x0eConsumeRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12(\n" +
-	"\x10read_your_writes\x18\x03 \x01(\bR\x0ereadYourWrites\"<\n" +
+	"\x10read_your_writes\x18\x03 \x01(\bR\x0ereadYourWrites\x12\x1c\n" +
+	"\tpartition\x18\x04 \x01(\rR\tpartition\"<\n" +
 	"\x0fConsumeResponse\x12)\n" +
-	"\x06record\x18\x01 \x01(\v2\x11.dislog.v1.RecordR\x06record\"\xfb\x01\n" +
+	"\x06record\x18\x01 \x01(\v2\x11.dislog.v1.RecordR\x06record\"\x99\x02\n" +
 	"\x14ConsumeStreamRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x18\n" +
 	"\x06offset\x18\x02 \x01(\x04H\x00R\x06offset\x120\n" +
 	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampH\x00R\x04time\x126\n" +
 	"\bposition\x18\x04 \x01(\x0e2\x18.dislog.v1.StartPositionH\x00R\bposition\x12\x16\n" +
 	"\x06follow\x18\x05 \x01(\bR\x06follow\x12(\n" +
-	"\x10read_your_writes\x18\x06 \x01(\bR\x0ereadYourWritesB\a\n" +
+	"\x10read_your_writes\x18\x06 \x01(\bR\x0ereadYourWrites\x12\x1c\n" +
+	"\tpartition\x18\a \x01(\rR\tpartitionB\a\n" +
 	"\x05start\"D\n" +
 	"\x15ConsumeStreamResponse\x12+\n" +
 	"\arecords\x18\x01 \x03(\v2\x11.dislog.v1.RecordR\arecords\"\x13\n" +
@@ -1565,7 +1788,7 @@ const file_dislog_proto_rawDesc = "" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\"v\n" +
 	"\vTopicConfig\x12'\n" +
 	"\x0fretention_bytes\x18\x01 \x01(\x03R\x0eretentionBytes\x12>\n" +
-	"\rretention_age\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fretentionAge\"\xc9\x01\n" +
+	"\rretention_age\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fretentionAge\"\xd9\x02\n" +
 	"\tTopicInfo\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12.\n" +
 	"\x06config\x18\x02 \x01(\v2\x16.dislog.v1.TopicConfigR\x06config\x12#\n" +
@@ -1573,10 +1796,30 @@ const file_dislog_proto_rawDesc = "" +
 	"\vnext_offset\x18\x04 \x01(\x04R\n" +
 	"nextOffset\x12\x14\n" +
 	"\x05bytes\x18\x05 \x01(\x03R\x05bytes\x12\x1a\n" +
-	"\bsegments\x18\x06 \x01(\x03R\bsegments\"Z\n" +
+	"\bsegments\x18\x06 \x01(\x03R\bsegments\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\a \x01(\rR\n" +
+	"partitions\x12-\n" +
+	"\x12replication_factor\x18\b \x01(\rR\x11replicationFactor\x12?\n" +
+	"\x0epartition_info\x18\t \x03(\v2\x18.dislog.v1.PartitionInfoR\rpartitionInfo\"\xf7\x01\n" +
+	"\rPartitionInfo\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x16\n" +
+	"\x06leader\x18\x02 \x01(\tR\x06leader\x12\x1f\n" +
+	"\vleader_addr\x18\x03 \x01(\tR\n" +
+	"leaderAddr\x12\x1a\n" +
+	"\breplicas\x18\x04 \x03(\tR\breplicas\x12\x17\n" +
+	"\ain_sync\x18\x05 \x03(\tR\x06inSync\x12#\n" +
+	"\rlowest_offset\x18\x06 \x01(\x04R\flowestOffset\x12\x1f\n" +
+	"\vnext_offset\x18\a \x01(\x04R\n" +
+	"nextOffset\x12\x14\n" +
+	"\x05bytes\x18\b \x01(\x03R\x05bytes\"\xa9\x01\n" +
 	"\x12CreateTopicRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12.\n" +
-	"\x06config\x18\x02 \x01(\v2\x16.dislog.v1.TopicConfigR\x06config\"A\n" +
+	"\x06config\x18\x02 \x01(\v2\x16.dislog.v1.TopicConfigR\x06config\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x03 \x01(\rR\n" +
+	"partitions\x12-\n" +
+	"\x12replication_factor\x18\x04 \x01(\rR\x11replicationFactor\"A\n" +
 	"\x13CreateTopicResponse\x12*\n" +
 	"\x05topic\x18\x01 \x01(\v2\x14.dislog.v1.TopicInfoR\x05topic\"*\n" +
 	"\x12DeleteTopicRequest\x12\x14\n" +
@@ -1588,15 +1831,17 @@ const file_dislog_proto_rawDesc = "" +
 	"\x14DescribeTopicRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\"C\n" +
 	"\x15DescribeTopicResponse\x12*\n" +
-	"\x05topic\x18\x01 \x01(\v2\x14.dislog.v1.TopicInfoR\x05topic\"Y\n" +
+	"\x05topic\x18\x01 \x01(\v2\x14.dislog.v1.TopicInfoR\x05topic\"w\n" +
 	"\x13CommitOffsetRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
 	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x16\n" +
-	"\x06offset\x18\x03 \x01(\x04R\x06offset\"\x16\n" +
-	"\x14CommitOffsetResponse\"@\n" +
+	"\x06offset\x18\x03 \x01(\x04R\x06offset\x12\x1c\n" +
+	"\tpartition\x18\x04 \x01(\rR\tpartition\"\x16\n" +
+	"\x14CommitOffsetResponse\"^\n" +
 	"\x12FetchOffsetRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
-	"\x05topic\x18\x02 \x01(\tR\x05topic\"K\n" +
+	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x03 \x01(\rR\tpartition\"K\n" +
 	"\x13FetchOffsetResponse\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x1c\n" +
 	"\tcommitted\x18\x02 \x01(\bR\tcommitted*g\n" +
@@ -1633,7 +1878,7 @@ func file_dislog_proto_rawDescGZIP() []byte {
 }
 
 var file_dislog_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_dislog_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_dislog_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_dislog_proto_goTypes = []any{
 	(StartPosition)(0),            // 0: dislog.v1.StartPosition
 	(*Record)(nil),                // 1: dislog.v1.Record
@@ -1649,63 +1894,65 @@ var file_dislog_proto_goTypes = []any{
 	(*GetServersResponse)(nil),    // 11: dislog.v1.GetServersResponse
 	(*TopicConfig)(nil),           // 12: dislog.v1.TopicConfig
 	(*TopicInfo)(nil),             // 13: dislog.v1.TopicInfo
-	(*CreateTopicRequest)(nil),    // 14: dislog.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),   // 15: dislog.v1.CreateTopicResponse
-	(*DeleteTopicRequest)(nil),    // 16: dislog.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),   // 17: dislog.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),     // 18: dislog.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),    // 19: dislog.v1.ListTopicsResponse
-	(*DescribeTopicRequest)(nil),  // 20: dislog.v1.DescribeTopicRequest
-	(*DescribeTopicResponse)(nil), // 21: dislog.v1.DescribeTopicResponse
-	(*CommitOffsetRequest)(nil),   // 22: dislog.v1.CommitOffsetRequest
-	(*CommitOffsetResponse)(nil),  // 23: dislog.v1.CommitOffsetResponse
-	(*FetchOffsetRequest)(nil),    // 24: dislog.v1.FetchOffsetRequest
-	(*FetchOffsetResponse)(nil),   // 25: dislog.v1.FetchOffsetResponse
-	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
+	(*PartitionInfo)(nil),         // 14: dislog.v1.PartitionInfo
+	(*CreateTopicRequest)(nil),    // 15: dislog.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),   // 16: dislog.v1.CreateTopicResponse
+	(*DeleteTopicRequest)(nil),    // 17: dislog.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),   // 18: dislog.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),     // 19: dislog.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),    // 20: dislog.v1.ListTopicsResponse
+	(*DescribeTopicRequest)(nil),  // 21: dislog.v1.DescribeTopicRequest
+	(*DescribeTopicResponse)(nil), // 22: dislog.v1.DescribeTopicResponse
+	(*CommitOffsetRequest)(nil),   // 23: dislog.v1.CommitOffsetRequest
+	(*CommitOffsetResponse)(nil),  // 24: dislog.v1.CommitOffsetResponse
+	(*FetchOffsetRequest)(nil),    // 25: dislog.v1.FetchOffsetRequest
+	(*FetchOffsetResponse)(nil),   // 26: dislog.v1.FetchOffsetResponse
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 28: google.protobuf.Duration
 }
 var file_dislog_proto_depIdxs = []int32{
 	2,  // 0: dislog.v1.Record.headers:type_name -> dislog.v1.Header
-	26, // 1: dislog.v1.Record.append_time:type_name -> google.protobuf.Timestamp
+	27, // 1: dislog.v1.Record.append_time:type_name -> google.protobuf.Timestamp
 	1,  // 2: dislog.v1.ProduceRequest.records:type_name -> dislog.v1.Record
 	1,  // 3: dislog.v1.ConsumeResponse.record:type_name -> dislog.v1.Record
-	26, // 4: dislog.v1.ConsumeStreamRequest.time:type_name -> google.protobuf.Timestamp
+	27, // 4: dislog.v1.ConsumeStreamRequest.time:type_name -> google.protobuf.Timestamp
 	0,  // 5: dislog.v1.ConsumeStreamRequest.position:type_name -> dislog.v1.StartPosition
 	1,  // 6: dislog.v1.ConsumeStreamResponse.records:type_name -> dislog.v1.Record
 	10, // 7: dislog.v1.GetServersResponse.servers:type_name -> dislog.v1.Server
-	27, // 8: dislog.v1.TopicConfig.retention_age:type_name -> google.protobuf.Duration
+	28, // 8: dislog.v1.TopicConfig.retention_age:type_name -> google.protobuf.Duration
 	12, // 9: dislog.v1.TopicInfo.config:type_name -> dislog.v1.TopicConfig
-	12, // 10: dislog.v1.CreateTopicRequest.config:type_name -> dislog.v1.TopicConfig
-	13, // 11: dislog.v1.CreateTopicResponse.topic:type_name -> dislog.v1.TopicInfo
-	13, // 12: dislog.v1.ListTopicsResponse.topics:type_name -> dislog.v1.TopicInfo
-	13, // 13: dislog.v1.DescribeTopicResponse.topic:type_name -> dislog.v1.TopicInfo
-	3,  // 14: dislog.v1.LogService.Produce:input_type -> dislog.v1.ProduceRequest
-	3,  // 15: dislog.v1.LogService.ProduceStream:input_type -> dislog.v1.ProduceRequest
-	5,  // 16: dislog.v1.LogService.Consume:input_type -> dislog.v1.ConsumeRequest
-	7,  // 17: dislog.v1.LogService.ConsumeStream:input_type -> dislog.v1.ConsumeStreamRequest
-	9,  // 18: dislog.v1.LogService.GetServers:input_type -> dislog.v1.GetServersRequest
-	14, // 19: dislog.v1.LogService.CreateTopic:input_type -> dislog.v1.CreateTopicRequest
-	16, // 20: dislog.v1.LogService.DeleteTopic:input_type -> dislog.v1.DeleteTopicRequest
-	18, // 21: dislog.v1.LogService.ListTopics:input_type -> dislog.v1.ListTopicsRequest
-	20, // 22: dislog.v1.LogService.DescribeTopic:input_type -> dislog.v1.DescribeTopicRequest
-	22, // 23: dislog.v1.LogService.CommitOffset:input_type -> dislog.v1.CommitOffsetRequest
-	24, // 24: dislog.v1.LogService.FetchOffset:input_type -> dislog.v1.FetchOffsetRequest
-	4,  // 25: dislog.v1.LogService.Produce:output_type -> dislog.v1.ProduceResponse
-	4,  // 26: dislog.v1.LogService.ProduceStream:output_type -> dislog.v1.ProduceResponse
-	6,  // 27: dislog.v1.LogService.Consume:output_type -> dislog.v1.ConsumeResponse
-	8,  // 28: dislog.v1.LogService.ConsumeStream:output_type -> dislog.v1.ConsumeStreamResponse
-	11, // 29: dislog.v1.LogService.GetServers:output_type -> dislog.v1.GetServersResponse
-	15, // 30: dislog.v1.LogService.CreateTopic:output_type -> dislog.v1.CreateTopicResponse
-	17, // 31: dislog.v1.LogService.DeleteTopic:output_type -> dislog.v1.DeleteTopicResponse
-	19, // 32: dislog.v1.LogService.ListTopics:output_type -> dislog.v1.ListTopicsResponse
-	21, // 33: dislog.v1.LogService.DescribeTopic:output_type -> dislog.v1.DescribeTopicResponse
-	23, // 34: dislog.v1.LogService.CommitOffset:output_type -> dislog.v1.CommitOffsetResponse
-	25, // 35: dislog.v1.LogService.FetchOffset:output_type -> dislog.v1.FetchOffsetResponse
-	25, // [25:36] is the sub-list for method output_type
-	14, // [14:25] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	14, // 10: dislog.v1.TopicInfo.partition_info:type_name -> dislog.v1.PartitionInfo
+	12, // 11: dislog.v1.CreateTopicRequest.config:type_name -> dislog.v1.TopicConfig
+	13, // 12: dislog.v1.CreateTopicResponse.topic:type_name -> dislog.v1.TopicInfo
+	13, // 13: dislog.v1.ListTopicsResponse.topics:type_name -> dislog.v1.TopicInfo
+	13, // 14: dislog.v1.DescribeTopicResponse.topic:type_name -> dislog.v1.TopicInfo
+	3,  // 15: dislog.v1.LogService.Produce:input_type -> dislog.v1.ProduceRequest
+	3,  // 16: dislog.v1.LogService.ProduceStream:input_type -> dislog.v1.ProduceRequest
+	5,  // 17: dislog.v1.LogService.Consume:input_type -> dislog.v1.ConsumeRequest
+	7,  // 18: dislog.v1.LogService.ConsumeStream:input_type -> dislog.v1.ConsumeStreamRequest
+	9,  // 19: dislog.v1.LogService.GetServers:input_type -> dislog.v1.GetServersRequest
+	15, // 20: dislog.v1.LogService.CreateTopic:input_type -> dislog.v1.CreateTopicRequest
+	17, // 21: dislog.v1.LogService.DeleteTopic:input_type -> dislog.v1.DeleteTopicRequest
+	19, // 22: dislog.v1.LogService.ListTopics:input_type -> dislog.v1.ListTopicsRequest
+	21, // 23: dislog.v1.LogService.DescribeTopic:input_type -> dislog.v1.DescribeTopicRequest
+	23, // 24: dislog.v1.LogService.CommitOffset:input_type -> dislog.v1.CommitOffsetRequest
+	25, // 25: dislog.v1.LogService.FetchOffset:input_type -> dislog.v1.FetchOffsetRequest
+	4,  // 26: dislog.v1.LogService.Produce:output_type -> dislog.v1.ProduceResponse
+	4,  // 27: dislog.v1.LogService.ProduceStream:output_type -> dislog.v1.ProduceResponse
+	6,  // 28: dislog.v1.LogService.Consume:output_type -> dislog.v1.ConsumeResponse
+	8,  // 29: dislog.v1.LogService.ConsumeStream:output_type -> dislog.v1.ConsumeStreamResponse
+	11, // 30: dislog.v1.LogService.GetServers:output_type -> dislog.v1.GetServersResponse
+	16, // 31: dislog.v1.LogService.CreateTopic:output_type -> dislog.v1.CreateTopicResponse
+	18, // 32: dislog.v1.LogService.DeleteTopic:output_type -> dislog.v1.DeleteTopicResponse
+	20, // 33: dislog.v1.LogService.ListTopics:output_type -> dislog.v1.ListTopicsResponse
+	22, // 34: dislog.v1.LogService.DescribeTopic:output_type -> dislog.v1.DescribeTopicResponse
+	24, // 35: dislog.v1.LogService.CommitOffset:output_type -> dislog.v1.CommitOffsetResponse
+	26, // 36: dislog.v1.LogService.FetchOffset:output_type -> dislog.v1.FetchOffsetResponse
+	26, // [26:37] is the sub-list for method output_type
+	15, // [15:26] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_dislog_proto_init() }
@@ -1713,6 +1960,7 @@ func file_dislog_proto_init() {
 	if File_dislog_proto != nil {
 		return
 	}
+	file_dislog_proto_msgTypes[2].OneofWrappers = []any{}
 	file_dislog_proto_msgTypes[6].OneofWrappers = []any{
 		(*ConsumeStreamRequest_Offset)(nil),
 		(*ConsumeStreamRequest_Time)(nil),
@@ -1724,7 +1972,7 @@ func file_dislog_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dislog_proto_rawDesc), len(file_dislog_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -10,7 +10,10 @@
 // that is); consumes may go to any server. A single-node server is its own leader.
 //
 // Errors carry a gRPC status code a client can act on:
-//   INVALID_ARGUMENT    a malformed request: a bad topic or group name, an empty batch
+//   INVALID_ARGUMENT    a malformed request: a bad topic or group name, an empty batch, a partition
+//                       out of range, a partition count or replication factor out of bounds
+//   FAILED_PRECONDITION a replication factor larger than the servers up; an idempotent batch out of
+//                       sequence
 //   NOT_FOUND           the topic does not exist (or was deleted while the call ran)
 //   ALREADY_EXISTS      CreateTopic of a topic that exists
 //   OUT_OF_RANGE        an offset below the lowest or past the next offset of the topic
@@ -76,7 +79,9 @@ type LogServiceClient interface {
 	ConsumeStream(ctx context.Context, in *ConsumeStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ConsumeStreamResponse], error)
 	// GetServers lists the servers of the cluster with their client addresses and which one leads.
 	GetServers(ctx context.Context, in *GetServersRequest, opts ...grpc.CallOption) (*GetServersResponse, error)
-	// CreateTopic creates an empty topic.
+	// CreateTopic creates an empty topic of one or more partitions. Each partition is its own Raft
+	// group on replication_factor servers; offsets, ordering and idempotent sequences are per partition.
+	// Creating a topic that exists is ALREADY_EXISTS (whatever its settings).
 	CreateTopic(ctx context.Context, in *CreateTopicRequest, opts ...grpc.CallOption) (*CreateTopicResponse, error)
 	// DeleteTopic deletes a topic, its records and the consumer offsets committed on it. Streams
 	// reading it end with NOT_FOUND.
@@ -245,7 +250,9 @@ type LogServiceServer interface {
 	ConsumeStream(*ConsumeStreamRequest, grpc.ServerStreamingServer[ConsumeStreamResponse]) error
 	// GetServers lists the servers of the cluster with their client addresses and which one leads.
 	GetServers(context.Context, *GetServersRequest) (*GetServersResponse, error)
-	// CreateTopic creates an empty topic.
+	// CreateTopic creates an empty topic of one or more partitions. Each partition is its own Raft
+	// group on replication_factor servers; offsets, ordering and idempotent sequences are per partition.
+	// Creating a topic that exists is ALREADY_EXISTS (whatever its settings).
 	CreateTopic(context.Context, *CreateTopicRequest) (*CreateTopicResponse, error)
 	// DeleteTopic deletes a topic, its records and the consumer offsets committed on it. Streams
 	// reading it end with NOT_FOUND.
