@@ -1144,12 +1144,12 @@ type CreateTopicRequest struct {
 	// topic: 1 to 249 characters of ASCII letters, digits, '.', '_' and '-', not "." or "..".
 	Topic  string       `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
 	Config *TopicConfig `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
-	// partitions is the number of partitions, 1 to 1024. Unset or 0 means 1.
-	Partitions uint32 `protobuf:"varint,3,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	// partitions is the number of partitions, 1 to 1024. Unset means 1.
+	Partitions *uint32 `protobuf:"varint,3,opt,name=partitions,proto3,oneof" json:"partitions,omitempty"`
 	// replication_factor is the number of servers that hold each partition: 1, 3 or 5, at most the
-	// servers up. Unset or 0 means the cluster's default (3 on a cluster of three or more servers,
+	// servers up. Unset means the cluster's default (3 on a cluster of three or more servers,
 	// otherwise 1).
-	ReplicationFactor uint32 `protobuf:"varint,4,opt,name=replication_factor,json=replicationFactor,proto3" json:"replication_factor,omitempty"`
+	ReplicationFactor *uint32 `protobuf:"varint,4,opt,name=replication_factor,json=replicationFactor,proto3,oneof" json:"replication_factor,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -1199,15 +1199,15 @@ func (x *CreateTopicRequest) GetConfig() *TopicConfig {
 }
 
 func (x *CreateTopicRequest) GetPartitions() uint32 {
-	if x != nil {
-		return x.Partitions
+	if x != nil && x.Partitions != nil {
+		return *x.Partitions
 	}
 	return 0
 }
 
 func (x *CreateTopicRequest) GetReplicationFactor() uint32 {
-	if x != nil {
-		return x.ReplicationFactor
+	if x != nil && x.ReplicationFactor != nil {
+		return *x.ReplicationFactor
 	}
 	return 0
 }
@@ -1812,14 +1812,16 @@ const file_dislog_proto_rawDesc = "" +
 	"\rlowest_offset\x18\x06 \x01(\x04R\flowestOffset\x12\x1f\n" +
 	"\vnext_offset\x18\a \x01(\x04R\n" +
 	"nextOffset\x12\x14\n" +
-	"\x05bytes\x18\b \x01(\x03R\x05bytes\"\xa9\x01\n" +
+	"\x05bytes\x18\b \x01(\x03R\x05bytes\"\xd9\x01\n" +
 	"\x12CreateTopicRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12.\n" +
-	"\x06config\x18\x02 \x01(\v2\x16.dislog.v1.TopicConfigR\x06config\x12\x1e\n" +
+	"\x06config\x18\x02 \x01(\v2\x16.dislog.v1.TopicConfigR\x06config\x12#\n" +
 	"\n" +
-	"partitions\x18\x03 \x01(\rR\n" +
-	"partitions\x12-\n" +
-	"\x12replication_factor\x18\x04 \x01(\rR\x11replicationFactor\"A\n" +
+	"partitions\x18\x03 \x01(\rH\x00R\n" +
+	"partitions\x88\x01\x01\x122\n" +
+	"\x12replication_factor\x18\x04 \x01(\rH\x01R\x11replicationFactor\x88\x01\x01B\r\n" +
+	"\v_partitionsB\x15\n" +
+	"\x13_replication_factor\"A\n" +
 	"\x13CreateTopicResponse\x12*\n" +
 	"\x05topic\x18\x01 \x01(\v2\x14.dislog.v1.TopicInfoR\x05topic\"*\n" +
 	"\x12DeleteTopicRequest\x12\x14\n" +
@@ -1966,6 +1968,7 @@ func file_dislog_proto_init() {
 		(*ConsumeStreamRequest_Time)(nil),
 		(*ConsumeStreamRequest_Position)(nil),
 	}
+	file_dislog_proto_msgTypes[14].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
