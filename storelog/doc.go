@@ -31,8 +31,8 @@
 //
 // # Recovery
 //
-// Open costs a directory listing and a stat per segment: sealed segments were fsynced when sealed and
-// are trusted; they are opened on first read. After a clean Close the active segment is trusted too.
+// Open costs a directory listing, and per segment a stat and a read of its first index entry (for
+// SearchKey): sealed segments were fsynced when sealed and are trusted; they are mapped on first read. After a clean Close the active segment is trusted too.
 // After a crash the active segment is read once: the longest prefix of frames that pass their
 // checksums and carry the expected offsets is kept. What follows is cut only if it can have been
 // unsynced at the crash; otherwise Open fails with ErrCorrupt, naming the store file, the position

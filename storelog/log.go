@@ -845,6 +845,22 @@ func (l *Log) SearchKey(k uint64) (uint64, error) {
 	return off, nil
 }
 
+// KeyAt returns the key of the record at offset, from its index entry alone: no store read, no
+// checksum (Read checks the whole record). Errors are Read's.
+func (l *Log) KeyAt(offset uint64) (uint64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	s, err := l.segmentForLocked(offset)
+	if err != nil {
+		return 0, err
+	}
+	e, err := s.entry(offset - s.base)
+	if err != nil {
+		return 0, err
+	}
+	return e.key, nil
+}
+
 // keyBelowLocked is SearchKey's error for a key below the key of the lowest record. The caller holds
 // mu.
 func (l *Log) keyBelowLocked(k, low uint64) error {
