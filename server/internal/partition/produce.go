@@ -81,7 +81,7 @@ func (r *Replica) Produce(ctx context.Context, b Batch) (Result, error) {
 			}
 		}
 	}
-	r.lastStamp = max(time.Now().UnixNano(), r.lastStamp)
+	r.lastStamp = max(time.Now().UnixNano(), r.lastStamp+1)
 	data := appendBatch(make([]byte, 0, size), &b, r.lastStamp)
 	// No enqueue timeout: Raft's loops always take requests in (a follower refuses them at once).
 	f := r.raft.Apply(data, 0)

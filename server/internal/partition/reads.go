@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/dislog/dislog/storelog"
+	"github.com/dislog/dislog/raftlog"
 	"github.com/hashicorp/raft"
 )
 
@@ -25,6 +25,10 @@ type Record struct {
 // equal when it holds no committed record.
 func (r *Replica) Offsets() (lowest, next uint64) {
 	next = r.fsm.next.Load()
+	if first, _ := r.logs.FirstIndex(); first == 0 {
+		// An empty store (raftlog's FirstOffset is 0 then): after a snapshot install, say.
+		return next, next
+	}
 	return min(r.logs.FirstOffset(), next), next
 }
 
@@ -101,7 +105,7 @@ func (r *Replica) ReadBatch(offset uint64, maxRecords, maxBytes int) ([]Record, 
 // readError turns an error of the log store into a read's: a record deleted meanwhile (retention)
 // is out of range.
 func (r *Replica) readError(offset uint64, err error) error {
-	if errors.Is(err, raft.ErrLogNotFound) || errors.Is(err, storelog.ErrOffsetOutOfRange) {
+	if errors.Is(err, raft.ErrLogNotFound) || errors.Is(err, raftlog.ErrOffsetNotFound) {
 		return r.rangeError(offset)
 	}
 	return fmt.Errorf("partition %s: read offset %d: %w", r.group(), offset, err)
