@@ -25,8 +25,11 @@ type Record struct {
 // equal when it holds no committed record.
 func (r *Replica) Offsets() (lowest, next uint64) {
 	next = r.fsm.next.Load()
-	if first, _ := r.logs.FirstIndex(); first == 0 {
-		// An empty store (raftlog's FirstOffset is 0 then): after a snapshot install, say.
+	// The store holds every record the state machine applied, except just after a snapshot was
+	// installed: until Raft empties the store of the entries before it and new ones arrive (based
+	// at the snapshot's next offset), the records below next are not here. An empty store's
+	// FirstOffset is 0.
+	if first, _ := r.logs.FirstIndex(); first == 0 || r.logs.NextOffset() < next {
 		return next, next
 	}
 	return min(r.logs.FirstOffset(), next), next
