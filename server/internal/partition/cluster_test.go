@@ -86,7 +86,7 @@ func (g *gatedTransport) AppendEntries(id raft.ServerID, target raft.ServerAddre
 
 // testCluster is the replicas of one partition, in one process.
 type testCluster struct {
-	t        *testing.T
+	t        testing.TB
 	root     string
 	ids      []raft.ServerID
 	mu       sync.Mutex
@@ -99,7 +99,7 @@ type testCluster struct {
 func addrOf(id raft.ServerID) raft.ServerAddress { return raft.ServerAddress("addr-" + id) }
 
 // newTestCluster opens n replicas and bootstraps them all with the same servers.
-func newTestCluster(t *testing.T, n int, configure func(*Config)) *testCluster {
+func newTestCluster(t testing.TB, n int, configure func(*Config)) *testCluster {
 	c := &testCluster{
 		t: t, root: t.TempDir(), replicas: map[raft.ServerID]*Replica{}, trans: map[raft.ServerID]*gatedTransport{},
 		configure: configure,
@@ -284,7 +284,7 @@ func readAll(t *testing.T, r *Replica) []Record {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	tick := time.NewTicker(2 * time.Millisecond)
