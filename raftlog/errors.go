@@ -14,6 +14,11 @@ var (
 	// ErrMiddleRange is returned by DeleteRange for a range that touches neither end of the log:
 	// deleting it would leave a gap, which raft never asks for.
 	ErrMiddleRange = errors.New("raftlog: delete range inside the log")
+	// ErrOffsetNotFound is returned by LogStore.EntryOf for a partition offset the store does not
+	// hold: below FirstOffset or at or past NextOffset.
+	ErrOffsetNotFound = errors.New("raftlog: offset not in the log")
+	// ErrNoTranslation is returned by LogStore.EntryOf on a store opened without Options.Records.
+	ErrNoTranslation = errors.New("raftlog: the log store keeps no offset translation (Options.Records is nil)")
 	// ErrBadUint64 is returned by StableStore.GetUint64 for a key whose value is not 8 bytes.
 	ErrBadUint64 = errors.New("raftlog: stored value is not a uint64")
 )

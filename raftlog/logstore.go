@@ -35,6 +35,21 @@ type Options struct {
 	MaxEntryBytes uint32
 	// Logger receives recovery events. Default: discard.
 	Logger *slog.Logger
+
+	// Records turns on the offset translation of a partition's log (docs/ARCHITECTURE.md, "Offset
+	// translation"): it returns how many records an entry carries, 0 for raft's own entries (LogNoop,
+	// LogConfiguration, LogBarrier, ...) and any command without records. Each entry is then stored
+	// with its base offset as its storelog key: the partition offset of its first record, or for an
+	// entry without records the offset of the next record to come. Bases are computed as entries are
+	// stored, from the entry before (so a follower needs nothing from its leader for them), and
+	// EntryOf, FirstOffset and NextOffset answer from them. It must be a pure function of the entry.
+	// Default nil: no translation, and EntryOf returns ErrNoTranslation.
+	Records func(l *raft.Log) uint64
+	// BaseAt gives the base offset of the entry at index when StoreLogs stores it into an empty store
+	// (a new one, or one that DeleteRange emptied, as raft does after installing a snapshot): the
+	// partition's state machine answers from the snapshot it restored. It is called with the store's
+	// lock held and must not call back into the store. Only used with Records. Default nil: 0.
+	BaseAt func(index uint64) uint64
 }
 
 const (
@@ -67,7 +82,9 @@ func (o Options) storelogOptions() storelog.Options {
 // raft.MonotonicLogStore (indexes never skip) and a raft.CommitTrackingLogStore (each entry carries
 // the commit index staged before it was stored). Every method is safe to call from any goroutine.
 type LogStore struct {
-	log *storelog.Log
+	log     *storelog.Log
+	records func(*raft.Log) uint64
+	baseAt  func(uint64) uint64
 
 	// mu serializes the calls that change the log, so that checking the log's bounds and changing
 	// them is one step. Reads take no lock. The fields below it are guarded by it.
@@ -75,9 +92,14 @@ type LogStore struct {
 	staged uint64
 	buf    []byte
 	values [][]byte
+	keys   []uint64
 
 	// commit is the commit index carried by the last entry, capped at the last index.
 	commit atomic.Uint64
+	// firstBase and nextBase are the base offset of the first entry held and the one the next entry
+	// stored gets; both 0 on an empty store or without Options.Records. Written under mu.
+	firstBase atomic.Uint64
+	nextBase  atomic.Uint64
 }
 
 // OpenLogStore opens the log store in dir, creating it if need be. After a crash, storelog cuts a
@@ -89,19 +111,25 @@ func OpenLogStore(dir string, opts Options) (*LogStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raftlog: open log store: %w", err)
 	}
-	s := &LogStore{log: l}
-	if err := s.loadCommit(); err != nil {
+	s := &LogStore{log: l, records: opts.Records, baseAt: opts.BaseAt}
+	if err := s.loadTail(); err != nil {
+		l.Close()
+		return nil, err
+	}
+	if err := s.loadFirstBase(); err != nil {
 		l.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-// loadCommit sets commit from the last entry. The caller holds mu or has the store to itself.
-func (s *LogStore) loadCommit() error {
+// loadTail sets commit from the last entry and, with a translation, the next base: the last entry's
+// base plus its records. The caller holds mu or has the store to itself.
+func (s *LogStore) loadTail() error {
 	low, next := s.log.LowestOffset(), s.log.NextOffset()
 	if low == next {
 		s.commit.Store(0)
+		s.nextBase.Store(0)
 		return nil
 	}
 	rec, err := s.log.Read(next - 1)
@@ -114,6 +142,25 @@ func (s *LogStore) loadCommit() error {
 		return fmt.Errorf("raftlog: read last entry: %w", err)
 	}
 	s.commit.Store(min(commit, next-1))
+	if s.records != nil {
+		s.nextBase.Store(rec.Key + s.records(&l))
+	}
+	return nil
+}
+
+// loadFirstBase sets firstBase from the first entry's key. The caller holds mu or has the store to
+// itself.
+func (s *LogStore) loadFirstBase() error {
+	low, next := s.log.LowestOffset(), s.log.NextOffset()
+	if s.records == nil || low == next {
+		s.firstBase.Store(0)
+		return nil
+	}
+	base, err := s.log.KeyAt(low)
+	if err != nil {
+		return fmt.Errorf("raftlog: read the base offset of first entry %d: %w", low, err)
+	}
+	s.firstBase.Store(base)
 	return nil
 }
 
@@ -212,10 +259,35 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 			return fmt.Errorf("raftlog: store logs [%d, %d]: %w", first, last, err)
 		}
 	}
-	if _, err := s.log.AppendBatch(values); err != nil {
+	if s.records == nil {
+		if _, err := s.log.AppendBatch(values); err != nil {
+			return fmt.Errorf("raftlog: store logs [%d, %d]: %w", first, last, err)
+		}
+		s.commit.Store(commit)
+		return nil
+	}
+	base := s.nextBase.Load()
+	if empty {
+		base = 0
+		if s.baseAt != nil {
+			base = s.baseAt(first)
+		}
+	}
+	firstBase := base
+	keys := s.keys[:0]
+	for _, l := range logs {
+		keys = append(keys, base)
+		base += s.records(l)
+	}
+	s.keys = keys[:0]
+	if _, err := s.log.AppendBatchKeyed(values, keys, 0); err != nil {
 		return fmt.Errorf("raftlog: store logs [%d, %d]: %w", first, last, err)
 	}
 	s.commit.Store(commit)
+	if empty {
+		s.firstBase.Store(firstBase)
+	}
+	s.nextBase.Store(base)
 	return nil
 }
 
@@ -236,15 +308,23 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 	var err error
 	switch {
 	case min <= low && max >= last:
-		// Reset deletes every segment file; Truncate(next) would keep the active one.
+		// Reset deletes every segment file; Truncate(next) would keep the active one. The next
+		// StoreLogs asks Options.BaseAt for its base: after a snapshot is installed, the entries
+		// deleted here may not be the ones the snapshot covers.
 		if err = s.log.Reset(next); err == nil {
-			s.commit.Store(0)
+			err = s.loadTail()
+		}
+		if err == nil {
+			err = s.loadFirstBase()
 		}
 	case min <= low:
-		err = s.log.Truncate(max + 1)
+		if err = s.log.Truncate(max + 1); err == nil {
+			err = s.loadFirstBase()
+		}
 	case max >= last:
+		// The bases of the entries that replace the deleted ones follow on from the new last entry.
 		if err = s.log.TruncateAfter(min - 1); err == nil {
-			err = s.loadCommit()
+			err = s.loadTail()
 		}
 	default:
 		return fmt.Errorf("%w: [%d, %d] of [%d, %d]", ErrMiddleRange, min, max, low, last)

@@ -5,6 +5,18 @@
 // OffsetForTime, follow the tail with Wait, and cut it with Truncate (head), TruncateAfter (tail)
 // and Reset. One writer and many concurrent readers; every method is safe for concurrent use.
 //
+// # Keys
+//
+// Every record carries a uint64 key beside its offset and time, in its frame and its index entry.
+// Keys never decrease along a log, so SearchKey finds the last record whose key is at most k with a
+// binary search: over the segments' first keys (kept in memory), then over one segment's mapped
+// index. AppendBatchKeyed gives each record its key, and refuses a batch that would make keys
+// decrease (ErrKeyOrder); a plain append (Append, AppendBatch, AppendBatchAt) keys each record with
+// its offset, or with the last record's key if that is larger. A raft log uses the key for the
+// offset translation of a partition: a raft entry's key is the partition offset of its first record
+// (package raftlog). Keys of records below LowestOffset still count for the order until Reset, or a
+// TruncateAfter below them, removes them; an empty log after Reset takes any key.
+//
 //	log, err := storelog.Open(dir, storelog.Options{})
 //	first, err := log.AppendBatch([][]byte{a, b, c})
 //	rec, err := log.Read(first + 1)
@@ -19,8 +31,8 @@
 //
 // # Recovery
 //
-// Open costs a directory listing and a stat per segment: sealed segments were fsynced when sealed and
-// are trusted; they are opened on first read. After a clean Close the active segment is trusted too.
+// Open costs a directory listing, and per segment a stat and a read of its first index entry (for
+// SearchKey): sealed segments were fsynced when sealed and are trusted; they are mapped on first read. After a clean Close the active segment is trusted too.
 // After a crash the active segment is read once: the longest prefix of frames that pass their
 // checksums and carry the expected offsets is kept. What follows is cut only if it can have been
 // unsynced at the crash; otherwise Open fails with ErrCorrupt, naming the store file, the position
@@ -105,32 +117,33 @@
 //	| [4]    | uint32  | uint64          | uint64          | uint32 0 | uint32 |
 //	+--------+---------+-----------------+-----------------+----------+--------+
 //
-//	frame (28 bytes + value):
-//	0         4         8                 16                24         28
-//	+---------+---------+-----------------+-----------------+----------+--------------+
-//	| length  | crc     | offset          | time            | synced   | value        |
-//	| uint32  | uint32  | uint64          | int64 (unix ns) | uint32   | length bytes |
-//	+---------+---------+-----------------+-----------------+----------+--------------+
+//	frame (36 bytes + value):
+//	0         4         8                 16                24                32         36
+//	+---------+---------+-----------------+-----------------+-----------------+----------+--------------+
+//	| length  | crc     | offset          | time            | key             | synced   | value        |
+//	| uint32  | uint32  | uint64          | int64 (unix ns) | uint64          | uint32   | length bytes |
+//	+---------+---------+-----------------+-----------------+-----------------+----------+--------------+
 //
 // The header's crc is CRC-32C of its bytes [0, 28). The segment id is drawn at random when the file is
 // made. A frame's length is its value's length; synced is how far the store was fsynced when the
 // frame was written (the torn-tail rule above); crc is CRC-32C (Castagnoli) of the segment id (8
-// bytes) followed by the frame's length, offset, time, synced and value bytes, that is the whole frame
+// bytes) followed by the frame's length, offset, time, key, synced and value bytes, that is the whole frame
 // but the crc field itself. The offset makes a frame self-describing within its segment, and the id in
 // the checksum makes bytes of any other file (another segment, a file this one replaced, a recycled
 // or preallocated file) fail as frames of this one.
 //
-// Index file: one 16-byte entry per record, entry i describing offset base+i. It is memory-mapped.
+// Index file: one 24-byte entry per record, entry i describing offset base+i. It is memory-mapped.
 //
-//	0          4          8                 16
-//	+----------+----------+-----------------+
-//	| position | length   | time            |
-//	| uint32   | uint32   | int64 (unix ns) |
-//	+----------+----------+-----------------+
+//	0          4          8                 16                24
+//	+----------+----------+-----------------+-----------------+
+//	| position | length   | time            | key             |
+//	| uint32   | uint32   | int64 (unix ns) | uint64          |
+//	+----------+----------+-----------------+-----------------+
 //
-// position is where the record's frame starts in the store file, length its value's length, time a
-// copy of the frame's time so that a lookup by time needs no store reads. A sealed segment's index is
-// exactly 16 bytes per record and was fsynced when sealed, so it is trusted. The active segment's index
+// position is where the record's frame starts in the store file, length its value's length, time and
+// key copies of the frame's, so that a lookup by time or by key needs no store reads. A sealed
+// segment's index is exactly 24 bytes per record and was fsynced when sealed, so it is trusted; Open
+// reads its first entry's key. The active segment's index
 // is preallocated and written through the mapping without fsync: after a crash it is rebuilt from the
 // store, whose frames carry their own checksums.
 //
@@ -148,6 +161,8 @@
 // count records and store size bytes: only then is the active segment opened without a scan. Open
 // clears the flag (durably) before the log takes a write. crc is CRC-32C of bytes [0, 40).
 //
-// version is 2 in the meta file and in every store header. Open refuses any other version with
-// ErrUnsupportedVersion; there is no migration from version 1, which no release wrote.
+// version is 3 in the meta file and in every store header. Open refuses any other version with
+// ErrUnsupportedVersion, naming it. Version 3 added the key to frames and index entries; there is
+// no reader or migration for versions 1 and 2 (16-byte index entries, 28-byte frame headers without
+// a key), which no release wrote: a log of those versions must be written again.
 package storelog

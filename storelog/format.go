@@ -10,12 +10,16 @@ import (
 // documentation (doc.go). Changing one makes existing logs unreadable: a change needs a new
 // formatVersion (and, once a release has shipped, a migration).
 const (
-	formatVersion = 2
+	formatVersion = 3
 
 	storeHeaderSize = 32
-	frameHeaderSize = 28
-	indexEntrySize  = 16
+	frameHeaderSize = 36
+	indexEntrySize  = 24
 	metaSize        = 44
+
+	// Where the fields that recovery reads before a frame's checksum sit in a frame header.
+	frameOffsetAt = 8
+	frameSyncedAt = 32
 
 	metaFileName = "storelog.meta"
 	storeSuffix  = ".store"
@@ -86,7 +90,7 @@ func decodeStoreHeader(b []byte) (storeHeader, error) {
 		return storeHeader{}, corruptf("store header checksum mismatch")
 	}
 	if v := binary.LittleEndian.Uint32(b[4:]); v != formatVersion {
-		return storeHeader{}, versionErrorf("store file format version %d, this build reads version %d", v, formatVersion)
+		return storeHeader{}, versionErrorf("store file format version %d, this build reads only version %d (no migration: write the log again with this version)", v, formatVersion)
 	}
 	if binary.LittleEndian.Uint32(b[24:]) != 0 {
 		return storeHeader{}, corruptf("store header reserved field is not zero")
@@ -105,17 +109,19 @@ type frameHeader struct {
 	crc    uint32
 	offset uint64
 	time   int64
+	key    uint64
 	// synced is the store position up to which the file was fsynced when this frame was written.
 	synced uint32
 }
 
 // appendFrame appends the frame of one record to dst. seed is the segment's frameSeed.
-func appendFrame(dst []byte, seed uint32, offset uint64, timeNanos int64, synced uint32, value []byte) []byte {
+func appendFrame(dst []byte, seed uint32, offset uint64, timeNanos int64, key uint64, synced uint32, value []byte) []byte {
 	start := len(dst)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(value)))
 	dst = binary.LittleEndian.AppendUint32(dst, 0)
 	dst = binary.LittleEndian.AppendUint64(dst, offset)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(timeNanos))
+	dst = binary.LittleEndian.AppendUint64(dst, key)
 	dst = binary.LittleEndian.AppendUint32(dst, synced)
 	dst = append(dst, value...)
 	binary.LittleEndian.PutUint32(dst[start+4:], frameCRC(seed, dst[start:]))
@@ -133,9 +139,10 @@ func decodeFrameHeader(b []byte) frameHeader {
 	return frameHeader{
 		length: binary.LittleEndian.Uint32(b[0:]),
 		crc:    binary.LittleEndian.Uint32(b[4:]),
-		offset: binary.LittleEndian.Uint64(b[8:]),
+		offset: binary.LittleEndian.Uint64(b[frameOffsetAt:]),
 		time:   int64(binary.LittleEndian.Uint64(b[16:])),
-		synced: binary.LittleEndian.Uint32(b[24:]),
+		key:    binary.LittleEndian.Uint64(b[24:]),
+		synced: binary.LittleEndian.Uint32(b[frameSyncedAt:]),
 	}
 }
 
@@ -166,12 +173,14 @@ type indexEntry struct {
 	position uint32
 	length   uint32
 	time     int64
+	key      uint64
 }
 
 func putIndexEntry(b []byte, e indexEntry) {
 	binary.LittleEndian.PutUint32(b[0:], e.position)
 	binary.LittleEndian.PutUint32(b[4:], e.length)
 	binary.LittleEndian.PutUint64(b[8:], uint64(e.time))
+	binary.LittleEndian.PutUint64(b[16:], e.key)
 }
 
 func decodeIndexEntry(b []byte) indexEntry {
@@ -179,8 +188,13 @@ func decodeIndexEntry(b []byte) indexEntry {
 		position: binary.LittleEndian.Uint32(b[0:]),
 		length:   binary.LittleEndian.Uint32(b[4:]),
 		time:     int64(binary.LittleEndian.Uint64(b[8:])),
+		key:      binary.LittleEndian.Uint64(b[16:]),
 	}
 }
+
+// indexKey reads only the key of the index entry at the start of b, for the binary search of
+// SearchKey.
+func indexKey(b []byte) uint64 { return binary.LittleEndian.Uint64(b[16:]) }
 
 // meta is the decoded meta file.
 type meta struct {

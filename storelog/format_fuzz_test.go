@@ -12,9 +12,9 @@ const fuzzSeed = 0x5eed
 // ErrCorrupt; never a panic, never a value longer than the input.
 func FuzzDecodeFrame(f *testing.F) {
 	seed := frameSeed(fuzzSeed)
-	f.Add(appendFrame(nil, seed, 0, 1, storeHeaderSize, []byte("hello")))
-	f.Add(appendFrame(nil, seed, 1<<40, -5, 0, nil))
-	f.Add(appendFrame(appendFrame(nil, seed, 7, 8, 40, []byte("a")), seed, 8, 9, 40, []byte("bc")))
+	f.Add(appendFrame(nil, seed, 0, 1, 0, storeHeaderSize, []byte("hello")))
+	f.Add(appendFrame(nil, seed, 1<<40, -5, 1<<63, 0, nil))
+	f.Add(appendFrame(appendFrame(nil, seed, 7, 8, 3, 40, []byte("a")), seed, 8, 9, 3, 40, []byte("bc")))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, value, err := decodeFrame(b, seed, 1<<20)
@@ -27,7 +27,7 @@ func FuzzDecodeFrame(f *testing.F) {
 		if len(value) != int(h.length) || len(value) > len(b) {
 			t.Fatalf("value of %d bytes from a header saying %d", len(value), h.length)
 		}
-		again := appendFrame(nil, seed, h.offset, h.time, h.synced, value)
+		again := appendFrame(nil, seed, h.offset, h.time, h.key, h.synced, value)
 		if !bytes.Equal(again, b[:len(again)]) {
 			t.Fatalf("frame does not re-encode to its bytes")
 		}

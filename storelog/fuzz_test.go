@@ -32,11 +32,11 @@ func FuzzRecover(f *testing.F) {
 	store, _ := os.ReadFile(segFile(seed, 0, ".store"))
 	store = store[:size] // without the zeros written ahead, which make a slow seed
 	index, _ := os.ReadFile(segFile(seed, 0, ".index"))
-	f.Add(store, index[:64])
-	f.Add(store[:len(store)-3], index[:64])
-	f.Add(store, make([]byte, 128))
+	f.Add(store, index[:96]) // four 24-byte entries
+	f.Add(store[:len(store)-3], index[:96])
+	f.Add(store, make([]byte, 192))
 	f.Add([]byte{}, []byte{})
-	f.Add(bytes.Repeat([]byte{0xff}, 100), bytes.Repeat([]byte{0xff}, 48))
+	f.Add(bytes.Repeat([]byte{0xff}, 100), bytes.Repeat([]byte{0xff}, 72))
 
 	f.Fuzz(func(t *testing.T, store, index []byte) {
 		dir := t.TempDir()

@@ -19,7 +19,7 @@ const goldenDir = "testdata/golden"
 
 // The golden log: 14 records in segments of 4 records, the head truncated to offset 6, so that the
 // directory holds three segments (base 4 and 8 sealed, base 12 active) and a non-zero low watermark,
-// closed cleanly. Record i has value goldenValue(i) and time goldenTime(i).
+// closed cleanly. Record i has value goldenValue(i), time goldenTime(i) and key goldenKey(i).
 const (
 	goldenRecords = 14
 	goldenLowest  = 6
@@ -28,6 +28,9 @@ const (
 func goldenValue(i uint64) []byte {
 	return bytes.Repeat(fmt.Appendf(nil, "record %d;", i), int(i%3)+1)
 }
+
+// goldenKey gives records 2j and 2j+1 the key 1000+3j: keys that are not offsets, with duplicates.
+func goldenKey(i uint64) uint64 { return 1000 + 3*(i/2) }
 
 // goldenTime steps by irregular amounts from 2026-01-01T00:00:00Z; records 4 and 5 share a time.
 func goldenTime(i uint64) int64 {
@@ -52,7 +55,7 @@ func writeGolden(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	for i := range uint64(goldenRecords) {
-		if _, err := l.AppendBatchAt([][]byte{goldenValue(i)}, goldenTime(i)); err != nil {
+		if _, err := l.AppendBatchKeyed([][]byte{goldenValue(i)}, []uint64{goldenKey(i)}, goldenTime(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -150,9 +153,9 @@ func TestGoldenRead(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rec.Offset != n || rec.Time != goldenTime(n) || !bytes.Equal(rec.Value, goldenValue(n)) {
-			t.Fatalf("record %d reads as offset %d, time %d, value %q; want time %d, value %q",
-				n, rec.Offset, rec.Time, rec.Value, goldenTime(n), goldenValue(n))
+		if rec.Offset != n || rec.Time != goldenTime(n) || rec.Key != goldenKey(n) || !bytes.Equal(rec.Value, goldenValue(n)) {
+			t.Fatalf("record %d reads as offset %d, time %d, key %d, value %q; want time %d, key %d, value %q",
+				n, rec.Offset, rec.Time, rec.Key, rec.Value, goldenTime(n), goldenKey(n), goldenValue(n))
 		}
 		n++
 	}
@@ -161,5 +164,8 @@ func TestGoldenRead(t *testing.T) {
 	}
 	if off, err := l.OffsetForTime(goldenTime(9)); err != nil || off != 9 {
 		t.Fatalf("OffsetForTime(time of 9) = %d, %v", off, err)
+	}
+	if off, err := l.SearchKey(goldenKey(9) + 1); err != nil || off != 9 {
+		t.Fatalf("SearchKey(key of 9, plus 1) = %d, %v; want 9", off, err)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,7 +19,11 @@ import (
 type Record struct {
 	Offset uint64
 	// Time is when the record was appended, in Unix nanoseconds. Times never decrease along a log.
-	Time  int64
+	Time int64
+	// Key is the record's key: the one AppendBatchKeyed was given, or for a plain append the
+	// record's offset, raised to the last record's key if that is larger. Keys never decrease along
+	// a log; SearchKey finds a record by key.
+	Key   uint64
 	Value []byte
 }
 
@@ -51,9 +57,12 @@ type Log struct {
 	active    *segment
 	nextWrite uint64 // next offset to write; records below it are written, maybe not yet published
 	lastTime  int64
-	failErr   error
-	buf       []byte
-	zeros     []byte // what the preallocator writes ahead of the active segment's last record
+	// lastKey is the key of the last record in the segment files, or 0 when they hold none. Records
+	// below the low watermark count: SearchKey's binary search runs over a segment's whole index.
+	lastKey uint64
+	failErr error
+	buf     []byte
+	zeros   []byte // what the preallocator writes ahead of the active segment's last record
 	// growing says the preallocator is writing zeros from growFrom on, outside wmu; growDone (on
 	// wmu) is broadcast when it is done.
 	growing  bool
@@ -227,6 +236,9 @@ func (l *Log) load() error {
 	l.active = l.segments[len(l.segments)-1]
 	l.nextWrite = l.active.base + l.active.count
 	l.lastTime = l.active.lastTime
+	if err := l.loadLastKey(); err != nil {
+		return err
+	}
 	l.setDurableLocked(l.nextWrite)
 	low := max(m.lowWatermark, l.segments[0].base)
 	if low > l.nextWrite {
@@ -241,6 +253,28 @@ func (l *Log) load() error {
 	l.low.Store(low)
 	l.next.Store(l.nextWrite)
 	return l.writeMeta(false)
+}
+
+// loadLastKey sets lastKey from the last record in the segment files: the active segment's, or if it
+// is empty (a crash right after a roll) the sealed segment's before it.
+func (l *Log) loadLastKey() error {
+	l.lastKey = 0
+	for i := len(l.segments) - 1; i >= 0; i-- {
+		s := l.segments[i]
+		if s.count == 0 {
+			continue
+		}
+		if err := s.openSealed(l.opts.FS); err != nil {
+			return err
+		}
+		e, err := s.entry(s.count - 1)
+		if err != nil {
+			return err
+		}
+		l.lastKey = e.key
+		return nil
+	}
+	return nil
 }
 
 // loadPrepared keeps a prepared segment file that Open found for the next roll if it is whole for
@@ -263,10 +297,17 @@ func (l *Log) loadPrepared() error {
 
 // statSealed learns a sealed segment's record count from its index size, without opening it, and
 // checks that it ends where the next segment begins.
+// It also reads the first index entry's key, so that SearchKey can choose a segment without opening
+// any: one small read of a file it opens anyway.
 func (l *Log) statSealed(s *segment, nextBase uint64) error {
-	ifi, err := statFile(l.opts.FS, s.indexPath)
+	index, err := l.opts.FS.OpenFile(s.indexPath, os.O_RDONLY, 0)
 	if err != nil {
-		return err
+		return fmt.Errorf("storelog: %w", err)
+	}
+	defer index.Close()
+	ifi, err := index.Stat()
+	if err != nil {
+		return fmt.Errorf("storelog: %w", err)
 	}
 	sfi, err := statFile(l.opts.FS, s.storePath)
 	if err != nil {
@@ -279,6 +320,11 @@ func (l *Log) statSealed(s *segment, nextBase uint64) error {
 	if s.base+s.count != nextBase {
 		return corruptf("sealed segment %d holds %d records but the next segment starts at %d", s.base, s.count, nextBase)
 	}
+	first := make([]byte, indexEntrySize)
+	if _, err := index.ReadAt(first, 0); err != nil {
+		return fmt.Errorf("storelog: read the first index entry of %s: %w", s.indexPath, err)
+	}
+	s.firstKey.Store(indexKey(first))
 	s.storeSize = sfi.Size()
 	return nil
 }
@@ -338,19 +384,40 @@ func (l *Log) Append(value []byte) (uint64, error) {
 // AppendBatch appends records with consecutive offsets, in one write where they fit one segment, and
 // returns the first offset. If any record is larger than Options.MaxRecordBytes it returns
 // ErrRecordTooLarge and writes nothing. An empty batch writes nothing and returns the next offset.
+// Each record's key is its offset, or the last record's key if that is larger (keys never
+// decrease; see AppendBatchKeyed).
 func (l *Log) AppendBatch(values [][]byte) (uint64, error) {
-	return l.appendBatch(values, 0)
+	return l.appendBatch(values, nil, 0)
 }
 
 // AppendBatchAt is AppendBatch with the records' time given (Unix nanoseconds) instead of read from
 // Options.Clock, for a replica that must store the times its leader chose. Times still never
 // decrease along the log: a time before the last record's is raised to it.
 func (l *Log) AppendBatchAt(values [][]byte, timeNanos int64) (uint64, error) {
-	return l.appendBatch(values, timeNanos)
+	return l.appendBatch(values, nil, timeNanos)
 }
 
-// appendBatch appends values stamped with timeNanos, or with the clock's time if it is 0.
-func (l *Log) appendBatch(values [][]byte, timeNanos int64) (uint64, error) {
+// AppendBatchKeyed is AppendBatchAt with each record's key given: keys[i] is the key of values[i],
+// kept in its frame and its index entry for SearchKey. A timeNanos of 0 takes the time from
+// Options.Clock. Keys never decrease along the log: a batch whose keys decrease, or whose first key
+// is below the last record's (records below LowestOffset count until Reset or a TruncateAfter
+// removes them), or with another number of keys than records, returns ErrKeyOrder and writes
+// nothing.
+func (l *Log) AppendBatchKeyed(values [][]byte, keys []uint64, timeNanos int64) (uint64, error) {
+	if len(keys) != len(values) {
+		return 0, fmt.Errorf("%w: %d keys for %d records", ErrKeyOrder, len(keys), len(values))
+	}
+	for i := 1; i < len(keys); i++ {
+		if keys[i] < keys[i-1] {
+			return 0, fmt.Errorf("%w: key %d of the batch is %d, below the key %d before it", ErrKeyOrder, i, keys[i], keys[i-1])
+		}
+	}
+	return l.appendBatch(values, keys, timeNanos)
+}
+
+// appendBatch appends values stamped with timeNanos, or with the clock's time if it is 0, with the
+// given keys, already checked to be in order among themselves, or with plain keys if keys is nil.
+func (l *Log) appendBatch(values [][]byte, keys []uint64, timeNanos int64) (uint64, error) {
 	for i, v := range values {
 		if uint64(len(v)) > uint64(l.opts.MaxRecordBytes) {
 			return 0, fmt.Errorf("%w: record %d of the batch is %d bytes, the maximum is %d", ErrRecordTooLarge, i, len(v), l.opts.MaxRecordBytes)
@@ -368,8 +435,12 @@ func (l *Log) appendBatch(values [][]byte, timeNanos int64) (uint64, error) {
 		l.wmu.Unlock()
 		return 0, err
 	}
+	if len(keys) > 0 && keys[0] < l.lastKey {
+		l.wmu.Unlock()
+		return 0, fmt.Errorf("%w: the batch's first key %d is below the last record's key %d", ErrKeyOrder, keys[0], l.lastKey)
+	}
 	first := l.nextWrite
-	if err := l.writeLocked(values, timeNanos); err != nil {
+	if err := l.writeLocked(values, keys, timeNanos); err != nil {
 		err = l.failLocked(err)
 		l.wmu.Unlock()
 		return 0, err
@@ -403,9 +474,9 @@ func (l *Log) failLocked(err error) error {
 	return l.failErr
 }
 
-// writeLocked writes values, stamped with timeNanos, to the active segment, rolling as segments fill.
-// Nothing is published.
-func (l *Log) writeLocked(values [][]byte, timeNanos int64) error {
+// writeLocked writes values, stamped with timeNanos and keyed with keys (plain keys if nil), to the
+// active segment, rolling as segments fill. Nothing is published.
+func (l *Log) writeLocked(values [][]byte, keys []uint64, timeNanos int64) error {
 	if timeNanos == 0 {
 		timeNanos = l.opts.Clock().UnixNano()
 	}
@@ -435,10 +506,19 @@ func (l *Log) writeLocked(values [][]byte, timeNanos int64) error {
 			continue
 		}
 		buf := l.buf[:0]
+		key, firstKey := l.lastKey, uint64(0)
 		for i, v := range values[:n] {
-			off := s.count + uint64(i)
-			putIndexEntry(s.indexMap[off*indexEntrySize:], indexEntry{position: s.size + uint32(len(buf)), length: uint32(len(v)), time: now})
-			buf = appendFrame(buf, s.seed, l.nextWrite+uint64(i), now, s.synced, v)
+			off := l.nextWrite + uint64(i)
+			if keys != nil {
+				key = keys[i]
+			} else {
+				key = max(off, key)
+			}
+			if i == 0 {
+				firstKey = key
+			}
+			putIndexEntry(s.indexMap[(s.count+uint64(i))*indexEntrySize:], indexEntry{position: s.size + uint32(len(buf)), length: uint32(len(v)), time: now, key: key})
+			buf = appendFrame(buf, s.seed, off, now, key, s.synced, v)
 		}
 		if _, err := s.store.WriteAt(buf, int64(s.size)); err != nil {
 			return err
@@ -448,6 +528,11 @@ func (l *Log) writeLocked(values [][]byte, timeNanos int64) error {
 		}
 		if s.count == 0 {
 			s.firstTime = now
+			s.firstKey.Store(firstKey)
+		}
+		l.lastKey = key
+		if keys != nil {
+			keys = keys[n:]
 		}
 		s.lastTime = now
 		s.count += uint64(n)
@@ -596,7 +681,7 @@ func (l *Log) Read(offset uint64) (Record, error) {
 		return Record{}, err
 	}
 	// append, not make and copy: the new slice is not zeroed before the copy.
-	return Record{Offset: offset, Time: h.time, Value: append([]byte(nil), value...)}, nil
+	return Record{Offset: offset, Time: h.time, Key: h.key, Value: append([]byte(nil), value...)}, nil
 }
 
 // ReadBatch appends to dst consecutive records from offset on, stopping before maxBytes of values
@@ -647,7 +732,7 @@ func (l *Log) ReadBatch(dst []Record, offset uint64, maxRecords, maxBytes int) (
 	for i, h := range frames {
 		start := len(buf)
 		buf = append(buf, values[i]...)
-		dst = append(dst, Record{Offset: h.offset, Time: h.time, Value: buf[start:len(buf):len(buf)]})
+		dst = append(dst, Record{Offset: h.offset, Time: h.time, Key: h.key, Value: buf[start:len(buf):len(buf)]})
 	}
 	return dst, nil
 }
@@ -715,6 +800,77 @@ func (l *Log) OffsetForTime(t int64) (uint64, error) {
 		return 0, err
 	}
 	return lo, nil
+}
+
+// SearchKey returns the offset of the last record whose key is at most k, among the records the log
+// holds ([LowestOffset, NextOffset)). It is a binary search over the segments' first keys, which the
+// log keeps in memory, then one over the chosen segment's mapped index: a bounded number of index
+// reads, never a scan, and no store read. If the log is empty or every record's key is above k it
+// returns ErrOffsetOutOfRange.
+func (l *Log) SearchKey(k uint64) (uint64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed.Load() {
+		return 0, ErrClosed
+	}
+	low, next := l.low.Load(), l.next.Load()
+	if low == next {
+		return 0, fmt.Errorf("%w: no record has a key at or below %d: the log is empty at %d", ErrOffsetOutOfRange, k, next)
+	}
+	// Segments after the one holding next-1 hold nothing readable; every segment up to it holds
+	// records, so its first key is known (set before its first record was published).
+	segs := l.segments[:l.segmentIndexLocked(next-1)+1]
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].firstKey.Load() > k }) - 1
+	if i < 0 {
+		return 0, l.keyBelowLocked(k, low)
+	}
+	s := segs[i]
+	if err := s.openSealed(l.opts.FS); err != nil {
+		return 0, err
+	}
+	end := next
+	if i+1 < len(segs) {
+		end = segs[i+1].base
+	}
+	n := end - s.base
+	if n*indexEntrySize > uint64(len(s.indexMap)) {
+		return 0, corruptf("segment %d: index holds %d entries, %d wanted", s.base, len(s.indexMap)/indexEntrySize, n)
+	}
+	// The first entry with a key above k; entry 0's is not (firstKey <= k).
+	j := sort.Search(int(n), func(j int) bool { return indexKey(s.indexMap[uint64(j)*indexEntrySize:]) > k })
+	off := s.base + uint64(j) - 1
+	if off < low {
+		return 0, l.keyBelowLocked(k, low)
+	}
+	return off, nil
+}
+
+// KeyAt returns the key of the record at offset, from its index entry alone: no store read, no
+// checksum (Read checks the whole record). Errors are Read's.
+func (l *Log) KeyAt(offset uint64) (uint64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	s, err := l.segmentForLocked(offset)
+	if err != nil {
+		return 0, err
+	}
+	e, err := s.entry(offset - s.base)
+	if err != nil {
+		return 0, err
+	}
+	return e.key, nil
+}
+
+// keyBelowLocked is SearchKey's error for a key below the key of the lowest record. The caller holds
+// mu.
+func (l *Log) keyBelowLocked(k, low uint64) error {
+	lowest := "unknown"
+	if s, err := l.segmentForLocked(low); err == nil {
+		if e, err := s.entry(low - s.base); err == nil {
+			lowest = strconv.FormatUint(e.key, 10)
+		}
+	}
+	return fmt.Errorf("%w: key %d is below the key %s of the lowest record, offset %d", ErrOffsetOutOfRange, k, lowest, low)
 }
 
 // LowestOffset is the offset of the oldest record the log holds, or NextOffset if it holds none.

@@ -128,7 +128,7 @@ func TestRollOnSizeAndRecordCount(t *testing.T) {
 		records int
 		want    int
 	}{
-		{"rolls when the store would pass MaxSegmentBytes", storelog.Options{MaxSegmentBytes: 32 + (28+13)*10}, 25, 3},
+		{"rolls when the store would pass MaxSegmentBytes", storelog.Options{MaxSegmentBytes: 32 + (36+13)*10}, 25, 3},
 		{"rolls when the index holds MaxSegmentRecords", storelog.Options{MaxSegmentRecords: 4}, 10, 3},
 		{"a batch larger than a segment spills into new segments", storelog.Options{MaxSegmentRecords: 3}, 1, 1},
 	}

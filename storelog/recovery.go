@@ -26,6 +26,7 @@ func (l *Log) openActiveClean(s *segment, m meta) (bool, error) {
 		ok = err1 == nil && err2 == nil && err3 == nil &&
 			uint64(last.position)+frameHeaderSize+uint64(last.length) == uint64(s.size)
 		s.firstTime, s.lastTime = first.time, last.time
+		s.firstKey.Store(first.key)
 	}
 	if ok && s.count == 0 {
 		ok = s.size == storeHeaderSize
@@ -59,7 +60,7 @@ func (l *Log) recoverActive(s *segment, floor uint32) error {
 			return corruptf("%s: store file is %d bytes, more than a segment can address", s.storePath, storeSize)
 		}
 		data := s.storeMap[:storeSize]
-		var count uint64
+		var count, lastKey uint64
 		pos := uint64(storeHeaderSize)
 		var badErr error
 		for pos < storeSize {
@@ -70,6 +71,9 @@ func (l *Log) recoverActive(s *segment, floor uint32) error {
 			if err == nil && uint64(h.synced) > pos {
 				err = corruptf("frame says the store was synced to %d, past its own position", h.synced)
 			}
+			if err == nil && count > 0 && h.key < lastKey {
+				err = corruptf("frame key %d is below the key %d of the record before it", h.key, lastKey)
+			}
 			if err != nil {
 				badErr = err
 				break
@@ -77,11 +81,12 @@ func (l *Log) recoverActive(s *segment, floor uint32) error {
 			if count == s.capacity() {
 				break
 			}
-			putIndexEntry(s.indexMap[count*indexEntrySize:], indexEntry{position: uint32(pos), length: h.length, time: h.time})
+			putIndexEntry(s.indexMap[count*indexEntrySize:], indexEntry{position: uint32(pos), length: h.length, time: h.time, key: h.key})
 			if count == 0 {
 				s.firstTime = h.time
+				s.firstKey.Store(h.key)
 			}
-			s.lastTime = h.time
+			s.lastTime, lastKey = h.time, h.key
 			count++
 			pos += frameHeaderSize + uint64(h.length)
 		}
@@ -143,11 +148,11 @@ func (s *segment) checkTornTail(data []byte, pos, want uint64, floor uint32, bad
 	// checksum, seeded with this segment's id, settles it.
 	maxRecords := uint64(len(data)) / frameHeaderSize
 	for q := pos + 1; q+frameHeaderSize <= uint64(len(data)); q++ {
-		offset := binary.LittleEndian.Uint64(data[q+8:])
+		offset := binary.LittleEndian.Uint64(data[q+frameOffsetAt:])
 		if offset < want || offset-want > maxRecords {
 			continue
 		}
-		synced := uint64(binary.LittleEndian.Uint32(data[q+24:]))
+		synced := uint64(binary.LittleEndian.Uint32(data[q+frameSyncedAt:]))
 		if synced <= pos || synced > q {
 			continue
 		}

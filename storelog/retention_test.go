@@ -13,12 +13,12 @@ import (
 
 func TestRetentionByBytes(t *testing.T) {
 	is := is.New(t)
-	l := openLog(t, t.TempDir(), storelog.Options{MaxSegmentRecords: 10, RetentionBytes: 1000})
-	appendN(t, l, 100) // 100 records of 24+13 bytes: 3,700 bytes in 10 segments
+	l := openLog(t, t.TempDir(), storelog.Options{MaxSegmentRecords: 10, RetentionBytes: 1200})
+	appendN(t, l, 100) // 100 records of 36+13 bytes: 10 segments of 32+490 bytes
 	is.NoErr(l.ApplyRetention())
 	st := l.Stats()
-	is.True(st.Bytes <= 1000)
-	is.Equal(st.Segments, 2) // one sealed of 370 bytes + the (full) active one
+	is.True(st.Bytes <= 1200)
+	is.Equal(st.Segments, 2) // one sealed of 522 bytes + the (full) active one
 	is.Equal(st.LowestOffset, uint64(80))
 	checkRecords(t, l, 80, 100)
 	_, err := l.Read(79)

@@ -48,6 +48,11 @@ type segment struct {
 	storeSize int64 // a sealed segment's store size, set by Open or by seal
 	firstTime int64
 	lastTime  int64
+	// firstKey is the key of the segment's first record (its index entry 0, which head truncation
+	// does not remove), for SearchKey's choice of segment. It is set before that record is published
+	// (by Open, or by the write of the record) and never changes after, but readers load it without
+	// the writer's lock.
+	firstKey atomic.Uint64
 }
 
 func segmentPaths(dir string, base uint64) (store, index string) {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -16,7 +17,7 @@ import (
 )
 
 // frameHeaderSize is the size of a store frame's header (doc.go).
-const frameHeaderSize = 28
+const frameHeaderSize = 36
 
 // hundredBytes is a 100-byte value unique to i.
 func hundredBytes(i uint64) []byte {
@@ -66,7 +67,7 @@ func TestBitFlipAfterCrashIsCorruptionNotATornTail(t *testing.T) {
 	fields := []struct {
 		name string
 		at   int
-	}{{"length", 1}, {"crc", 5}, {"offset", 8}, {"time", 17}, {"synced", 25}, {"value", frameHeaderSize + 40}}
+	}{{"length", 1}, {"crc", 5}, {"offset", 8}, {"time", 17}, {"key", 26}, {"synced", 33}, {"value", frameHeaderSize + 40}}
 	for rec, pos := range frames {
 		for _, f := range fields {
 			t.Run(fmt.Sprintf("record %d, %s", rec, f.name), func(t *testing.T) {
@@ -271,25 +272,39 @@ func TestStaleFramesOfAnotherSegmentAreNotRecords(t *testing.T) {
 	}
 }
 
-// A directory written by format version 1 is refused with ErrUnsupportedVersion, saying which.
+// A directory written by format version 1 or 2 (before records had keys) is refused with
+// ErrUnsupportedVersion, saying which, whether the meta file or a store header gives it away.
 func TestOlderFormatIsRefused(t *testing.T) {
-	dir := t.TempDir()
-	l := openLog(t, dir, storelog.Options{})
-	appendN(t, l, 3)
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "storelog.meta")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	binary.LittleEndian.PutUint32(b[4:], 1)
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := storelog.Open(dir, storelog.Options{}); !errors.Is(err, storelog.ErrUnsupportedVersion) ||
-		!strings.Contains(err.Error(), "version 1") {
-		t.Fatalf("open of a version 1 log: %v, want ErrUnsupportedVersion naming version 1", err)
+	for _, version := range []uint32{1, 2} {
+		for _, file := range []string{"storelog.meta", "00000000000000000000.store"} {
+			t.Run(fmt.Sprintf("version %d in %s", version, file), func(t *testing.T) {
+				dir := t.TempDir()
+				l := openLog(t, dir, storelog.Options{})
+				appendN(t, l, 3)
+				if err := l.Close(); err != nil {
+					t.Fatal(err)
+				}
+				path := filepath.Join(dir, file)
+				b, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				binary.LittleEndian.PutUint32(b[4:], version)
+				if file != "storelog.meta" {
+					binary.LittleEndian.PutUint32(b[28:], crc32.Checksum(b[:28], crc32.MakeTable(crc32.Castagnoli)))
+					if err := os.Remove(filepath.Join(dir, "storelog.meta")); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := os.WriteFile(path, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				want := fmt.Sprintf("version %d", version)
+				if _, err := storelog.Open(dir, storelog.Options{}); !errors.Is(err, storelog.ErrUnsupportedVersion) ||
+					!strings.Contains(err.Error(), want) {
+					t.Fatalf("open of a %s log: %v, want ErrUnsupportedVersion naming %s", want, err, want)
+				}
+			})
+		}
 	}
 }

@@ -151,6 +151,7 @@ func (l *Log) TruncateAfter(offset uint64) error {
 	}
 	s.size = last.position + frameHeaderSize + last.length
 	s.lastTime = last.time
+	l.lastKey = last.key
 	if first, err := s.entry(0); err == nil {
 		s.firstTime = first.time
 	}
@@ -216,7 +217,7 @@ func (l *Log) startEmptyLocked(first uint64) error {
 		return l.failLocked(err)
 	}
 	l.segments = []*segment{s}
-	l.active, l.nextWrite = s, first
+	l.active, l.nextWrite, l.lastKey = s, first, 0
 	l.setDurableLocked(first)
 	l.next.Store(first)
 	l.wake()
