@@ -585,7 +585,7 @@ type sender struct {
 	// open, all of them were sent on it; while backing off (retry set), they wait.
 	inflight []*batch
 	retry    *time.Timer
-	backoff time.Duration
+	backoff  time.Duration
 	// deadline fires at the first batch's delivery deadline.
 	deadline *time.Timer
 
