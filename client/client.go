@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"strings"
@@ -14,9 +15,12 @@ import (
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
 	"github.com/dislog/dislog/client/internal/cluster"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -81,6 +85,8 @@ type Client struct {
 	lanes          lanePool
 	// leader follows the cluster's leader for a "dislog:///" target; nil for one server.
 	leader *cluster.Leader
+	// routes are the topics' partitions and their leaders, for routing calls by partition.
+	routes *routeCache
 }
 
 // Dial returns a client of target. It does not wait for a connection: the first call does, and
@@ -135,7 +141,9 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", target, err)
 	}
-	return &Client{conn: conn, api: dislogv1.NewLogServiceClient(conn), produceRetries: o.produceRetries, leader: leader}, nil
+	c := &Client{conn: conn, api: dislogv1.NewLogServiceClient(conn), produceRetries: o.produceRetries, leader: leader}
+	c.routes = newRouteCache(c, o.refresh)
+	return c, nil
 }
 
 // Keepalive of the client's connections: gRPC's minimum ping interval, and a timeout that a
@@ -190,13 +198,17 @@ func (c *Client) closed() bool { return c.conn.GetState() == connectivity.Shutdo
 func (c *Client) API() dislogv1.LogServiceClient { return c.api }
 
 // Produce appends one record to topic and returns its offset once it is durable. It retries as
-// ProduceBatch does.
+// ProduceBatch does, and goes to the partition ProduceBatch chooses.
 func (c *Client) Produce(ctx context.Context, topic string, rec Record) (uint64, error) {
 	return c.ProduceBatch(ctx, topic, []Record{rec})
 }
 
 // ProduceBatch appends records to topic in one call and returns the offset of the first; record i
 // gets the returned offset + i. Nothing of a batch the server refuses is written.
+//
+// The batch goes to one partition: for a topic of several, the partition of the first record's
+// key (KeyPartition), or partition 0 if it has none, as the server would choose; ProduceTo names
+// the partition, and Producer spreads records over partitions. Offsets are per partition.
 //
 // The batch carries a producer id and sequence number, and when the connection or the leader
 // fails before the answer arrives, ProduceBatch sends it again, with backoff, up to
@@ -211,15 +223,54 @@ func (c *Client) Produce(ctx context.Context, topic string, rec Record) (uint64,
 // leads now (the old leader is frozen, or cut off), the batch goes there at once: the wait on a
 // frozen leader costs an election, as a dead one does.
 func (c *Client) ProduceBatch(ctx context.Context, topic string, recs []Record) (uint64, error) {
+	return c.produce(ctx, topic, -1, recs)
+}
+
+// ProduceTo appends records to a partition of topic in one call, as ProduceBatch does, and
+// returns the offset of the first in that partition. A partition the topic does not have is
+// refused with codes.InvalidArgument.
+func (c *Client) ProduceTo(ctx context.Context, topic string, partition int, recs []Record) (uint64, error) {
+	if err := checkPartition(partition); err != nil {
+		return 0, err
+	}
+	return c.produce(ctx, topic, partition, recs)
+}
+
+// checkPartition refuses a partition no topic can have.
+func checkPartition(partition int) error {
+	if partition < 0 || partition >= maxPartitions {
+		return status.Errorf(codes.InvalidArgument, "client: partition %d is out of range: want 0 to %d", partition, maxPartitions-1)
+	}
+	return nil
+}
+
+// maxPartitions bounds a topic's partition count, as the server does.
+const maxPartitions = 1024
+
+// produce sends a batch to partition, or, if partition is negative, to the one the server would
+// choose, and retries it as ProduceBatch says.
+func (c *Client) produce(ctx context.Context, topic string, partition int, recs []Record) (uint64, error) {
 	req := &dislogv1.ProduceRequest{Topic: topic, Records: make([]*dislogv1.Record, len(recs))}
 	for i := range recs {
 		req.Records[i] = recs[i].proto()
+	}
+	// A topic the client cannot describe (a server from before partitions, an ACL that allows
+	// produces only) is produced to as before partitions: the cluster leader chooses.
+	routes, _ := c.routes.get(ctx, topic, "")
+	if partition < 0 && routes.known() {
+		partition = 0
+		if n := routes.count(); n > 1 && len(recs) > 0 && len(recs[0].Key) > 0 {
+			partition = KeyPartition(recs[0].Key, n)
+		}
+	}
+	if partition >= 0 {
+		req.Partition = proto.Uint32(uint32(partition))
 	}
 	l := c.lanes.get()
 	l.stamp(req)
 	backoff := minRetryBackoff
 	for attempt := 0; ; attempt++ {
-		resp, err := c.produceOnce(ctx, req)
+		resp, err := c.produceOnce(ctx, req, routes)
 		if err == nil {
 			c.lanes.put(l)
 			return resp.GetBaseOffset(), nil
@@ -228,8 +279,15 @@ func (c *Client) ProduceBatch(ctx context.Context, topic string, recs []Record) 
 		if !retryable(err) {
 			return 0, err
 		}
+		if req.Partition != nil && !errors.Is(err, errLeaderMoved) {
+			// The partition's leader refused it, or failed: ask who leads it now.
+			c.routes.invalidate(topic)
+		}
 		if attempt >= c.produceRetries || ctx.Err() != nil || c.closed() {
 			return 0, fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+		}
+		if req.Partition != nil {
+			routes, _ = c.routes.get(ctx, topic, routes.leader(partition))
 		}
 		if errors.Is(err, errLeaderMoved) {
 			// The new leader is known and connected: no reason to wait.
@@ -246,7 +304,7 @@ func (c *Client) ProduceBatch(ctx context.Context, topic string, recs []Record) 
 // its own wait for Raft: an attempt waits for an election to end, not for ever.
 const attemptTimeout = 10 * time.Second
 
-func (c *Client) produceOnce(ctx context.Context, req *dislogv1.ProduceRequest) (*dislogv1.ProduceResponse, error) {
+func (c *Client) produceOnce(ctx context.Context, req *dislogv1.ProduceRequest, routes *topicRoutes) (*dislogv1.ProduceResponse, error) {
 	// A call with a deadline waits for a server that is down or reconnecting until it serves
 	// (WaitForReady), as long as the caller allowed; the balancer still fails it at once when a
 	// cluster's leader is unreachable, to find another. A call without one fails such an attempt
@@ -264,7 +322,14 @@ func (c *Client) produceOnce(ctx context.Context, req *dislogv1.ProduceRequest) 
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	go followLeader(ctx, c.leader, cancel)
+	// During a partition's election (no leader known), the call goes by the cluster's roles, as
+	// before partitions, and its answer makes the client ask again.
+	if route, ok := routes.route(int(req.GetPartition())); ok && req.Partition != nil && route.Leader != "" {
+		ctx = cluster.WithRoute(ctx, route)
+		go c.followPartitionLeader(ctx, req.GetTopic(), int(req.GetPartition()), route.Leader, cancel)
+	} else {
+		go followLeader(ctx, c.leader, cancel)
+	}
 	resp, err := c.api.Produce(ctx, req, callOpts...)
 	if err != nil && errors.Is(context.Cause(ctx), errLeaderMoved) {
 		return nil, errLeaderMoved
@@ -272,20 +337,52 @@ func (c *Client) produceOnce(ctx context.Context, req *dislogv1.ProduceRequest) 
 	return resp, err
 }
 
-// Consume reads the record at offset in topic. On a cluster it reads from a follower, which
-// waits for a record the cluster has committed but it has not replicated yet, so a record
-// produced and acknowledged is always there to read.
+// Consume reads the record at offset in partition 0 of topic. On a cluster it reads from a
+// follower, which waits for a record the cluster has committed but it has not replicated yet, so
+// a record produced and acknowledged is always there to read.
 func (c *Client) Consume(ctx context.Context, topic string, offset uint64) (Record, error) {
-	resp, err := c.api.Consume(ctx, &dislogv1.ConsumeRequest{Topic: topic, Offset: offset, ReadYourWrites: true})
+	return c.ConsumePartition(ctx, topic, 0, offset)
+}
+
+// ConsumePartition reads the record at offset in a partition of topic, from one of the
+// partition's in-sync replicas, a follower when one is up, as Consume does.
+func (c *Client) ConsumePartition(ctx context.Context, topic string, partition int, offset uint64) (Record, error) {
+	if err := checkPartition(partition); err != nil {
+		return Record{}, err
+	}
+	resp, err := c.api.Consume(c.readRoute(ctx, topic, partition),
+		&dislogv1.ConsumeRequest{Topic: topic, Partition: uint32(partition), Offset: offset, ReadYourWrites: true})
 	if err != nil {
 		return Record{}, err
 	}
-	return RecordFromProto(resp.GetRecord()), nil
+	rec := RecordFromProto(resp.GetRecord())
+	rec.Partition = partition
+	return rec, nil
 }
 
-// CreateTopic creates an empty topic with the given retention.
+// readRoute returns ctx routed to a replica of the partition, on a cluster whose topic
+// description the client has or can get; ctx itself otherwise.
+func (c *Client) readRoute(ctx context.Context, topic string, partition int) context.Context {
+	if c.leader == nil {
+		return ctx
+	}
+	routes, _ := c.routes.get(ctx, topic, "")
+	if route, ok := routes.route(partition); ok {
+		return cluster.WithRoute(ctx, route)
+	}
+	return ctx
+}
+
+// CreateTopic creates an empty topic with the given retention, of conf.Partitions partitions
+// (default 1), each on conf.ReplicationFactor servers (default: the cluster's, 3 on a cluster of
+// three servers or more, else 1).
 func (c *Client) CreateTopic(ctx context.Context, topic string, conf TopicConfig) (TopicInfo, error) {
-	req := &dislogv1.CreateTopicRequest{Topic: topic, Config: &dislogv1.TopicConfig{RetentionBytes: conf.RetentionBytes}}
+	if conf.Partitions < 0 || uint64(conf.Partitions) > math.MaxUint32 || conf.ReplicationFactor < 0 || uint64(conf.ReplicationFactor) > math.MaxUint32 {
+		return TopicInfo{}, status.Errorf(codes.InvalidArgument, "client: topic %q: %d partitions, replication factor %d: want 1 to %d partitions and a replication factor of 1, 3 or 5",
+			topic, conf.Partitions, conf.ReplicationFactor, maxPartitions)
+	}
+	req := &dislogv1.CreateTopicRequest{Topic: topic, Config: &dislogv1.TopicConfig{RetentionBytes: conf.RetentionBytes},
+		Partitions: uint32(conf.Partitions), ReplicationFactor: uint32(conf.ReplicationFactor)}
 	if conf.RetentionAge > 0 {
 		req.Config.RetentionAge = durationpb.New(conf.RetentionAge)
 	}
@@ -302,12 +399,14 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string) error {
 	return err
 }
 
-// DescribeTopic returns a topic's configuration, offsets and size.
+// DescribeTopic returns a topic's configuration, offsets and size, and its partitions with their
+// leaders, replicas and offsets. The client routes its calls of the topic by the answer too.
 func (c *Client) DescribeTopic(ctx context.Context, topic string) (TopicInfo, error) {
 	resp, err := c.api.DescribeTopic(ctx, &dislogv1.DescribeTopicRequest{Topic: topic})
 	if err != nil {
 		return TopicInfo{}, err
 	}
+	c.routes.learn(resp.GetTopic(), c.routes.epoch())
 	return topicInfoFromProto(resp.GetTopic()), nil
 }
 
@@ -324,16 +423,35 @@ func (c *Client) ListTopics(ctx context.Context) ([]TopicInfo, error) {
 	return infos, nil
 }
 
-// CommitOffset records that group will next read offset on topic.
+// CommitOffset records that group will next read offset on partition 0 of topic.
 func (c *Client) CommitOffset(ctx context.Context, group, topic string, offset uint64) error {
-	_, err := c.api.CommitOffset(ctx, &dislogv1.CommitOffsetRequest{Group: group, Topic: topic, Offset: offset})
+	return c.CommitPartitionOffset(ctx, group, topic, 0, offset)
+}
+
+// CommitPartitionOffset records that group will next read offset on a partition of topic: a
+// group's offsets are per partition.
+func (c *Client) CommitPartitionOffset(ctx context.Context, group, topic string, partition int, offset uint64) error {
+	if err := checkPartition(partition); err != nil {
+		return err
+	}
+	_, err := c.api.CommitOffset(ctx, &dislogv1.CommitOffsetRequest{Group: group, Topic: topic, Partition: uint32(partition), Offset: offset})
 	return err
 }
 
-// FetchOffset returns the offset group committed on topic; ok is false if it committed none. The
-// answer is the last commit the cluster acknowledged before the call, whichever server answers.
+// FetchOffset returns the offset group committed on partition 0 of topic; ok is false if it
+// committed none. The answer is the last commit the cluster acknowledged before the call,
+// whichever server answers.
 func (c *Client) FetchOffset(ctx context.Context, group, topic string) (offset uint64, ok bool, err error) {
-	resp, err := c.api.FetchOffset(ctx, &dislogv1.FetchOffsetRequest{Group: group, Topic: topic})
+	return c.FetchPartitionOffset(ctx, group, topic, 0)
+}
+
+// FetchPartitionOffset returns the offset group committed on a partition of topic, as
+// FetchOffset does.
+func (c *Client) FetchPartitionOffset(ctx context.Context, group, topic string, partition int) (offset uint64, ok bool, err error) {
+	if err := checkPartition(partition); err != nil {
+		return 0, false, err
+	}
+	resp, err := c.api.FetchOffset(ctx, &dislogv1.FetchOffsetRequest{Group: group, Topic: topic, Partition: uint32(partition)})
 	if err != nil {
 		return 0, false, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"slices"
 
 	"github.com/dislog/dislog/client"
 	"github.com/dislog/dislog/client/internal/fakelog"
@@ -109,4 +110,43 @@ func ExampleDial_cluster() {
 	fmt.Printf("offset %d, written on a cluster of %d servers\n", off, len(servers))
 	// Output:
 	// offset 0, written on a cluster of 3 servers
+}
+
+// A topic of several partitions: records with a key land on the key's partition, and
+// SubscribeAll reads every partition.
+func ExampleClient_SubscribeAll() {
+	c, closeAll := exampleClient()
+	defer closeAll()
+	ctx := context.Background()
+
+	if _, err := c.CreateTopic(ctx, "clicks", client.TopicConfig{Partitions: 4}); err != nil {
+		log.Fatal(err)
+	}
+	p, err := client.NewProducer(c, "clicks", client.ProducerOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, user := range []string{"ann", "frank", "ann"} {
+		p.Send(ctx, client.Record{Key: []byte(user), Value: []byte("click by " + user)})
+	}
+	if err := p.Close(); err != nil {
+		log.Fatal(err)
+	}
+	var lines []string
+	for rec, err := range c.SubscribeAll(ctx, "clicks", client.Earliest(), client.StopAtEnd()) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		lines = append(lines, fmt.Sprintf("partition %d offset %d: %s", rec.Partition, rec.Offset, rec.Value))
+	}
+	slices.Sort(lines) // the partitions interleave in no set order
+	for _, l := range lines {
+		fmt.Println(l)
+	}
+	fmt.Println("ann's partition:", client.KeyPartition([]byte("ann"), 4))
+	// Output:
+	// partition 2 offset 0: click by ann
+	// partition 2 offset 1: click by ann
+	// partition 3 offset 0: click by frank
+	// ann's partition: 2
 }

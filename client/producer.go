@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
+	"github.com/dislog/dislog/client/internal/cluster"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // Defaults of ProducerOptions.
@@ -43,9 +47,9 @@ type ProducerOptions struct {
 	MaxBatchBytes int
 	// MaxBatchRecords bounds the records of a batch. Default DefaultMaxBatchRecords.
 	MaxBatchRecords int
-	// MaxInFlight is how many batches may be sent and not yet acknowledged. With one batch filling
-	// behind them, it bounds the producer's memory, and Send waits when it is reached. Default
-	// DefaultMaxInFlight.
+	// MaxInFlight is how many batches of a partition may be sent and not yet acknowledged. With
+	// one batch filling behind them, it bounds the producer's memory per partition, and Send waits
+	// when the partition of its record reaches it. Default DefaultMaxInFlight.
 	MaxInFlight int
 	// MaxRetries is how many times a batch is sent again after a failure that leaves its outcome
 	// unknown (the connection, the stream or the leader failed before the answer came) or a
@@ -57,7 +61,22 @@ type ProducerOptions struct {
 	// included; a batch that takes longer fails with ErrUnknownOutcome. Default
 	// DefaultDeliveryTimeout.
 	DeliveryTimeout time.Duration
+	// Partitioner chooses each record's partition. Nil, or a negative answer, chooses as Kafka's
+	// default partitioner does: KeyPartition of the record's key, and for a record without a key
+	// a sticky partition, one chosen at random that keyless records go to until a batch of that
+	// partition is sealed, so that they fill batches rather than spread thin (FixedPartition
+	// sends every record to one partition).
+	Partitioner Partitioner
 }
+
+// Partitioner chooses the partition of a record of a topic of partitions partitions: 0 to
+// partitions-1, or a negative number for the producer's default choice. It is called with the
+// producer's lock held, in the order of the Sends: it must be quick and must not call the
+// producer.
+type Partitioner func(rec Record, partitions int) int
+
+// FixedPartition returns a Partitioner that sends every record to partition p.
+func FixedPartition(p int) Partitioner { return func(Record, int) int { return p } }
 
 func (o *ProducerOptions) setDefaults() error {
 	if o.MaxBatchBytes < 0 || o.MaxBatchRecords < 0 || o.MaxInFlight < 0 || o.DeliveryTimeout < 0 {
@@ -86,19 +105,28 @@ func (o *ProducerOptions) setDefaults() error {
 }
 
 // Producer appends records to one topic asynchronously: Send queues a record and returns at once
-// with its Result; the producer gathers records into batches, by Linger and size, and keeps up to
-// MaxInFlight batches pipelined on one ProduceStream. Records sent from one goroutine are written in
-// the order they were sent, and results complete in that order.
+// with its Result; the producer chooses each record's partition (ProducerOptions.Partitioner),
+// gathers each partition's records into batches, by Linger and size, and keeps up to MaxInFlight
+// batches of each partition pipelined on a ProduceStream to that partition's leader. Records of a
+// partition sent from one goroutine are written in the order they were sent, and their results
+// complete in that order. A partition whose leader changes, or stops answering, holds up its own
+// records only.
 //
-// Every record gets a result: its offset, or the error that kept it out of the log. A batch the
-// server refuses (an unknown topic, a record over its size limit, an ACL denial) fails all of its
-// records and none after it; the batches behind it, which the server did not write, are sent again.
+// The producer learns the topic's partitions and their leaders from DescribeTopic when the first
+// record is sent, and again when the cluster changes. For a topic it cannot describe (a server from
+// before partitions, an ACL that allows produces only) it sends every record as to a topic of one
+// partition, to the cluster's leader, as before partitions.
 //
-// Produces are idempotent: each batch carries a producer id and a sequence number, so when the
-// connection, the stream or the leader fails before a batch is acknowledged, the producer sends it
-// again, on a new stream to the leader of the moment, and the cluster writes it once however many
-// times it arrives (see MaxRetries and DeliveryTimeout; a batch they give up on fails with
-// ErrUnknownOutcome).
+// Every record gets a result: its partition and offset, or the error that kept it out of the log.
+// A batch the server refuses (an unknown topic, a record over its size limit, an ACL denial) fails
+// all of its records and none after it; the batches behind it, which the server did not write, are
+// sent again.
+//
+// Produces are idempotent: each batch carries a producer id and a sequence number of its
+// partition, so when the connection, the stream or the leader fails before a batch is
+// acknowledged, the producer sends it again, on a new stream to the partition's leader of the
+// moment, and the cluster writes it once however many times it arrives (see MaxRetries and
+// DeliveryTimeout; a batch they give up on fails with ErrUnknownOutcome).
 //
 // A Producer is safe for concurrent use. Close it to send what is left and release it.
 type Producer struct {
@@ -107,6 +135,24 @@ type Producer struct {
 	opts  ProducerOptions
 
 	mu sync.Mutex
+	// parts are the partitions records were sent to, by partition.
+	parts map[int]*partitionProducer
+	// sticky is the partition of keyless records until a batch of it is sealed, -1 if none is
+	// chosen; lastSticky is the one before.
+	sticky, lastSticky int
+	// described is set once Send has asked for the topic's description.
+	described bool
+	closed    bool
+
+	lanes laneSet
+}
+
+// partitionProducer is the batches of one partition and the goroutine that sends them. Its fields
+// but sealed and done are guarded by the Producer's mu.
+type partitionProducer struct {
+	p         *Producer
+	partition int
+
 	// cur is the batch filling, nil if none.
 	cur *batch
 	// last is the batch sealed last: Flush waits for it.
@@ -115,8 +161,7 @@ type Producer struct {
 	unacked int
 	// room is closed, and replaced, when a batch completes or the producer closes: a Send waiting
 	// for a slot tries again.
-	room   chan struct{}
-	closed bool
+	room chan struct{}
 
 	// sealed carries batches to run, in order. Its capacity is MaxInFlight, so a seal, which
 	// happens only below MaxInFlight unacked batches, never blocks.
@@ -126,6 +171,7 @@ type Producer struct {
 
 // batch is one ProduceRequest and the result of its records.
 type batch struct {
+	pp    *partitionProducer
 	req   *dislogv1.ProduceRequest
 	bytes int
 	// ready is set when the batch should go as soon as a slot is free: its linger passed or a
@@ -139,9 +185,10 @@ type batch struct {
 	attempts int
 	deadline time.Time
 
-	done chan struct{}
-	base uint64
-	err  error
+	done      chan struct{}
+	partition int
+	base      uint64
+	err       error
 }
 
 // Result is the outcome of one Send.
@@ -153,8 +200,9 @@ type Result struct {
 // Done is closed once the result is known.
 func (r Result) Done() <-chan struct{} { return r.b.done }
 
-// Wait waits for the result and returns the record's offset, or the error that kept it from being
-// written. It returns ctx's error if ctx ends first; the record is still on its way.
+// Wait waits for the result and returns the record's offset in its partition (Partition), or the
+// error that kept it from being written. It returns ctx's error if ctx ends first; the record is
+// still on its way.
 func (r Result) Wait(ctx context.Context) (uint64, error) {
 	select {
 	case <-r.b.done:
@@ -167,28 +215,37 @@ func (r Result) Wait(ctx context.Context) (uint64, error) {
 	return r.b.base + uint64(r.i), nil
 }
 
+// Partition returns the partition the record was sent to. Once Done is closed it is the one the
+// server wrote it to (for a topic the producer could not describe, the server chooses).
+func (r Result) Partition() int {
+	select {
+	case <-r.b.done:
+		return r.b.partition
+	default:
+		return r.b.pp.partitionOrZero()
+	}
+}
+
+func (pp *partitionProducer) partitionOrZero() int {
+	if pp == nil {
+		return 0
+	}
+	return pp.partition
+}
+
 func failedResult(err error) Result {
 	b := &batch{done: make(chan struct{}), err: err}
 	close(b.done)
 	return Result{b: b}
 }
 
-// NewProducer returns a producer of records to topic over c. It opens its stream with the first
-// batch.
+// NewProducer returns a producer of records to topic over c. It describes the topic and opens its
+// streams when the first records are sent.
 func NewProducer(c *Client, topic string, opts ProducerOptions) (*Producer, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	p := &Producer{
-		c:      c,
-		topic:  topic,
-		opts:   opts,
-		room:   make(chan struct{}),
-		sealed: make(chan *batch, opts.MaxInFlight),
-		done:   make(chan struct{}),
-	}
-	go p.run()
-	return p, nil
+	return &Producer{c: c, topic: topic, opts: opts, parts: map[int]*partitionProducer{}, sticky: -1, lastSticky: -1}, nil
 }
 
 // recordSize estimates what a record adds to a request: its bytes and a little framing.
@@ -200,25 +257,34 @@ func recordSize(r *dislogv1.Record) int {
 	return n
 }
 
-// Send queues rec to be written and returns its result. It waits while MaxInFlight batches are in
-// flight and the batch filling is full; if ctx ends first, the result is ctx's error and the record
-// is not sent. The producer keeps rec's byte slices until the result is known: do not change them.
+// Send queues rec to be written and returns its result. It waits while MaxInFlight batches of the
+// record's partition are in flight and the batch filling is full; if ctx ends first, the result is
+// ctx's error and the record is not sent. The first Send waits for the topic's description. The
+// producer keeps rec's byte slices until the result is known: do not change them.
 func (p *Producer) Send(ctx context.Context, rec Record) Result {
 	pr := rec.proto()
 	size := recordSize(pr)
+	routes := p.routes(ctx)
 	p.mu.Lock()
+	partition, explicit, err := p.choose(rec, routes)
+	if err != nil {
+		p.mu.Unlock()
+		return failedResult(err)
+	}
+	var pp *partitionProducer
 	for {
 		if p.closed {
 			p.mu.Unlock()
 			return failedResult(ErrProducerClosed)
 		}
-		if p.cur == nil || p.fits(p.cur, size) {
+		pp = p.partitionLocked(partition)
+		if pp.cur == nil || pp.fits(pp.cur, size) {
 			break
 		}
-		if p.sealLocked() {
+		if pp.sealLocked() {
 			continue
 		}
-		room := p.room
+		room := pp.room
 		p.mu.Unlock()
 		select {
 		case <-room:
@@ -227,79 +293,149 @@ func (p *Producer) Send(ctx context.Context, rec Record) Result {
 		}
 		p.mu.Lock()
 	}
-	if p.cur == nil {
-		p.cur = p.newBatch()
+	if pp.cur == nil {
+		pp.cur = pp.newBatch(explicit)
 	}
-	b := p.cur
+	b := pp.cur
 	i := len(b.req.Records)
 	b.req.Records = append(b.req.Records, pr)
 	b.bytes += size
-	if b.ready || p.full(b) {
-		p.sealLocked()
+	if b.ready || pp.full(b) {
+		pp.sealLocked()
 	}
 	p.mu.Unlock()
 	return Result{b: b, i: i}
 }
 
-func (p *Producer) newBatch() *batch {
-	b := &batch{
-		req:  &dislogv1.ProduceRequest{Topic: p.topic, Records: make([]*dislogv1.Record, 0, 64)},
-		done: make(chan struct{}),
+// routes returns the topic's description, asking for it on the first Send; nil if the cluster
+// could not say.
+func (p *Producer) routes(ctx context.Context) *topicRoutes {
+	p.mu.Lock()
+	described := p.described
+	p.described = true
+	p.mu.Unlock()
+	if routes := p.c.routes.peek(p.topic); routes != nil || described {
+		return routes
 	}
-	if p.opts.Linger < 0 {
+	routes, _ := p.c.routes.get(ctx, p.topic, "")
+	return routes
+}
+
+// choose returns the partition of rec, and whether its batch names it (it does when the topic's
+// partitions are known, or the Partitioner chose).
+func (p *Producer) choose(rec Record, routes *topicRoutes) (partition int, explicit bool, err error) {
+	n := routes.count()
+	partition = -1
+	if f := p.opts.Partitioner; f != nil {
+		partition = f(rec, n)
+	}
+	if partition >= 0 {
+		if err := checkPartition(partition); err != nil {
+			return 0, false, err
+		}
+		if routes.known() && partition >= n {
+			return 0, false, status.Errorf(codes.InvalidArgument, "client: partition %d is out of range: topic %q has %d partitions", partition, p.topic, n)
+		}
+		return partition, true, nil
+	}
+	if len(rec.Key) > 0 {
+		return KeyPartition(rec.Key, n), routes.known(), nil
+	}
+	if p.sticky < 0 || p.sticky >= n {
+		p.sticky = rand.IntN(n)
+		if n > 1 && p.sticky == p.lastSticky {
+			p.sticky = (p.lastSticky + 1 + rand.IntN(n-1)) % n
+		}
+	}
+	return p.sticky, routes.known(), nil
+}
+
+// partitionLocked returns the producer of a partition, starting it if it is the first record of
+// that partition.
+func (p *Producer) partitionLocked(partition int) *partitionProducer {
+	if pp := p.parts[partition]; pp != nil {
+		return pp
+	}
+	pp := &partitionProducer{
+		p:         p,
+		partition: partition,
+		room:      make(chan struct{}),
+		sealed:    make(chan *batch, p.opts.MaxInFlight),
+		done:      make(chan struct{}),
+	}
+	p.parts[partition] = pp
+	go pp.run()
+	return pp
+}
+
+func (pp *partitionProducer) newBatch(explicit bool) *batch {
+	b := &batch{
+		pp:        pp,
+		req:       &dislogv1.ProduceRequest{Topic: pp.p.topic, Records: make([]*dislogv1.Record, 0, 64)},
+		partition: pp.partition,
+		done:      make(chan struct{}),
+	}
+	if explicit {
+		b.req.Partition = proto.Uint32(uint32(pp.partition))
+	}
+	if pp.p.opts.Linger < 0 {
 		b.ready = true
 	} else {
-		b.timer = time.AfterFunc(p.opts.Linger, func() { p.lingered(b) })
+		b.timer = time.AfterFunc(pp.p.opts.Linger, func() { pp.lingered(b) })
 	}
 	return b
 }
 
 // fits reports whether a record of size bytes may join b. An empty batch takes any record.
-func (p *Producer) fits(b *batch, size int) bool {
+func (pp *partitionProducer) fits(b *batch, size int) bool {
 	n := len(b.req.Records)
-	return n == 0 || n < p.opts.MaxBatchRecords && b.bytes+size <= p.opts.MaxBatchBytes
+	return n == 0 || n < pp.p.opts.MaxBatchRecords && b.bytes+size <= pp.p.opts.MaxBatchBytes
 }
 
-func (p *Producer) full(b *batch) bool {
-	return len(b.req.Records) >= p.opts.MaxBatchRecords || b.bytes >= p.opts.MaxBatchBytes
+func (pp *partitionProducer) full(b *batch) bool {
+	return len(b.req.Records) >= pp.p.opts.MaxBatchRecords || b.bytes >= pp.p.opts.MaxBatchBytes
 }
 
 // lingered marks b ready when its linger has passed.
-func (p *Producer) lingered(b *batch) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cur == b {
+func (pp *partitionProducer) lingered(b *batch) {
+	pp.p.mu.Lock()
+	defer pp.p.mu.Unlock()
+	if pp.cur == b {
 		b.ready = true
-		p.sealLocked()
+		pp.sealLocked()
 	}
 }
 
-// sealLocked hands the filling batch to run if a slot is free, and reports whether it did.
-func (p *Producer) sealLocked() bool {
-	b := p.cur
-	if b == nil || p.unacked >= p.opts.MaxInFlight {
+// sealLocked hands the filling batch to run if a slot is free, and reports whether it did. Sealing
+// a batch of the sticky partition makes keyless records choose another.
+func (pp *partitionProducer) sealLocked() bool {
+	b := pp.cur
+	if b == nil || pp.unacked >= pp.p.opts.MaxInFlight {
 		return false
 	}
 	if b.timer != nil {
 		b.timer.Stop()
 	}
-	p.cur, p.last = nil, b
-	p.unacked++
-	p.sealed <- b
+	pp.cur, pp.last = nil, b
+	pp.unacked++
+	pp.sealed <- b
+	if p := pp.p; p.sticky == pp.partition {
+		p.lastSticky, p.sticky = p.sticky, -1
+	}
 	return true
 }
 
 // complete sets b's result and frees its slot.
-func (p *Producer) complete(b *batch, base uint64, err error) {
-	b.base, b.err = base, err
+func (pp *partitionProducer) complete(b *batch, partition int, base uint64, err error) {
+	b.partition, b.base, b.err = partition, base, err
 	close(b.done)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.unacked--
-	close(p.room)
-	p.room = make(chan struct{})
-	if p.cur != nil && (p.cur.ready || p.full(p.cur)) {
-		p.sealLocked()
+	pp.p.mu.Lock()
+	defer pp.p.mu.Unlock()
+	pp.unacked--
+	close(pp.room)
+	pp.room = make(chan struct{})
+	if pp.cur != nil && (pp.cur.ready || pp.full(pp.cur)) {
+		pp.sealLocked()
 	}
 }
 
@@ -307,46 +443,120 @@ func (p *Producer) complete(b *batch, base uint64, err error) {
 // results (see Result for each one's outcome), or until ctx ends.
 func (p *Producer) Flush(ctx context.Context) error {
 	p.mu.Lock()
-	target := p.last
-	if p.cur != nil {
-		target = p.cur
-		p.cur.ready = true
-		p.sealLocked()
+	var targets []*batch
+	for _, pp := range p.parts {
+		target := pp.last
+		if pp.cur != nil {
+			target = pp.cur
+			pp.cur.ready = true
+			pp.sealLocked()
+		}
+		if target != nil {
+			targets = append(targets, target)
+		}
 	}
 	p.mu.Unlock()
-	if target == nil {
-		return nil
+	for _, b := range targets {
+		select {
+		case <-b.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	select {
-	case <-target.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return nil
 }
 
-// Close sends the records queued, waits for all results, and closes the stream. Sends after Close,
-// or waiting for room when it is called, fail with ErrProducerClosed. Close does not close the
-// Client.
+// Close sends the records queued, waits for all results, and closes the streams. Sends after
+// Close, or waiting for room when it is called, fail with ErrProducerClosed. Close does not close
+// the Client.
 func (p *Producer) Close() error {
 	p.mu.Lock()
 	if p.closed {
+		parts := p.partsLocked()
 		p.mu.Unlock()
-		<-p.done
+		for _, pp := range parts {
+			<-pp.done
+		}
 		return nil
 	}
 	p.closed = true
-	close(p.room)
-	p.room = make(chan struct{})
+	for _, pp := range p.parts {
+		close(pp.room)
+		pp.room = make(chan struct{})
+	}
+	parts := p.partsLocked()
 	p.mu.Unlock()
 
 	if err := p.Flush(context.Background()); err != nil {
 		return err
 	}
 	// Closed and flushed: nothing seals again, so sealed may close.
-	close(p.sealed)
-	<-p.done
+	for _, pp := range parts {
+		close(pp.sealed)
+	}
+	for _, pp := range parts {
+		<-pp.done
+	}
 	return nil
+}
+
+func (p *Producer) partsLocked() []*partitionProducer {
+	parts := make([]*partitionProducer, 0, len(p.parts))
+	for _, pp := range p.parts {
+		parts = append(parts, pp)
+	}
+	return parts
+}
+
+// laneSet is a producer's lanes. A lane carries at most one batch in flight per partition, and
+// batches of several partitions at once: a producer id is shared by the partitions, with a
+// sequence per partition.
+type laneSet struct {
+	mu    sync.Mutex
+	lanes []*lane
+	// busy holds the partitions each lane has a batch in flight on.
+	busy map[*lane]map[uint32]bool
+}
+
+// take numbers req with a lane that has no batch in flight on its partition, and returns it.
+func (s *laneSet) take(req *dislogv1.ProduceRequest) *lane {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.busy == nil {
+		s.busy = map[*lane]map[uint32]bool{}
+	}
+	p := req.GetPartition()
+	var l *lane
+	for _, free := range s.lanes {
+		if !s.busy[free][p] {
+			l = free
+			break
+		}
+	}
+	if l == nil {
+		l = newLane()
+		s.lanes = append(s.lanes, l)
+		s.busy[l] = map[uint32]bool{}
+	}
+	s.busy[l][p] = true
+	l.stamp(req)
+	return l
+}
+
+// release ends l's batch on partition p. A lane whose batch failed is dropped (see lane): the
+// batches it carries on other partitions finish, and it takes no more.
+func (s *laneSet) release(l *lane, p uint32, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.busy[l], p)
+	if !ok {
+		if i := slices.Index(s.lanes, l); i >= 0 {
+			s.lanes = slices.Delete(s.lanes, i, i+1)
+		}
+	}
+	if len(s.busy[l]) == 0 && !slices.Contains(s.lanes, l) {
+		delete(s.busy, l)
+	}
 }
 
 // streamAck is one answer from a stream: a response, or the error that ended it (io.EOF if the
@@ -357,10 +567,12 @@ type streamAck struct {
 	err  error
 }
 
-// sender is the state of the run goroutine: it sends sealed batches on a ProduceStream, completes
-// them as the acknowledgements arrive, and sends them again on a new stream when one fails.
+// sender is the state of a partition's run goroutine: it sends the partition's sealed batches on
+// a ProduceStream, completes them as the acknowledgements arrive, and sends them again on a new
+// stream when one fails.
 type sender struct {
 	p   *Producer
+	pp  *partitionProducer
 	ctx context.Context
 
 	stream       dislogv1.LogService_ProduceStreamClient
@@ -372,28 +584,36 @@ type sender struct {
 	// inflight are the batches sealed and not completed, in the order sealed. While a stream is
 	// open, all of them were sent on it; while backing off (retry set), they wait.
 	inflight []*batch
-	// lanes are the lanes free for the next batch; there are never more than MaxInFlight busy.
-	lanes   []*lane
-	retry   *time.Timer
-	backoff time.Duration
+	retry    *time.Timer
+	backoff  time.Duration
 	// deadline fires at the first batch's delivery deadline.
 	deadline *time.Timer
 
-	// On a cluster: the leader the stream was opened to ("" if none was known), a channel closed
-	// when the client learns of another, and the hedge, which fires while batches wait unanswered
-	// (see hedgeAfter); nil without a cluster.
+	// On a cluster: the cluster's leader the stream was opened to ("" if none was known), a
+	// channel closed when the client learns of another, and the hedge, which fires while batches
+	// wait unanswered (see hedgeAfter); nil without a cluster.
 	streamLeader  string
 	leaderChanged <-chan struct{}
 	hedge         *time.Timer
+	// On a cluster, for a stream routed by the topic's description: the ID of the partition's
+	// leader it was opened to, and a channel closed when a newer description replaces that one;
+	// "" and nil for a stream to the cluster's leader. avoid is a leader that failed, not to ask
+	// who leads now.
+	partitionLeader string
+	routesReplaced  <-chan struct{}
+	avoid           string
 }
 
-// run sends sealed batches and completes them. It owns the stream and the batches in flight.
-func (p *Producer) run() {
-	defer close(p.done)
+// run sends the partition's sealed batches and completes them. It owns the stream and the
+// batches in flight.
+func (pp *partitionProducer) run() {
+	defer close(pp.done)
+	p := pp.p
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s := &sender{
 		p:   p,
+		pp:  pp,
 		ctx: ctx,
 		// A stream answers at most one ack per batch in flight, then its error, and the
 		// receivers of older streams stop: with this capacity a receiver never blocks, so it can
@@ -411,7 +631,7 @@ func (p *Producer) run() {
 		defer s.hedge.Stop()
 		hedge = s.hedge.C
 	}
-	sealed := p.sealed
+	sealed := pp.sealed
 	for sealed != nil || len(s.inflight) > 0 {
 		var retry <-chan time.Time
 		if s.retry != nil {
@@ -420,9 +640,14 @@ func (p *Producer) run() {
 		select {
 		case <-s.leaderChanged:
 			s.followLeader()
+		case <-s.routesReplaced:
+			s.followPartitionLeader()
 		case <-hedge:
 			if s.stream != nil && len(s.inflight) > 0 {
 				p.c.leader.ResolveNow()
+				if s.partitionLeader != "" {
+					p.c.routes.refreshAsync(p.topic, s.partitionLeader)
+				}
 				s.hedge.Reset(hedgeEvery)
 			}
 		case b, ok := <-sealed:
@@ -467,12 +692,36 @@ func (p *Producer) run() {
 func (s *sender) followLeader() {
 	var now string
 	now, s.leaderChanged = s.p.c.leader.Get()
+	if s.partitionLeader != "" {
+		// The cluster changed: the partition's leader may have too.
+		s.p.c.routes.refreshAsync(s.p.topic, s.partitionLeader)
+		return
+	}
 	if now == "" {
 		return // an election: the stream's server may yet lead again
 	}
 	moved := s.streamLeader != "" && now != s.streamLeader
 	s.streamLeader = now
 	if !moved || s.stream == nil {
+		return
+	}
+	s.dropStream()
+	if len(s.inflight) > 0 && s.retry == nil {
+		s.resend()
+	}
+}
+
+// followPartitionLeader moves the batches in flight to a new stream when a newer description of
+// the topic names another leader of the partition than the one the stream went to, as
+// followLeader does for the cluster's leader.
+func (s *sender) followPartitionLeader() {
+	routes := s.p.c.routes.peek(s.p.topic)
+	s.routesReplaced = nil
+	if routes != nil {
+		s.routesReplaced = routes.replaced
+	}
+	now := routes.leader(s.pp.partition)
+	if now == "" || now == s.partitionLeader || s.stream == nil || s.partitionLeader == "" {
 		return
 	}
 	s.dropStream()
@@ -490,12 +739,7 @@ func (s *sender) armHedge() {
 
 // add numbers a sealed batch with a free lane and sends it.
 func (s *sender) add(b *batch) {
-	if n := len(s.lanes); n > 0 {
-		b.lane, s.lanes = s.lanes[n-1], s.lanes[:n-1]
-	} else {
-		b.lane = newLane()
-	}
-	b.lane.stamp(b.req)
+	b.lane = s.p.lanes.take(b.req)
 	b.deadline = time.Now().Add(s.p.opts.DeliveryTimeout)
 	s.inflight = append(s.inflight, b)
 	if len(s.inflight) == 1 {
@@ -528,13 +772,24 @@ func (s *sender) resend() {
 }
 
 func (s *sender) open() error {
-	if s.hedge != nil {
-		s.streamLeader, s.leaderChanged = s.p.c.leader.Get()
-		s.armHedge()
-	}
 	sctx, cancel := context.WithCancel(s.ctx)
 	// Opening waits while the leader is connecting; not past the first batch's deadline.
 	t := time.AfterFunc(time.Until(s.inflight[0].deadline), cancel)
+	if s.hedge != nil {
+		s.streamLeader, s.leaderChanged = s.p.c.leader.Get()
+		s.partitionLeader, s.routesReplaced = "", nil
+		// Batches that name their partition go to its leader, if the topic's description (asked
+		// for again if a failure made it out of date) names one; else to the cluster's leader.
+		if s.inflight[0].req.Partition != nil {
+			routes, _ := s.p.c.routes.get(sctx, s.p.topic, s.avoid)
+			if route, ok := routes.route(s.pp.partition); ok && route.Leader != "" {
+				sctx = cluster.WithRoute(sctx, route)
+				s.partitionLeader, s.routesReplaced = route.Leader, routes.replaced
+			}
+		}
+		s.avoid = ""
+		s.armHedge()
+	}
 	stream, err := s.p.c.api.ProduceStream(sctx)
 	t.Stop()
 	if err != nil {
@@ -575,7 +830,11 @@ func (s *sender) ack(a streamAck) {
 	s.armHedge() // the stream answers: wait again before asking who leads
 	// A duplicate answer is a success too: the batch was written by an earlier attempt, at
 	// the offsets the answer gives.
-	s.finish(b, a.resp.GetBaseOffset(), nil)
+	partition := s.pp.partition
+	if b.req.Partition == nil {
+		partition = int(a.resp.GetPartition()) // the server chose
+	}
+	s.finish(b, partition, a.resp.GetBaseOffset(), nil)
 }
 
 // failed settles the batches in flight after the stream failed, or could not be opened, with
@@ -593,22 +852,28 @@ func (s *sender) failed(err error) {
 		// The server refused the first request in flight and wrote none after it.
 		b := s.inflight[0]
 		s.inflight = s.inflight[1:]
-		s.finish(b, 0, err)
+		s.finish(b, s.pp.partition, 0, err)
 		return
 	}
 	if !retryable(err) || s.p.c.closed() {
 		for _, b := range s.inflight {
-			s.finish(b, 0, fmt.Errorf("%w: %w", ErrUnknownOutcome, err))
+			s.finish(b, s.pp.partition, 0, fmt.Errorf("%w: %w", ErrUnknownOutcome, err))
 		}
 		s.inflight = s.inflight[:0]
 		return
+	}
+	if s.partitionLeader != "" {
+		// The partition's leader refused the batches as not the leader, or failed: the next
+		// stream asks who leads it now, away from that one.
+		s.p.c.routes.invalidate(s.p.topic)
+		s.avoid = s.partitionLeader
 	}
 	retryAt := time.Now().Add(s.backoff)
 	keep := s.inflight[:0]
 	for _, b := range s.inflight {
 		b.attempts++
 		if b.attempts > s.p.opts.MaxRetries || retryAt.After(b.deadline) {
-			s.finish(b, 0, fmt.Errorf("%w: %w", ErrUnknownOutcome, err))
+			s.finish(b, s.pp.partition, 0, fmt.Errorf("%w: %w", ErrUnknownOutcome, err))
 			continue
 		}
 		keep = append(keep, b)
@@ -622,14 +887,13 @@ func (s *sender) failed(err error) {
 
 // finish completes b. Its lane takes the next batch if b was acknowledged, and is dropped
 // otherwise (see lane).
-func (s *sender) finish(b *batch, base uint64, err error) {
-	if err == nil {
-		s.lanes = append(s.lanes, b.lane)
-	} else if b.attempts > 0 && !errors.Is(err, ErrUnknownOutcome) {
+func (s *sender) finish(b *batch, partition int, base uint64, err error) {
+	s.p.lanes.release(b.lane, b.req.GetPartition(), err == nil)
+	if err != nil && b.attempts > 0 && !errors.Is(err, ErrUnknownOutcome) {
 		// An earlier attempt may have written it.
 		err = fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
 	}
-	s.p.complete(b, base, err)
+	s.pp.complete(b, partition, base, err)
 }
 
 // receive passes a stream's answers to run until the stream ends or is dropped.

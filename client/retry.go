@@ -30,18 +30,23 @@ const (
 	maxRetryBackoff = 100 * time.Millisecond
 )
 
-// A lane is one idempotent producer identity: a random producer_id and, per topic, the sequence
-// of the last batch it numbered. A lane never has more than one batch in flight, and so a retry
+// A lane is one idempotent producer identity: a random producer_id and, per topic and partition,
+// the sequence of the last batch it numbered (a batch without a partition is on partition 0). A lane never has more than one batch in flight, and so a retry
 // is always either the batch the cluster appended last for the lane, which it answers as a
 // duplicate with the original offsets, or the next one, which it appends. Those are the two cases
-// the cluster's deduplication, which remembers one batch per producer and topic, can answer; a
+// the cluster's deduplication, which remembers one batch per producer, topic and partition, can answer; a
 // producer that pipelines batches uses a lane per batch in flight.
 //
 // A lane whose batch failed for good is dropped, never reused: the cluster may or may not have
 // appended that batch, and a fresh producer_id cannot be confused with it.
 type lane struct {
 	id   uint64
-	last map[string]uint64
+	last map[laneKey]uint64
+}
+
+type laneKey struct {
+	topic     string
+	partition uint32
 }
 
 func newLane() *lane {
@@ -50,15 +55,16 @@ func newLane() *lane {
 		// crypto/rand.Read never fails: it crashes the program rather than return an error.
 		_, _ = rand.Read(b[:])
 		if id := binary.BigEndian.Uint64(b[:]); id != 0 {
-			return &lane{id: id, last: map[string]uint64{}}
+			return &lane{id: id, last: map[laneKey]uint64{}}
 		}
 	}
 }
 
-// stamp numbers req as the lane's next batch to its topic.
+// stamp numbers req as the lane's next batch to its topic and partition.
 func (l *lane) stamp(req *dislogv1.ProduceRequest) {
-	l.last[req.Topic]++
-	req.ProducerId, req.Sequence = l.id, l.last[req.Topic]
+	k := laneKey{req.GetTopic(), req.GetPartition()}
+	l.last[k]++
+	req.ProducerId, req.Sequence = l.id, l.last[k]
 }
 
 // lanePool keeps the lanes of the synchronous produce calls: each call takes one, so concurrent
@@ -123,6 +129,32 @@ func followLeader(ctx context.Context, leader *cluster.Leader, cancel context.Ca
 		case <-t.C:
 			leader.ResolveNow()
 			t.Reset(hedgeEvery)
+		}
+	}
+}
+
+// followPartitionLeader cancels ctx with errLeaderMoved if, while it lasts, the client learns
+// that another server than leader leads partition p of topic. A call waiting on a partition's
+// leader longer than hedgeAfter, or told that the cluster's servers changed, asks who leads now,
+// away from the server it waits on (which may be frozen), and again every hedgeEvery.
+func (c *Client) followPartitionLeader(ctx context.Context, topic string, p int, leader string, cancel context.CancelCauseFunc) {
+	_, changed := c.leader.Get()
+	t := time.NewTimer(hedgeAfter)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+			_, changed = c.leader.Get()
+		case <-t.C:
+			c.leader.ResolveNow()
+			t.Reset(hedgeEvery)
+		}
+		routes, err := c.routes.refresh(ctx, topic, leader)
+		if now := routes.leader(p); err == nil && now != "" && now != leader {
+			cancel(errLeaderMoved)
+			return
 		}
 	}
 }

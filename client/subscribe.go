@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"sync"
 	"time"
 
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
@@ -64,10 +65,15 @@ const (
 type SubscribeOption func(*subscribeOptions)
 
 type subscribeOptions struct {
+	partition              int
 	stopAtEnd              bool
 	minBackoff, maxBackoff time.Duration
 	onReconnect            func(err error, delay time.Duration)
 }
+
+// Partition makes Subscribe read partition p of the topic; the default is partition 0.
+// SubscribeAll ignores it.
+func Partition(p int) SubscribeOption { return func(o *subscribeOptions) { o.partition = p } }
 
 // StopAtEnd ends the subscription once it has delivered the last record the topic held, instead of
 // following the tail.
@@ -86,8 +92,8 @@ func OnReconnect(f func(err error, delay time.Duration)) SubscribeOption {
 	return func(o *subscribeOptions) { o.onReconnect = f }
 }
 
-// Subscribe returns the records of topic from a starting point, in offset order. Unless StopAtEnd
-// is given, the sequence follows the tail: once caught up it waits for new records and delivers
+// Subscribe returns the records of one partition of topic (Partition; default 0) from a starting
+// point, in offset order; SubscribeAll reads every partition. Unless StopAtEnd is given, the sequence follows the tail: once caught up it waits for new records and delivers
 // each as it is written, until ctx ends or the loop stops.
 //
 // When the stream fails in a way a retry can fix (the server restarts, the connection drops: codes
@@ -109,16 +115,21 @@ func (c *Client) Subscribe(ctx context.Context, topic string, from Position, opt
 		opt(&o)
 	}
 	return func(yield func(Record, error) bool) {
-		s := subscription{c: c, topic: topic, from: from, opts: o}
+		if err := checkPartition(o.partition); err != nil {
+			yield(Record{}, err)
+			return
+		}
+		s := subscription{c: c, topic: topic, partition: o.partition, from: from, opts: o}
 		s.run(ctx, yield)
 	}
 }
 
 type subscription struct {
-	c     *Client
-	topic string
-	from  Position
-	opts  subscribeOptions
+	c         *Client
+	topic     string
+	partition int
+	from      Position
+	opts      subscribeOptions
 
 	// next is the offset after the last record delivered, once delivered is true.
 	next      uint64
@@ -164,7 +175,7 @@ func (s *subscription) run(ctx context.Context, yield func(Record, error) bool) 
 	}
 }
 
-// resolveLatest turns Latest into the topic's next offset, so a reconnection before the first
+// resolveLatest turns Latest into the partition's next offset, so a reconnection before the first
 // record resumes where the subscription began, not at a later end.
 func (s *subscription) resolveLatest(ctx context.Context) error {
 	if s.from.kind != positionLatest {
@@ -174,7 +185,14 @@ func (s *subscription) resolveLatest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.from = AtOffset(info.NextOffset)
+	switch {
+	case s.partition < len(info.PartitionInfo):
+		s.from = AtOffset(info.PartitionInfo[s.partition].NextOffset)
+	case s.partition == 0:
+		s.from = AtOffset(info.NextOffset)
+	default:
+		return status.Errorf(codes.InvalidArgument, "client: partition %d is out of range: topic %q has %d partitions", s.partition, s.topic, info.Partitions)
+	}
 	return nil
 }
 
@@ -184,7 +202,7 @@ func (s *subscription) resolveLatest(ctx context.Context) error {
 func (s *subscription) stream(ctx context.Context, yield func(Record, error) bool) (stop, healthy bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	req := &dislogv1.ConsumeStreamRequest{Topic: s.topic, Follow: !s.opts.stopAtEnd, ReadYourWrites: true}
+	req := &dislogv1.ConsumeStreamRequest{Topic: s.topic, Partition: uint32(s.partition), Follow: !s.opts.stopAtEnd, ReadYourWrites: true}
 	switch from := s.from; {
 	case s.delivered:
 		req.Start = &dislogv1.ConsumeStreamRequest_Offset{Offset: s.next}
@@ -195,8 +213,9 @@ func (s *subscription) stream(ctx context.Context, yield func(Record, error) boo
 	default:
 		req.Start = &dislogv1.ConsumeStreamRequest_Position{Position: dislogv1.StartPosition_START_POSITION_EARLIEST}
 	}
-	stream, err := s.c.api.ConsumeStream(ctx, req)
+	stream, err := s.c.api.ConsumeStream(s.c.readRoute(ctx, s.topic, s.partition), req)
 	if err != nil {
+		s.c.routes.invalidate(s.topic)
 		return false, false, err
 	}
 	// The server sends headers as soon as the stream starts.
@@ -209,16 +228,19 @@ func (s *subscription) stream(ctx context.Context, yield func(Record, error) boo
 			return true, true, nil
 		}
 		if err != nil {
+			// The replica may have gone, or stopped holding the partition: ask again.
+			s.c.routes.invalidate(s.topic)
 			return false, true, err
 		}
 		for _, p := range resp.GetRecords() {
 			rec := RecordFromProto(p)
+			rec.Partition = s.partition
 			if s.delivered && rec.Offset < s.next {
 				continue
 			}
 			if s.delivered && rec.Offset != s.next {
 				return false, true, status.Errorf(codes.DataLoss,
-					"client: topic %q: the server sent offset %d after %d; offsets were skipped", s.topic, rec.Offset, s.next-1)
+					"client: topic %q partition %d: the server sent offset %d after %d; offsets were skipped", s.topic, s.partition, rec.Offset, s.next-1)
 			}
 			if !yield(rec, nil) {
 				return true, true, nil
@@ -235,4 +257,75 @@ func resumable(err error) bool {
 		return true
 	}
 	return false
+}
+
+// SubscribeAll returns the records of every partition of topic, as Subscribe returns one
+// partition's, merged as they arrive: each record's Partition says where it is from, and the
+// records of a partition come in offset order, but the partitions interleave in no set order.
+// from applies to each partition (AtOffset: the same offset in each). The topic's partition count
+// is read when the sequence starts (DescribeTopic): a partition added later is not read.
+//
+// With StopAtEnd the sequence ends once every partition has delivered its last record. An error
+// that ends one partition's subscription is yielded once and ends the sequence; so does the end
+// of ctx.
+func (c *Client) SubscribeAll(ctx context.Context, topic string, from Position, opts ...SubscribeOption) iter.Seq2[Record, error] {
+	o := subscribeOptions{minBackoff: DefaultMinBackoff, maxBackoff: DefaultMaxBackoff}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return func(yield func(Record, error) bool) {
+		info, err := c.DescribeTopic(ctx, topic)
+		if err != nil {
+			yield(Record{}, err)
+			return
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		type item struct {
+			rec Record
+			err error
+			end bool
+		}
+		items := make(chan item)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer cancel()
+		for p := range info.Partitions {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s := subscription{c: c, topic: topic, partition: p, from: from, opts: o}
+				s.run(ctx, func(rec Record, err error) bool {
+					select {
+					case items <- item{rec: rec, err: err}:
+						return true
+					case <-ctx.Done():
+						return false
+					}
+				})
+				select {
+				case items <- item{end: true}:
+				case <-ctx.Done():
+				}
+			}()
+		}
+		for running := info.Partitions; running > 0; {
+			var it item
+			select {
+			case it = <-items:
+			case <-ctx.Done():
+				// Only the caller's context ends it while the loop runs.
+				yield(Record{}, ctx.Err())
+				return
+			}
+			switch {
+			case it.end:
+				running--
+			case it.err != nil:
+				yield(Record{}, it.err)
+				return
+			case !yield(it.rec, nil):
+				return
+			}
+		}
+	}
 }

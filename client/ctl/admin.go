@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/dislog/dislog/client"
@@ -19,7 +20,7 @@ func (a *app) topicsCommand() *cobra.Command {
 	create := &cobra.Command{
 		Use:     "create TOPIC",
 		Short:   "Create an empty topic",
-		Example: "  dislogctl topics create orders --retention-age 168h",
+		Example: "  dislogctl topics create orders --retention-age 168h\n  dislogctl topics create clicks --partitions 12 --replicas 3",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.call(cmd, func(ctx context.Context, c *client.Client) error {
@@ -30,13 +31,15 @@ func (a *app) topicsCommand() *cobra.Command {
 				if a.output == "json" {
 					return printJSON(a.stdout, newJSONTopic(info))
 				}
-				_, err = fmt.Fprintf(a.stdout, "created topic %q (retention: %s)\n", info.Topic, retention(info.Config))
+				_, err = fmt.Fprintf(a.stdout, "created topic %q (%s; retention: %s)\n", info.Topic, layout(info), retention(info.Config))
 				return err
 			})
 		},
 	}
 	create.Flags().Int64Var(&conf.RetentionBytes, "retention-bytes", 0, "delete the oldest segments while the topic holds more bytes (0: keep all)")
 	create.Flags().DurationVar(&conf.RetentionAge, "retention-age", 0, "delete segments whose records are all older than this (0: keep all)")
+	create.Flags().IntVar(&conf.Partitions, "partitions", 1, "number of partitions, 1 to 1024: each is a Raft group with its own leader")
+	create.Flags().IntVar(&conf.ReplicationFactor, "replicas", 0, "servers that hold each partition: 1, 3 or 5 (0: the cluster's default, 3 on three servers or more)")
 
 	list := &cobra.Command{
 		Use:   "list",
@@ -56,9 +59,9 @@ func (a *app) topicsCommand() *cobra.Command {
 					return printJSON(a.stdout, out)
 				}
 				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "TOPIC\tLOWEST\tNEXT\tBYTES\tSEGMENTS\tRETENTION")
+				fmt.Fprintln(tw, "TOPIC\tPARTITIONS\tREPLICAS\tRECORDS\tBYTES\tSEGMENTS\tRETENTION")
 				for _, t := range infos {
-					fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", t.Topic, t.LowestOffset, t.NextOffset, t.Bytes, t.Segments, retention(t.Config))
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%s\n", t.Topic, t.Partitions, replicas(t), records(t), t.Bytes, t.Segments, retention(t.Config))
 				}
 				return tw.Flush()
 			})
@@ -67,7 +70,7 @@ func (a *app) topicsCommand() *cobra.Command {
 
 	describe := &cobra.Command{
 		Use:   "describe TOPIC",
-		Short: "Show a topic's offsets, size and retention",
+		Short: "Show a topic's partitions, with their leaders, replicas and offsets, its size and retention",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.call(cmd, func(ctx context.Context, c *client.Client) error {
@@ -80,12 +83,35 @@ func (a *app) topicsCommand() *cobra.Command {
 				}
 				tw := tabwriter.NewWriter(a.stdout, 0, 4, 1, ' ', 0)
 				fmt.Fprintf(tw, "topic:\t%s\n", t.Topic)
-				fmt.Fprintf(tw, "lowest offset:\t%d\n", t.LowestOffset)
-				fmt.Fprintf(tw, "next offset:\t%d\n", t.NextOffset)
-				fmt.Fprintf(tw, "records:\t%d\n", t.NextOffset-t.LowestOffset)
+				if len(t.PartitionInfo) == 0 {
+					// A server from before partitions.
+					fmt.Fprintf(tw, "lowest offset:\t%d\n", t.LowestOffset)
+					fmt.Fprintf(tw, "next offset:\t%d\n", t.NextOffset)
+				} else {
+					fmt.Fprintf(tw, "partitions:\t%d\n", t.Partitions)
+					fmt.Fprintf(tw, "replication factor:\t%d\n", t.ReplicationFactor)
+				}
+				fmt.Fprintf(tw, "records:\t%d\n", records(t))
 				fmt.Fprintf(tw, "bytes:\t%d\n", t.Bytes)
 				fmt.Fprintf(tw, "segments:\t%d\n", t.Segments)
 				fmt.Fprintf(tw, "retention:\t%s\n", retention(t.Config))
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				if len(t.PartitionInfo) == 0 {
+					return nil
+				}
+				fmt.Fprintln(a.stdout)
+				tw = tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "PARTITION\tLEADER\tREPLICAS\tIN-SYNC\tLOWEST\tNEXT\tBYTES")
+				for _, p := range t.PartitionInfo {
+					leader := p.Leader
+					if leader == "" {
+						leader = "(election)"
+					}
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\n", p.Partition, leader,
+						strings.Join(p.Replicas, ","), strings.Join(p.InSync, ","), p.LowestOffset, p.NextOffset, p.Bytes)
+				}
 				return tw.Flush()
 			})
 		},
@@ -152,19 +178,29 @@ func (a *app) serversCommand() *cobra.Command {
 type jsonOffset struct {
 	Group     string `json:"group"`
 	Topic     string `json:"topic"`
+	Partition int    `json:"partition"`
 	Offset    uint64 `json:"offset"`
 	Committed bool   `json:"committed"`
+}
+
+// jsonLag is a consumer group's lag on one partition in --output json.
+type jsonLag struct {
+	Partition  int     `json:"partition"`
+	Committed  *uint64 `json:"committed,omitempty"`
+	NextOffset uint64  `json:"next_offset"`
+	Lag        uint64  `json:"lag"`
 }
 
 func (a *app) offsetsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "offsets",
-		Short: "Commit and fetch consumer group offsets",
+		Short: "Commit and fetch consumer group offsets, and show a group's lag",
 	}
+	var partition int
 	commit := &cobra.Command{
 		Use:     "commit GROUP TOPIC OFFSET",
-		Short:   "Record the next offset GROUP will read on TOPIC",
-		Example: "  dislogctl offsets commit billing orders 1200",
+		Short:   "Record the next offset GROUP will read on a partition of TOPIC",
+		Example: "  dislogctl offsets commit billing orders 1200\n  dislogctl offsets commit billing clicks 310 --partition 7",
 		Args:    cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			group, topic := args[0], args[1]
@@ -173,11 +209,15 @@ func (a *app) offsetsCommand() *cobra.Command {
 				return fmt.Errorf("offset %q: want a number of 0 or more", args[2])
 			}
 			return a.call(cmd, func(ctx context.Context, c *client.Client) error {
-				if err := c.CommitOffset(ctx, group, topic, offset); err != nil {
+				if err := c.CommitPartitionOffset(ctx, group, topic, partition, offset); err != nil {
 					return err
 				}
 				if a.output == "json" {
-					return printJSON(a.stdout, jsonOffset{Group: group, Topic: topic, Offset: offset, Committed: true})
+					return printJSON(a.stdout, jsonOffset{Group: group, Topic: topic, Partition: partition, Offset: offset, Committed: true})
+				}
+				if partition != 0 {
+					_, err := fmt.Fprintf(a.stdout, "committed offset %d for group %q on topic %q partition %d\n", offset, group, topic, partition)
+					return err
 				}
 				_, err := fmt.Fprintf(a.stdout, "committed offset %d for group %q on topic %q\n", offset, group, topic)
 				return err
@@ -186,17 +226,21 @@ func (a *app) offsetsCommand() *cobra.Command {
 	}
 	fetch := &cobra.Command{
 		Use:   "fetch GROUP TOPIC",
-		Short: "Print the offset GROUP committed on TOPIC",
+		Short: "Print the offset GROUP committed on a partition of TOPIC",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			group, topic := args[0], args[1]
 			return a.call(cmd, func(ctx context.Context, c *client.Client) error {
-				offset, ok, err := c.FetchOffset(ctx, group, topic)
+				offset, ok, err := c.FetchPartitionOffset(ctx, group, topic, partition)
 				if err != nil {
 					return err
 				}
 				if a.output == "json" {
-					return printJSON(a.stdout, jsonOffset{Group: group, Topic: topic, Offset: offset, Committed: ok})
+					return printJSON(a.stdout, jsonOffset{Group: group, Topic: topic, Partition: partition, Offset: offset, Committed: ok})
+				}
+				if !ok && partition != 0 {
+					_, err = fmt.Fprintf(a.stdout, "group %q has committed no offset on topic %q partition %d\n", group, topic, partition)
+					return err
 				}
 				if !ok {
 					_, err = fmt.Fprintf(a.stdout, "group %q has committed no offset on topic %q\n", group, topic)
@@ -207,6 +251,70 @@ func (a *app) offsetsCommand() *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(commit, fetch)
+	commit.Flags().IntVarP(&partition, "partition", "p", 0, "partition of TOPIC")
+	fetch.Flags().IntVarP(&partition, "partition", "p", 0, "partition of TOPIC")
+	lag := &cobra.Command{
+		Use:   "lag GROUP TOPIC",
+		Short: "Show, for each partition of TOPIC, the offset GROUP committed, the next offset and the lag between them",
+		Long: `Show, for each partition of TOPIC, the offset GROUP committed, the partition's next offset, and the
+lag: how many records GROUP has yet to read (from the partition's lowest offset when it committed
+none).`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			group, topic := args[0], args[1]
+			return a.call(cmd, func(ctx context.Context, c *client.Client) error {
+				lags, err := groupLag(ctx, c, group, topic)
+				if err != nil {
+					return err
+				}
+				if a.output == "json" {
+					return printJSON(a.stdout, lags)
+				}
+				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "PARTITION\tCOMMITTED\tNEXT\tLAG")
+				var total uint64
+				for _, l := range lags {
+					committed := "-"
+					if l.Committed != nil {
+						committed = strconv.FormatUint(*l.Committed, 10)
+					}
+					fmt.Fprintf(tw, "%d\t%s\t%d\t%d\n", l.Partition, committed, l.NextOffset, l.Lag)
+					total += l.Lag
+				}
+				fmt.Fprintf(tw, "total\t\t\t%d\n", total)
+				return tw.Flush()
+			})
+		},
+	}
+	cmd.AddCommand(commit, fetch, lag)
 	return cmd
+}
+
+// groupLag returns group's lag on each partition of topic.
+func groupLag(ctx context.Context, c *client.Client, group, topic string) ([]jsonLag, error) {
+	t, err := c.DescribeTopic(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	parts := t.PartitionInfo
+	if len(parts) == 0 {
+		// A server from before partitions: one partition.
+		parts = []client.PartitionInfo{{LowestOffset: t.LowestOffset, NextOffset: t.NextOffset}}
+	}
+	lags := make([]jsonLag, len(parts))
+	for i, p := range parts {
+		off, ok, err := c.FetchPartitionOffset(ctx, group, topic, p.Partition)
+		if err != nil {
+			return nil, err
+		}
+		l := jsonLag{Partition: p.Partition, NextOffset: p.NextOffset}
+		from := p.LowestOffset
+		if ok {
+			l.Committed = &off
+			from = max(off, p.LowestOffset)
+		}
+		l.Lag = p.NextOffset - min(from, p.NextOffset)
+		lags[i] = l
+	}
+	return lags, nil
 }

@@ -13,11 +13,12 @@ import (
 )
 
 type consumeFlags struct {
-	offset   uint64
-	fromTime string
-	latest   bool
-	max      int
-	follow   bool
+	partition int
+	offset    uint64
+	fromTime  string
+	latest    bool
+	max       int
+	follow    bool
 }
 
 func (a *app) consumeCommand() *cobra.Command {
@@ -26,14 +27,19 @@ func (a *app) consumeCommand() *cobra.Command {
 		Use:   "consume TOPIC",
 		Short: "Print a topic's records, from the start, an offset or a time",
 		Long: `Print a topic's records in offset order: each value on a line, or with --output json one JSON object
-per line with the offset, append time, key, headers and value (bytes that are not UTF-8 are given
-base64 in key_base64 and value_base64).
+per line with the partition, offset, append time, key, headers and value (bytes that are not UTF-8
+are given base64 in key_base64 and value_base64).
+
+As Kafka's console consumer, it reads every partition of the topic, each in offset order and the
+partitions interleaved as records arrive, unless --partition names one. --offset needs --partition on
+a topic of several partitions (offsets are per partition).
 
 It starts at the oldest record unless --offset, --from-time or --latest says otherwise, and stops at
 the last record unless --follow keeps it waiting for new ones (until interrupted). If the connection
 drops it reconnects and goes on after the last record it printed.`,
 		Example: `  dislogctl consume orders
   dislogctl consume orders --offset 100 -n 10
+  dislogctl consume clicks --partition 3 --offset 100
   dislogctl consume orders --from-time 15m -o json
   dislogctl consume orders --latest -f`,
 		Args: cobra.ExactArgs(1),
@@ -51,11 +57,28 @@ drops it reconnects and goes on after the last record it printed.`,
 			case f.latest:
 				from = client.Latest()
 			}
-			return a.consume(cmd, args[0], from, f.follow, f.max)
+			partition := f.partition
+			if cmd.Flags().Changed("offset") && partition < 0 {
+				// Offsets are per partition: an offset alone means partition 0 of a topic that has
+				// only that one.
+				partition = 0
+				err := a.call(cmd, func(ctx context.Context, c *client.Client) error {
+					info, err := c.DescribeTopic(ctx, args[0])
+					if err == nil && info.Partitions > 1 {
+						return fmt.Errorf("--offset: topic %q has %d partitions, each with its own offsets: name one with --partition", args[0], info.Partitions)
+					}
+					return err
+				})
+				if err != nil {
+					return err
+				}
+			}
+			return a.consume(cmd, args[0], partition, from, f.follow, f.max)
 		},
 	}
 	fl := cmd.Flags()
-	fl.Uint64Var(&f.offset, "offset", 0, "first offset to print")
+	fl.IntVarP(&f.partition, "partition", "p", -1, "partition to read (default: every partition)")
+	fl.Uint64Var(&f.offset, "offset", 0, "first offset to print (of --partition)")
 	fl.StringVar(&f.fromTime, "from-time", "", "start at the first record appended at or after this time: RFC 3339 (2026-05-01T10:00:00Z) or a duration ago (15m)")
 	fl.BoolVar(&f.latest, "latest", false, "print only records written from now on")
 	fl.IntVarP(&f.max, "max-records", "n", 0, "stop after this many records (0: no limit)")
@@ -66,12 +89,15 @@ drops it reconnects and goes on after the last record it printed.`,
 
 func (a *app) tailCommand() *cobra.Command {
 	var (
-		lines  uint64
-		follow bool
+		lines     uint64
+		follow    bool
+		partition int
 	)
 	cmd := &cobra.Command{
 		Use:   "tail TOPIC",
-		Short: "Print a topic's last records, and with -f the new ones as they are written",
+		Short: "Print a partition's last records, and with -f the new ones as they are written",
+		Long: `Print the last records of one partition of a topic (--partition, default 0), and with -f the new ones
+as they are written.`,
 		Example: `  dislogctl tail orders
   dislogctl tail -f -n 0 orders`,
 		Args: cobra.ExactArgs(1),
@@ -82,15 +108,23 @@ func (a *app) tailCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				start = info.NextOffset - min(lines, info.NextOffset-info.LowestOffset)
+				lowest, next := info.LowestOffset, info.NextOffset
+				switch {
+				case partition < len(info.PartitionInfo):
+					lowest, next = info.PartitionInfo[partition].LowestOffset, info.PartitionInfo[partition].NextOffset
+				case partition > 0:
+					return fmt.Errorf("--partition %d: topic %q has %d partitions", partition, args[0], info.Partitions)
+				}
+				start = next - min(lines, next-lowest)
 				return nil
 			})
 			if err != nil {
 				return err
 			}
-			return a.consume(cmd, args[0], client.AtOffset(start), follow, 0)
+			return a.consume(cmd, args[0], partition, client.AtOffset(start), follow, 0)
 		},
 	}
+	cmd.Flags().IntVarP(&partition, "partition", "p", 0, "partition to read")
 	cmd.Flags().Uint64VarP(&lines, "lines", "n", 10, "how many of the last records to print")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "wait for new records after the last one")
 	return cmd
@@ -107,8 +141,9 @@ func parseTime(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("--from-time %q: want an RFC 3339 time (2026-05-01T10:00:00Z) or a duration ago (15m)", s)
 }
 
-// consume prints the records of topic from a position.
-func (a *app) consume(cmd *cobra.Command, topic string, from client.Position, follow bool, max int) error {
+// consume prints the records of a partition of topic, or of every partition if partition is
+// negative, from a position.
+func (a *app) consume(cmd *cobra.Command, topic string, partition int, from client.Position, follow bool, max int) error {
 	c, err := a.connect()
 	if err != nil {
 		return err
@@ -127,7 +162,11 @@ func (a *app) consume(cmd *cobra.Command, topic string, from client.Position, fo
 	prog := a.startProgress("consumed")
 	n := 0
 	err = func() error {
-		for rec, err := range c.Subscribe(ctx, topic, from, opts...) {
+		records := c.SubscribeAll(ctx, topic, from, opts...)
+		if partition >= 0 {
+			records = c.Subscribe(ctx, topic, from, append(opts, client.Partition(partition))...)
+		}
+		for rec, err := range records {
 			if err != nil {
 				return err
 			}

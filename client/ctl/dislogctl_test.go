@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dislog/dislog/client"
 	"github.com/dislog/dislog/client/internal/fakelog"
 	"github.com/matryer/is"
 )
@@ -281,4 +284,105 @@ func TestTheOldTLSFlagNamesStillWorkWithANotice(t *testing.T) {
 	if code != 0 || strings.Contains(stderr, "deprecated") {
 		t.Fatalf("new names: exit %d, stderr %q; want exit 0 and no notice", code, stderr)
 	}
+}
+
+// A topic of several partitions on a cluster: created with its layout, described with each
+// partition's leader and replicas, produced to by key or by partition, consumed whole or one
+// partition at a time, and a group's lag shown per partition.
+func TestPartitionedTopics(t *testing.T) {
+	is := is.New(t)
+	c := fakelog.StartCluster(t, 3)
+	c.SetLeader(0)
+	dataDir := t.TempDir()
+	c.Servers[0].WriteTLSFiles(t, filepath.Join(dataDir, "pki", "dev"), "dev")
+	vars := map[string]string{"DISLOG_ADDR": c.Target(), "DISLOG_DATA_DIR": dataDir}
+
+	code, out, errOut := ctl(t, "", vars, "topics", "create", "clicks", "--partitions", "3", "--replicas", "3")
+	is.Equal(errOut, "")
+	is.Equal(code, 0)
+	is.Equal(out, "created topic \"clicks\" (3 partitions, 3 replicas each; retention: keep all)\n")
+	code, _, errOut = ctl(t, "", vars, "topics", "create", "bad", "--partitions", "2000")
+	is.Equal(code, 1)
+	is.True(strings.Contains(errOut, "(InvalidArgument)"))
+
+	code, out, _ = ctl(t, "", vars, "produce", "clicks", "--key", "user-7", "a", "b")
+	is.Equal(code, 0)
+	want := client.KeyPartition([]byte("user-7"), 3)
+	is.Equal(out, fmt.Sprintf("produced 2 records to \"clicks\" partition %d, offsets 0 to 1\n", want))
+	is.Equal(len(c.PartitionRecords("clicks", want)), 2)
+	other := (want + 1) % 3
+	code, out, _ = ctl(t, "", vars, "produce", "clicks", "--partition", fmt.Sprint(other), "c")
+	is.Equal(code, 0)
+	is.Equal(out, fmt.Sprintf("produced 1 record to \"clicks\" partition %d at offset 0\n", other))
+	code, out, _ = ctl(t, "o-1:x\no-2:y\no-3:z\no-4:w\no-5:v\no-6:u\n", vars, "produce", "clicks", "--key-separator", ":", "-o", "json")
+	is.Equal(code, 0)
+	var summary produceSummary
+	is.NoErr(json.Unmarshal([]byte(out), &summary))
+	is.Equal(summary.Records, 6)
+	n := 0
+	for _, r := range summary.Partitions {
+		n += r.Records
+	}
+	is.Equal(n, 6)
+
+	code, out, _ = ctl(t, "", vars, "topics", "describe", "clicks")
+	is.Equal(code, 0)
+	is.True(strings.Contains(out, "partitions:         3\n"))
+	is.True(strings.Contains(out, "records:            9\n"))
+	is.True(strings.Contains(out, "PARTITION  LEADER  REPLICAS              IN-SYNC"))
+	is.True(strings.Contains(out, "\n1          fake-1  fake-1,fake-2,fake-0  fake-1,fake-2,fake-0"))
+	code, out, _ = ctl(t, "", vars, "topics", "describe", "clicks", "-o", "json")
+	is.Equal(code, 0)
+	var topic jsonTopic
+	is.NoErr(json.Unmarshal([]byte(out), &topic))
+	is.Equal(topic.Partitions, 3)
+	is.Equal(topic.PartitionInfo[2].Leader, "fake-2")
+	code, out, _ = ctl(t, "", vars, "topics", "list")
+	is.Equal(code, 0)
+	is.True(strings.Contains(out, "TOPIC   PARTITIONS  REPLICAS  RECORDS"))
+	is.True(strings.Contains(out, "clicks  3           3         9"))
+
+	// Every partition by default, as Kafka's console consumer.
+	code, out, _ = ctl(t, "", vars, "consume", "clicks")
+	is.Equal(code, 0)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	slices.Sort(lines)
+	is.Equal(lines, []string{"a", "b", "c", "u", "v", "w", "x", "y", "z"})
+	code, out, _ = ctl(t, "", vars, "consume", "clicks", "--partition", fmt.Sprint(want), "--offset", "1", "-o", "json")
+	is.Equal(code, 0)
+	var rec jsonRecord
+	is.NoErr(json.Unmarshal([]byte(strings.Split(out, "\n")[0]), &rec))
+	is.Equal(rec.Partition, want)
+	is.Equal(rec.Offset, uint64(1))
+	is.Equal(*rec.Value, "b")
+	code, _, errOut = ctl(t, "", vars, "consume", "clicks", "--offset", "1")
+	is.Equal(code, 1)
+	is.True(strings.Contains(errOut, "name one with --partition"))
+	code, out, _ = ctl(t, "", vars, "tail", "clicks", "--partition", fmt.Sprint(want), "-n", "1")
+	is.Equal(code, 0)
+	inWant := c.PartitionRecords("clicks", want)
+	is.Equal(out, string(inWant[len(inWant)-1].Value)+"\n")
+
+	code, _, _ = ctl(t, "", vars, "offsets", "commit", "g", "clicks", "1", "--partition", fmt.Sprint(want))
+	is.Equal(code, 0)
+	code, out, _ = ctl(t, "", vars, "offsets", "fetch", "g", "clicks", "--partition", fmt.Sprint(want))
+	is.Equal(code, 0)
+	is.Equal(out, "1\n")
+	code, out, _ = ctl(t, "", vars, "offsets", "lag", "g", "clicks", "-o", "json")
+	is.Equal(code, 0)
+	var lags []jsonLag
+	is.NoErr(json.Unmarshal([]byte(out), &lags))
+	is.Equal(len(lags), 3)
+	var total uint64
+	for _, l := range lags {
+		is.Equal(l.Committed != nil, l.Partition == want)
+		total += l.Lag
+	}
+	is.Equal(total, uint64(8)) // 9 records, 1 read
+	code, out, _ = ctl(t, "", vars, "offsets", "lag", "g", "clicks")
+	is.Equal(code, 0)
+	rows := strings.Split(strings.TrimSpace(out), "\n")
+	is.Equal(strings.Fields(rows[0]), []string{"PARTITION", "COMMITTED", "NEXT", "LAG"})
+	is.Equal(strings.Fields(rows[1+want]), []string{fmt.Sprint(want), "1", fmt.Sprint(len(inWant)), fmt.Sprint(len(inWant) - 1)})
+	is.Equal(strings.Fields(rows[4]), []string{"total", "8"})
 }

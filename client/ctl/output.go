@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -25,6 +26,7 @@ func printJSON(w io.Writer, v any) error {
 // are base64 (value_base64), so any record round-trips.
 type jsonRecord struct {
 	Topic       string       `json:"topic"`
+	Partition   int          `json:"partition"`
 	Offset      uint64       `json:"offset"`
 	Time        time.Time    `json:"time"`
 	Key         *string      `json:"key,omitempty"`
@@ -51,7 +53,7 @@ func textOrBase64(b []byte) (text, b64 *string) {
 }
 
 func newJSONRecord(topic string, r client.Record) jsonRecord {
-	j := jsonRecord{Topic: topic, Offset: r.Offset, Time: r.Time.UTC()}
+	j := jsonRecord{Topic: topic, Partition: r.Partition, Offset: r.Offset, Time: r.Time.UTC()}
 	if len(r.Key) > 0 {
 		j.Key, j.KeyBase64 = textOrBase64(r.Key)
 	}
@@ -64,26 +66,81 @@ func newJSONRecord(topic string, r client.Record) jsonRecord {
 	return j
 }
 
-// jsonTopic is a topic in --output json.
+// jsonTopic is a topic in --output json. lowest_offset and next_offset are partition 0's.
 type jsonTopic struct {
-	Topic          string `json:"topic"`
-	LowestOffset   uint64 `json:"lowest_offset"`
-	NextOffset     uint64 `json:"next_offset"`
-	Bytes          int64  `json:"bytes"`
-	Segments       int64  `json:"segments"`
-	RetentionBytes int64  `json:"retention_bytes,omitempty"`
-	RetentionAge   string `json:"retention_age,omitempty"`
+	Topic             string          `json:"topic"`
+	LowestOffset      uint64          `json:"lowest_offset"`
+	NextOffset        uint64          `json:"next_offset"`
+	Bytes             int64           `json:"bytes"`
+	Segments          int64           `json:"segments"`
+	RetentionBytes    int64           `json:"retention_bytes,omitempty"`
+	RetentionAge      string          `json:"retention_age,omitempty"`
+	Partitions        int             `json:"partitions"`
+	ReplicationFactor int             `json:"replication_factor,omitempty"`
+	PartitionInfo     []jsonPartition `json:"partition_info,omitempty"`
+}
+
+// jsonPartition is one partition of a topic in --output json.
+type jsonPartition struct {
+	Partition    int      `json:"partition"`
+	Leader       string   `json:"leader"`
+	LeaderAddr   string   `json:"leader_addr,omitempty"`
+	Replicas     []string `json:"replicas"`
+	InSync       []string `json:"in_sync"`
+	LowestOffset uint64   `json:"lowest_offset"`
+	NextOffset   uint64   `json:"next_offset"`
+	Bytes        int64    `json:"bytes"`
 }
 
 func newJSONTopic(t client.TopicInfo) jsonTopic {
 	j := jsonTopic{
 		Topic: t.Topic, LowestOffset: t.LowestOffset, NextOffset: t.NextOffset, Bytes: t.Bytes, Segments: t.Segments,
-		RetentionBytes: t.Config.RetentionBytes,
+		RetentionBytes: t.Config.RetentionBytes, Partitions: t.Partitions, ReplicationFactor: t.ReplicationFactor,
 	}
 	if t.Config.RetentionAge > 0 {
 		j.RetentionAge = t.Config.RetentionAge.String()
 	}
+	for _, p := range t.PartitionInfo {
+		j.PartitionInfo = append(j.PartitionInfo, jsonPartition(p))
+	}
 	return j
+}
+
+// records counts a topic's records: over its partitions, or partition 0's for a server from
+// before partitions.
+func records(t client.TopicInfo) uint64 {
+	if len(t.PartitionInfo) == 0 {
+		return t.NextOffset - t.LowestOffset
+	}
+	var n uint64
+	for _, p := range t.PartitionInfo {
+		n += p.NextOffset - p.LowestOffset
+	}
+	return n
+}
+
+// replicas is a topic's replication factor for text output, "-" when the server did not say.
+func replicas(t client.TopicInfo) string {
+	if t.ReplicationFactor == 0 {
+		return "-"
+	}
+	return strconv.Itoa(t.ReplicationFactor)
+}
+
+// layout describes a topic's partitions and replicas for text output.
+func layout(t client.TopicInfo) string {
+	s := fmt.Sprintf("%d partition", t.Partitions)
+	if t.Partitions != 1 {
+		s += "s"
+	}
+	if t.ReplicationFactor > 0 {
+		s += fmt.Sprintf(", %d replica", t.ReplicationFactor)
+		if t.ReplicationFactor != 1 {
+			s += "s"
+		}
+		s += " each"
+	}
+	return s
 }
 
 // retention describes a topic's retention for text output.

@@ -86,7 +86,7 @@ With no connection flags it talks to the development node that "dislog" starts i
 directory: it dials 127.0.0.1:7070 with the client certificate in ./dislog-data/pki/dev. Point it
 elsewhere with --addr and --data-dir, or give your own certificate with --tls-ca-file, --tls-cert-file and
 --tls-key-file. --addr is one server, host:port, or a cluster, dislog:///host1:port,host2:port: then
-dislogctl asks those servers for the others, produces to the leader, consumes from a follower, and
+dislogctl asks those servers for the others, produces to each partition's leader, consumes from a follower, and
 follows the cluster through a leader change. Each of those flags may come from the environment instead: DISLOG_ADDR, DISLOG_DATA_DIR,
 DISLOG_CA, DISLOG_CERT and DISLOG_KEY (a flag wins over the environment).`,
 		SilenceUsage:  true,

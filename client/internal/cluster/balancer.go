@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -66,6 +68,9 @@ func (c *routingConn) UpdateState(s balancer.State) {
 			c.settled[addr] = true
 		}
 		follower := !info.IsLeader && info.IsVoter
+		p.servers = append(p.servers, pickable{
+			id: info.ID, addr: addr, state: state, picker: child.State.Picker, settled: c.settled[addr],
+		})
 		if info.IsLeader {
 			p.leader = &child
 			p.leaderInfo = info
@@ -95,16 +100,40 @@ type picker struct {
 	// fallback is endpointsharding's picker, for when no server is ready: it makes a call wait
 	// for a server that is connecting, or fail with why none is reachable.
 	fallback balancer.Picker
+	// servers are every published server, for the calls that carry a Route.
+	servers []pickable
 
 	next       atomic.Uint32
 	resolveNow func()
 }
 
+// pickable is one published server as a picker sees it.
+type pickable struct {
+	id, addr string
+	state    connectivity.State
+	picker   balancer.Picker
+	// settled is set once its first connection attempt has ended.
+	settled bool
+}
+
 func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
+	route, routed := routeOf(info.Ctx)
 	switch info.FullMethodName {
 	case dislogv1.LogService_Produce_FullMethodName, dislogv1.LogService_ProduceStream_FullMethodName:
+		if routed && (route.Leader != "" || route.LeaderAddr != "") {
+			if s := p.find(route.Leader, route.LeaderAddr); s != nil {
+				return p.pickPartitionLeader(s, info)
+			}
+			// A server the resolver has not listed yet: it will, soon.
+			p.resolveNow()
+		}
 		return p.pickLeader(info)
 	case dislogv1.LogService_Consume_FullMethodName, dislogv1.LogService_ConsumeStream_FullMethodName:
+		if routed && len(route.Replicas) > 0 {
+			if res, err, ok := p.pickReplica(route, info); ok {
+				return res, err
+			}
+		}
 		if len(p.followers) > 0 {
 			return p.roundRobin(p.followers, info)
 		}
@@ -117,10 +146,87 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 			return p.watch(p.leader.State.Picker.Pick(info))
 		}
 	}
+	if routed && route.Avoid != "" {
+		var others []balancer.Picker
+		for _, s := range p.servers {
+			if s.state == connectivity.Ready && s.id != route.Avoid {
+				others = append(others, s.picker)
+			}
+		}
+		if len(others) > 0 {
+			return p.roundRobin(others, info)
+		}
+	}
 	if len(p.ready) > 0 {
 		return p.roundRobin(p.ready, info)
 	}
 	return p.watch(p.fallback.Pick(info))
+}
+
+// find returns the server of id or addr, nil if none is published.
+func (p *picker) find(id, addr string) *pickable {
+	for i := range p.servers {
+		if s := &p.servers[i]; id != "" && s.id == id || id == "" && addr != "" && s.addr == addr {
+			return s
+		}
+	}
+	return nil
+}
+
+// pickPartitionLeader picks the leader of a call's partition, as pickLeader picks the cluster's.
+func (p *picker) pickPartitionLeader(s *pickable, info balancer.PickInfo) (balancer.PickResult, error) {
+	res, err := s.picker.Pick(info)
+	if err != nil && s.state == connectivity.TransientFailure {
+		p.resolveNow()
+		return res, status.Errorf(codes.Unavailable, "dislog: the partition's leader %s (%s) is unreachable: %v",
+			s.id, s.addr, status.Convert(err).Message())
+	}
+	return p.watch(res, err)
+}
+
+// pickReplica picks a replica of a call's partition: a ready follower round-robin, else the
+// leader if ready; it waits while a follower makes its first connection attempt (a subscription
+// stays on its server), and for a replica that is connecting. ok is false when no replica is
+// published.
+func (p *picker) pickReplica(route Route, info balancer.PickInfo) (res balancer.PickResult, err error, ok bool) {
+	var followers []balancer.Picker
+	var leader, connecting *pickable
+	followerConnecting := false
+	for i := range p.servers {
+		s := &p.servers[i]
+		if !slices.Contains(route.Replicas, s.id) {
+			continue
+		}
+		ok = true
+		isLeader := s.id == route.Leader || route.Leader == "" && s.addr == route.LeaderAddr && s.addr != ""
+		switch {
+		case s.state == connectivity.Ready && isLeader:
+			leader = s
+		case s.state == connectivity.Ready:
+			followers = append(followers, s.picker)
+		case s.state != connectivity.TransientFailure:
+			connecting = s
+			followerConnecting = followerConnecting || !isLeader && !s.settled
+		}
+	}
+	switch {
+	case !ok:
+		return res, nil, false
+	case len(followers) > 0:
+		res, err = p.roundRobin(followers, info)
+	case followerConnecting:
+		err = balancer.ErrNoSubConnAvailable
+	case leader != nil:
+		res, err = p.watch(leader.picker.Pick(info))
+	case connecting != nil:
+		res, err = p.watch(connecting.picker.Pick(info))
+	default:
+		// Every replica is down: ask who holds the partition now, and fail the call, which a
+		// subscription retries.
+		p.resolveNow()
+		err = status.Errorf(codes.Unavailable, "dislog: no replica of the partition (%s) is reachable", strings.Join(route.Replicas, ", "))
+	}
+	return res, err, true
 }
 
 func (p *picker) pickLeader(info balancer.PickInfo) (balancer.PickResult, error) {

@@ -9,7 +9,11 @@
 //   - A balancer that keeps a connection to every published server and a picker that sends
 //     Produce and ProduceStream to the leader, spreads Consume and ConsumeStream round-robin over
 //     the voting followers (the leader when none is ready, once each has tried to connect), and
-//     every other call over all ready servers. A call that ends Unavailable, or refused because
+//     every other call over all ready servers. A call about one partition of a topic carries a
+//     Route in its context (WithRoute): a produce goes to the partition's leader, a consume to
+//     one of its in-sync followers (its leader if none is ready), any other call away from a
+//     server to avoid; with no published server matching, the call is routed by role as above.
+//     A call that ends Unavailable, or refused because
 //     the server is not the leader, makes the resolver ask again at once, so a new leader is found
 //     without waiting for the timer.
 //

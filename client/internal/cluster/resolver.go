@@ -60,6 +60,8 @@ type Leader struct {
 	addr    string
 	changed chan struct{}
 	resolve func()
+	// epoch counts the server lists published.
+	epoch uint64
 }
 
 // NewLeader returns a Leader to give NewResolverBuilder.
@@ -71,6 +73,15 @@ func (l *Leader) Get() (addr string, changed <-chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.addr, l.changed
+}
+
+// Epoch counts the changes of the cluster's server list (a server came, went or leads now)
+// that the resolver published: what a client learned of the cluster before the last change may
+// be out of date.
+func (l *Leader) Epoch() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.epoch
 }
 
 // ResolveNow asks the resolver to ask the cluster for its servers soon: a call that waits longer
@@ -87,6 +98,7 @@ func (l *Leader) ResolveNow() {
 func (l *Leader) set(addr string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.epoch++
 	if addr != l.addr {
 		l.addr = addr
 		close(l.changed)

@@ -1,9 +1,10 @@
 // Package fakelog is a fake Dislog server, or cluster of servers, for the client's tests: the
-// dislog.v1 LogService over topics held in memory, served with mutual TLS on loopback ports, with
-// a leader that can change, deduplication of produce requests as the real cluster does it, and
-// seams that refuse a produce request, break a stream or lose an answer, so the client's routing
-// and its handling of failures can be tested without the real server (which depends on the client
-// module).
+// dislog.v1 LogService over topics of one or more partitions held in memory, served with mutual
+// TLS on loopback ports, with a cluster leader and partition leaders that tests move,
+// deduplication of produce requests per partition as the real cluster does it, and seams that
+// refuse a produce request, break a stream or lose an answer, so the client's routing and its
+// handling of failures can be tested without the real server (which depends on the client
+// module). It can also answer as a server from before partitions (BeforePartitions).
 package fakelog
 
 import (
@@ -15,14 +16,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -30,19 +28,19 @@ import (
 
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Cluster is a running fake cluster: servers on loopback ports that share one set of topics, as
-// the servers of a real cluster share one replicated log, with one leader among them. Only the
-// leader takes produces; the others refuse them with FAILED_PRECONDITION "not the leader", where a
-// real follower would forward them. Like the real cluster, it deduplicates produce requests by
-// producer id, topic and sequence.
+// the servers of a real cluster share replicated logs, with one cluster (controller) leader among
+// them and a leader per partition. A partition's leader alone takes its produces; the others refuse
+// them with the real server's not-leader answer (dislogv1.NotLeaderError: FAILED_PRECONDITION with
+// reason NOT_LEADER). A topic made with AddTopic has one partition, on every server, led by the
+// cluster's leader wherever it moves (as every topic was before partitions); a topic made with
+// CreateTopic or AddPartitionedTopic has its partitions' replicas and leaders spread over the
+// servers, and SetPartitionLeader moves them. Like the real cluster, it deduplicates produce
+// requests by producer id, topic, partition and sequence.
 type Cluster struct {
 	// Servers are the cluster's servers; Servers[i] has ID "fake-<i>".
 	Servers []*Server
@@ -56,16 +54,26 @@ type Cluster struct {
 	topics map[string]*topic
 	// grew is closed and replaced whenever a topic grows.
 	grew chan struct{}
-	// producers holds, per producer id and topic, the batch appended last.
+	// producers holds, per producer id, topic and partition, the batch appended last.
 	producers map[producerKey]appended
 	appends   int
+	// offsets holds the consumer groups' committed offsets.
+	offsets map[offsetKey]uint64
+	// beforePartitions makes the servers answer as servers from before partitions.
+	beforePartitions bool
 
 	pem pemFiles
 }
 
 type producerKey struct {
-	id    uint64
-	topic string
+	id        uint64
+	topic     string
+	partition int
+}
+
+type offsetKey struct {
+	group, topic string
+	partition    int
 }
 
 type appended struct {
@@ -93,6 +101,7 @@ type Server struct {
 	produceReqs int
 	calls       map[string]int
 	voter       bool
+	closed      bool
 	// frozen, when not nil, holds every call until it is closed (Freeze); held counts the calls
 	// and stream requests it holds.
 	frozen chan struct{}
@@ -101,10 +110,6 @@ type Server struct {
 	grpc    *grpc.Server
 	served  chan struct{}
 	stopped sync.Once
-}
-
-type topic struct {
-	records []*dislogv1.Record
 }
 
 type pemFiles struct{ ca, cert, key []byte }
@@ -155,7 +160,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 
 // NewCluster serves a cluster of n servers on 127.0.0.1 until Close; Servers[0] leads.
 func NewCluster(n int) (*Cluster, error) {
-	c := &Cluster{topics: map[string]*topic{}, grew: make(chan struct{}), producers: map[producerKey]appended{}}
+	c := &Cluster{topics: map[string]*topic{}, grew: make(chan struct{}), producers: map[producerKey]appended{}, offsets: map[offsetKey]uint64{}}
 	serverTLS, err := c.makeTLS()
 	if err != nil {
 		return nil, fmt.Errorf("fakelog: TLS: %w", err)
@@ -245,30 +250,13 @@ func (c *Cluster) Appends() int {
 	return c.appends
 }
 
-// Records returns a copy of a topic's records.
-func (c *Cluster) Records(name string) []*dislogv1.Record {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := c.topics[name]
-	if t == nil {
-		return nil
-	}
-	return append([]*dislogv1.Record(nil), t.records...)
-}
-
-// AddTopic creates an empty topic.
-func (c *Cluster) AddTopic(name string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.topics[name] == nil {
-		c.topics[name] = &topic{}
-	}
-}
-
 // Close stops the server, cutting the calls in progress. The others still list it, as a real
 // cluster lists a dead server until it is removed.
 func (s *Server) Close() {
 	s.stopped.Do(func() {
+		s.c.mu.Lock()
+		s.closed = true
+		s.c.mu.Unlock()
 		s.grpc.Stop()
 		<-s.served
 	})
@@ -390,242 +378,11 @@ func (s *Server) ProduceRequests() int {
 	return s.produceReqs
 }
 
-// Records returns a copy of a topic's records.
+// Records returns a copy of the records of a topic's partition 0.
 func (s *Server) Records(name string) []*dislogv1.Record { return s.c.Records(name) }
 
-// AddTopic creates an empty topic.
+// AddTopic creates an empty topic of one partition (see Cluster.AddTopic).
 func (s *Server) AddTopic(name string) { s.c.AddTopic(name) }
-
-func (s *Server) shouldBreak(sent int) error {
-	s.c.mu.Lock()
-	f := s.breakStream
-	s.c.mu.Unlock()
-	if f == nil {
-		return nil
-	}
-	return f(sent)
-}
-
-// append appends a batch, or finds it was appended before (duplicate), and returns what to do
-// with the answer.
-func (s *Server) append(req *dislogv1.ProduceRequest) (base uint64, duplicate bool, fault Fault, err error) {
-	c := s.c
-	c.mu.Lock()
-	defer func() {
-		f := s.afterAppend
-		c.mu.Unlock()
-		if err == nil && !duplicate && f != nil {
-			fault = f(req)
-		}
-	}()
-	s.produceReqs++
-	if c.leader != s.index {
-		return 0, false, Answer, dislogv1.NotLeaderError("fakelog: " + s.ID + " is not the leader")
-	}
-	if s.refuse != nil {
-		if err := s.refuse(req); err != nil {
-			return 0, false, Answer, err
-		}
-	}
-	t := c.topics[req.GetTopic()]
-	if t == nil {
-		return 0, false, Answer, status.Errorf(codes.NotFound, "topic %q does not exist; create it with CreateTopic", req.GetTopic())
-	}
-	if len(req.GetRecords()) == 0 {
-		return 0, false, Answer, status.Error(codes.InvalidArgument, "empty batch")
-	}
-	key := producerKey{req.GetProducerId(), req.GetTopic()}
-	if key.id != 0 {
-		last, ok := c.producers[key]
-		switch seq := req.GetSequence(); {
-		case ok && seq == last.sequence:
-			return last.base, true, Answer, nil
-		case !ok && seq != 1 || ok && seq != last.sequence+1:
-			return 0, false, Answer, status.Errorf(codes.FailedPrecondition,
-				"fakelog: producer %d on topic %q: sequence %d does not follow %d", key.id, key.topic, seq, last.sequence)
-		}
-	}
-	base = uint64(len(t.records))
-	now := time.Now()
-	for i, r := range req.GetRecords() {
-		r := proto.Clone(r).(*dislogv1.Record)
-		r.Offset = base + uint64(i)
-		r.AppendTime = timestamppb.New(now)
-		t.records = append(t.records, r)
-	}
-	if key.id != 0 {
-		c.producers[key] = appended{sequence: req.GetSequence(), base: base}
-	}
-	c.appends++
-	close(c.grew)
-	c.grew = make(chan struct{})
-	return base, false, Answer, nil
-}
-
-var errLeaderFailed = status.Error(codes.Unavailable, "fakelog: the leader failed after appending the batch")
-
-// Produce appends a batch.
-func (s *Server) Produce(ctx context.Context, req *dislogv1.ProduceRequest) (*dislogv1.ProduceResponse, error) {
-	base, dup, fault, err := s.append(req)
-	switch {
-	case err != nil:
-		return nil, err
-	case fault == LoseAnswer:
-		<-ctx.Done()
-		return nil, status.FromContextError(ctx.Err()).Err()
-	case fault == Fail:
-		return nil, errLeaderFailed
-	}
-	return &dislogv1.ProduceResponse{BaseOffset: base, Duplicate: dup}, nil
-}
-
-// Consume reads one record.
-func (s *Server) Consume(_ context.Context, req *dislogv1.ConsumeRequest) (*dislogv1.ConsumeResponse, error) {
-	s.c.mu.Lock()
-	defer s.c.mu.Unlock()
-	t := s.c.topics[req.GetTopic()]
-	if t == nil {
-		return nil, status.Errorf(codes.NotFound, "topic %q does not exist", req.GetTopic())
-	}
-	if req.GetOffset() >= uint64(len(t.records)) {
-		return nil, status.Errorf(codes.OutOfRange, "offset %d is past the end", req.GetOffset())
-	}
-	return &dislogv1.ConsumeResponse{Record: t.records[req.GetOffset()]}, nil
-}
-
-// ProduceStream appends each request in order and answers it, ending at the first refusal.
-func (s *Server) ProduceStream(stream dislogv1.LogService_ProduceStreamServer) error {
-	for answered := 0; ; {
-		req, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		// A stream opened before Freeze hangs from its next request on.
-		if err := s.waitThawed(stream.Context()); err != nil {
-			return err
-		}
-		if err := s.shouldBreak(answered); err != nil {
-			return err
-		}
-		base, dup, fault, err := s.append(req)
-		switch {
-		case err != nil:
-			return err
-		case fault == LoseAnswer:
-			continue
-		case fault == Fail:
-			return errLeaderFailed
-		}
-		if err := stream.Send(&dislogv1.ProduceResponse{BaseOffset: base, Duplicate: dup}); err != nil {
-			return err
-		}
-		answered++
-	}
-}
-
-// ConsumeStream sends records from the start the request names, one or more per response, and
-// with follow waits for more.
-func (s *Server) ConsumeStream(req *dislogv1.ConsumeStreamRequest, stream dislogv1.LogService_ConsumeStreamServer) error {
-	c := s.c
-	c.mu.Lock()
-	t := c.topics[req.GetTopic()]
-	var off uint64
-	if t != nil {
-		switch start := req.GetStart().(type) {
-		case *dislogv1.ConsumeStreamRequest_Offset:
-			off = start.Offset
-		case *dislogv1.ConsumeStreamRequest_Time:
-			at := start.Time.AsTime()
-			off = uint64(sort.Search(len(t.records), func(i int) bool { return !t.records[i].AppendTime.AsTime().Before(at) }))
-		case *dislogv1.ConsumeStreamRequest_Position:
-			if start.Position == dislogv1.StartPosition_START_POSITION_LATEST {
-				off = uint64(len(t.records))
-			}
-		}
-	}
-	c.mu.Unlock()
-	if t == nil {
-		return status.Errorf(codes.NotFound, "topic %q does not exist", req.GetTopic())
-	}
-	if err := stream.SendHeader(metadata.MD{}); err != nil {
-		return err
-	}
-	sent := 0
-	for {
-		c.mu.Lock()
-		if off > uint64(len(t.records)) {
-			c.mu.Unlock()
-			return status.Errorf(codes.OutOfRange, "offset %d is past the end", off)
-		}
-		recs, grew := t.records[off:], c.grew
-		if len(recs) > 3 {
-			recs = recs[:3]
-		}
-		c.mu.Unlock()
-		if len(recs) == 0 {
-			if !req.GetFollow() {
-				return nil
-			}
-			select {
-			case <-grew:
-				continue
-			case <-stream.Context().Done():
-				return stream.Context().Err()
-			}
-		}
-		if err := s.shouldBreak(sent); err != nil {
-			return err
-		}
-		if err := stream.Send(&dislogv1.ConsumeStreamResponse{Records: recs}); err != nil {
-			return err
-		}
-		off += uint64(len(recs))
-		sent += len(recs)
-	}
-}
-
-// GetServers lists every server of the cluster, the closed ones too.
-func (s *Server) GetServers(context.Context, *dislogv1.GetServersRequest) (*dislogv1.GetServersResponse, error) {
-	c := s.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	resp := &dislogv1.GetServersResponse{Term: c.term}
-	for i, srv := range c.Servers {
-		resp.Servers = append(resp.Servers, &dislogv1.Server{
-			Id: srv.ID, RpcAddr: srv.Addr, IsLeader: i == c.leader, IsVoter: srv.voter, LastIndex: uint64(c.appends),
-		})
-	}
-	return resp, nil
-}
-
-// CreateTopic creates a topic.
-func (s *Server) CreateTopic(_ context.Context, req *dislogv1.CreateTopicRequest) (*dislogv1.CreateTopicResponse, error) {
-	s.c.mu.Lock()
-	defer s.c.mu.Unlock()
-	if s.c.topics[req.GetTopic()] != nil {
-		return nil, status.Errorf(codes.AlreadyExists, "topic %q already exists", req.GetTopic())
-	}
-	s.c.topics[req.GetTopic()] = &topic{}
-	return &dislogv1.CreateTopicResponse{Topic: s.c.infoLocked(req.GetTopic())}, nil
-}
-
-// DescribeTopic describes a topic.
-func (s *Server) DescribeTopic(_ context.Context, req *dislogv1.DescribeTopicRequest) (*dislogv1.DescribeTopicResponse, error) {
-	s.c.mu.Lock()
-	defer s.c.mu.Unlock()
-	if s.c.topics[req.GetTopic()] == nil {
-		return nil, status.Errorf(codes.NotFound, "topic %q does not exist", req.GetTopic())
-	}
-	return &dislogv1.DescribeTopicResponse{Topic: s.c.infoLocked(req.GetTopic())}, nil
-}
-
-func (c *Cluster) infoLocked(name string) *dislogv1.TopicInfo {
-	n := uint64(len(c.topics[name].records))
-	return &dislogv1.TopicInfo{Topic: name, Config: &dislogv1.TopicConfig{}, NextOffset: n, Segments: 1}
-}
 
 func (c *Cluster) makeTLS() (*tls.Config, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
