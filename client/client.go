@@ -381,8 +381,13 @@ func (c *Client) CreateTopic(ctx context.Context, topic string, conf TopicConfig
 		return TopicInfo{}, status.Errorf(codes.InvalidArgument, "client: topic %q: %d partitions, replication factor %d: want 1 to %d partitions and a replication factor of 1, 3 or 5",
 			topic, conf.Partitions, conf.ReplicationFactor, maxPartitions)
 	}
-	req := &dislogv1.CreateTopicRequest{Topic: topic, Config: &dislogv1.TopicConfig{RetentionBytes: conf.RetentionBytes},
-		Partitions: uint32(conf.Partitions), ReplicationFactor: uint32(conf.ReplicationFactor)}
+	req := &dislogv1.CreateTopicRequest{Topic: topic, Config: &dislogv1.TopicConfig{RetentionBytes: conf.RetentionBytes}}
+	if conf.Partitions > 0 {
+		req.Partitions = proto.Uint32(uint32(conf.Partitions))
+	}
+	if conf.ReplicationFactor > 0 {
+		req.ReplicationFactor = proto.Uint32(uint32(conf.ReplicationFactor))
+	}
 	if conf.RetentionAge > 0 {
 		req.Config.RetentionAge = durationpb.New(conf.RetentionAge)
 	}

@@ -8,27 +8,21 @@ package server
 import (
 	"errors"
 
-	"github.com/dislog/dislog/server/internal/fsm"
+	"github.com/dislog/dislog/server/internal/partition"
 	"github.com/hashicorp/raft"
 )
 
-// awaitCommit acknowledges a produce that the leader appended but lost its leadership before
-// committing (raft.ErrLeadershipLost) as if it were written, at the offset the topic ended at when
-// it was submitted. A leader cut off from the others does that to every produce it holds when it
-// steps down, and the new leader's log replaces them: acknowledged writes are lost.
-func (c *cluster) awaitCommit(f raft.ApplyFuture, cmd []byte) func() (*fsm.Result, error) {
-	command, err := fsm.DecodeCommand(cmd)
-	if err != nil || command.Kind != fsm.KindProduce {
-		return func() (*fsm.Result, error) { return result(f) }
-	}
-	var expected uint64
-	if t, err := c.topics.Get(command.Topic); err == nil {
-		expected = t.Log.NextOffset()
-	}
-	return func() (*fsm.Result, error) {
-		if errors.Is(f.Error(), raft.ErrLeadershipLost) {
-			return &fsm.Result{BaseOffset: expected}, nil
+// awaitProduce acknowledges a produce that a partition's leader proposed but lost its leadership
+// before committing (raft.ErrLeadershipLost) as if it were written, at the offset the partition
+// ended at when it was proposed. A leader cut off from the others does that to every produce it
+// holds when it steps down, and the new leader's log replaces them: acknowledged writes are lost.
+func awaitProduce(rep *partition.Replica, wait func() (partition.Result, error)) func() (partition.Result, error) {
+	_, expected := rep.Offsets()
+	return func() (partition.Result, error) {
+		res, err := wait()
+		if errors.Is(err, raft.ErrLeadershipLost) {
+			return partition.Result{BaseOffset: expected}, nil
 		}
-		return result(f)
+		return res, err
 	}
 }

@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"time"
 
-	"github.com/dislog/dislog/server/internal/topics"
+	"github.com/dislog/dislog/server/internal/partition"
 	gometrics "github.com/hashicorp/go-metrics"
 	gometricsprom "github.com/hashicorp/go-metrics/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
@@ -92,29 +93,53 @@ func exportRaftMetrics(reg prometheus.Registerer) error {
 	return err
 }
 
-// topicCollector exports each topic's offsets and size when Prometheus scrapes.
-type topicCollector struct{ topics *topics.Registry }
+// partitionCollector exports each local partition replica's offsets, size and role when
+// Prometheus scrapes.
+type partitionCollector struct{ c *cluster }
 
 var (
-	topicLowestDesc   = prometheus.NewDesc("dislog_topic_lowest_offset", "Offset of the oldest record a topic holds.", []string{"topic"}, nil)
-	topicNextDesc     = prometheus.NewDesc("dislog_topic_next_offset", "Offset the next record produced to a topic gets.", []string{"topic"}, nil)
-	topicBytesDesc    = prometheus.NewDesc("dislog_topic_bytes", "Bytes of a topic's segment files, framing included.", []string{"topic"}, nil)
-	topicSegmentsDesc = prometheus.NewDesc("dislog_topic_segments", "Segment files of a topic.", []string{"topic"}, nil)
+	partitionLabels        = []string{"topic", "partition"}
+	partitionLowestDesc    = prometheus.NewDesc("dislog_partition_lowest_offset", "Offset of the oldest record a partition replica holds.", partitionLabels, nil)
+	partitionNextDesc      = prometheus.NewDesc("dislog_partition_next_offset", "Offset after the last committed record of a partition replica.", partitionLabels, nil)
+	partitionBytesDesc     = prometheus.NewDesc("dislog_partition_bytes", "Bytes of a partition replica's log segment files, framing included.", partitionLabels, nil)
+	partitionSegmentsDesc  = prometheus.NewDesc("dislog_partition_segments", "Segment files of a partition replica's log.", partitionLabels, nil)
+	partitionLeaderDesc    = prometheus.NewDesc("dislog_partition_leader", "1 if this server leads the partition, else 0.", partitionLabels, nil)
+	partitionInSyncDesc    = prometheus.NewDesc("dislog_partition_in_sync_replicas", "Replicas of the partition that are up, as this server sees them (0 while it has no leader).", partitionLabels, nil)
+	partitionReplicasDesc  = prometheus.NewDesc("dislog_partition_replicas", "Replicas the partition is assigned.", partitionLabels, nil)
+	partitionLagDesc       = prometheus.NewDesc("dislog_partition_apply_lag_entries", "Raft entries this replica holds and has not applied yet.", partitionLabels, nil)
+	partitionViolationDesc = prometheus.NewDesc("dislog_partition_sequence_violations_total", "Idempotent batches the state machine found out of sequence when it applied them (must stay 0).", partitionLabels, nil)
 )
 
-func (topicCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- topicLowestDesc
-	ch <- topicNextDesc
-	ch <- topicBytesDesc
-	ch <- topicSegmentsDesc
+func (partitionCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{partitionLowestDesc, partitionNextDesc, partitionBytesDesc, partitionSegmentsDesc,
+		partitionLeaderDesc, partitionInSyncDesc, partitionReplicasDesc, partitionLagDesc, partitionViolationDesc} {
+		ch <- d
+	}
 }
 
-func (c topicCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, t := range c.topics.List() {
-		st := t.Log.Stats()
-		ch <- prometheus.MustNewConstMetric(topicLowestDesc, prometheus.GaugeValue, float64(st.LowestOffset), t.Name)
-		ch <- prometheus.MustNewConstMetric(topicNextDesc, prometheus.GaugeValue, float64(st.NextOffset), t.Name)
-		ch <- prometheus.MustNewConstMetric(topicBytesDesc, prometheus.GaugeValue, float64(st.Bytes), t.Name)
-		ch <- prometheus.MustNewConstMetric(topicSegmentsDesc, prometheus.GaugeValue, float64(st.Segments), t.Name)
+func (pc partitionCollector) Collect(ch chan<- prometheus.Metric) {
+	if pc.c.replicas == nil {
+		return
 	}
+	pc.c.replicas.each(func(t *topicReplicas, p int, rep *partition.Replica) {
+		labels := []string{t.name, strconv.Itoa(p)}
+		gauge := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+		}
+		st := rep.Stats()
+		gauge(partitionLowestDesc, float64(st.Lowest))
+		gauge(partitionNextDesc, float64(st.Next))
+		gauge(partitionBytesDesc, float64(st.Bytes))
+		gauge(partitionSegmentsDesc, float64(st.Segments))
+		leader := 0.0
+		if rep.IsLeader() {
+			leader = 1
+		}
+		gauge(partitionLeaderDesc, leader)
+		id, _ := rep.Leader()
+		gauge(partitionInSyncDesc, float64(len(pc.c.inSync(t.state.Replicas[p], string(id)))))
+		gauge(partitionReplicasDesc, float64(len(t.state.Replicas[p])))
+		gauge(partitionLagDesc, float64(st.LastIndex-min(st.LastIndex, st.Applied)))
+		ch <- prometheus.MustNewConstMetric(partitionViolationDesc, prometheus.CounterValue, float64(st.SequenceViolations), labels...)
+	})
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -24,7 +23,6 @@ import (
 	peerv1 "github.com/dislog/dislog/server/internal/peerapi/v1"
 	"github.com/dislog/dislog/server/internal/raftnet"
 	"github.com/dislog/dislog/server/internal/rpc"
-	"github.com/dislog/dislog/server/internal/topics"
 	"github.com/dislog/dislog/storelog"
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
@@ -39,22 +37,26 @@ const controllerGroup = "controller"
 // lastIndexTag is the Serf tag in which each server gossips its last Raft index, for GetServers.
 const lastIndexTag = "last_index"
 
-// cluster is a server's place in its Raft cluster: the Raft node, the FSM it drives, Serf
-// membership, and connections to peers for forwarded writes and record copies.
+// cluster is a server's place in its cluster: its replica of the controller group (the Raft node
+// and the metadata FSM it drives), Serf membership, the Raft network every group shares, the
+// partition replicas it holds, and connections to peers for forwarded writes.
 type cluster struct {
 	opts     *options
 	log      *slog.Logger
 	id, addr string
-	topics   *topics.Registry
 
 	fsm       *fsm.FSM
-	store     *raftlog.Store
+	stable    *raftlog.StableStore // every group's, keys prefixed by group
+	logs      *raftlog.LogStore    // the controller group's
 	snapshots *raft.FileSnapshotStore
 	network   *raftnet.Network   // every Raft group's traffic, one connection per peer
-	transport *raftnet.Transport // this group's
-	raft      *raft.Raft
-	members   *discovery.Membership
-	peers     *peerConns
+	transport *raftnet.Transport // the controller group's
+	replicas  *replicas
+	// startIndex is the controller log's last index when the server started.
+	startIndex uint64
+	raft       *raft.Raft
+	members    *discovery.Membership
+	peers      *peerConns
 	// term is this server's current leadership as Raft last reported it (see reads.go).
 	term atomic.Pointer[leaderTerm]
 
@@ -70,9 +72,9 @@ type cluster struct {
 	failedSince map[string]time.Time
 }
 
-func openCluster(o *options, log *slog.Logger, reg *topics.Registry, m *mux.Mux, addr string, peerTLS *tls.Config, source net.Addr) (_ *cluster, err error) {
+func openCluster(o *options, log *slog.Logger, m *mux.Mux, addr string, peerTLS *tls.Config, source net.Addr) (_ *cluster, err error) {
 	c := &cluster{
-		opts: o, log: log, id: o.nodeID, addr: addr, topics: reg,
+		opts: o, log: log, id: o.nodeID, addr: addr,
 		peers:       &peerConns{tls: peerTLS, dialer: net.Dialer{LocalAddr: source}, conns: map[string]*grpc.ClientConn{}},
 		failedSince: map[string]time.Time{},
 	}
@@ -82,11 +84,12 @@ func openCluster(o *options, log *slog.Logger, reg *topics.Registry, m *mux.Mux,
 			c.close(func(string) {})
 		}
 	}()
-	if c.fsm, err = fsm.Open(fsm.Config{Dir: o.dataDir, Topics: reg, Fetch: c.fetch, Logger: log}); err != nil {
-		return nil, err
+	c.fsm = fsm.New(fsm.Config{Logger: log})
+	if c.stable, err = raftlog.OpenStableStore(filepath.Join(o.dataDir, "stable"), raftlog.Options{Logger: log}); err != nil {
+		return nil, fmt.Errorf("server: stable store: %w", err)
 	}
-	raftDir := filepath.Join(o.dataDir, "raft")
-	if c.store, err = raftlog.Open(raftDir, raftlog.Options{
+	raftDir := filepath.Join(o.dataDir, "controller")
+	if c.logs, err = raftlog.OpenLogStore(filepath.Join(raftDir, "log"), raftlog.Options{
 		MaxEntryBytes: uint32(o.maxMessageBytes + 1<<20),
 		Logger:        log,
 	}); err != nil {
@@ -99,7 +102,7 @@ func openCluster(o *options, log *slog.Logger, reg *topics.Registry, m *mux.Mux,
 	if c.snapshots, err = raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog); err != nil {
 		return nil, fmt.Errorf("server: raft snapshots: %w", err)
 	}
-	if err := checkRaftLog(c.store, c.snapshots); err != nil {
+	if err := checkRaftLog(c.logs, c.snapshots); err != nil {
 		return nil, damagedRaftLog(raftDir, o, err)
 	}
 	if c.network, err = raftnet.New(m.Raft(), raftnet.Options{LocalAddr: raft.ServerAddress(addr), Logger: log}); err != nil {
@@ -119,23 +122,26 @@ func openCluster(o *options, log *slog.Logger, reg *topics.Registry, m *mux.Mux,
 	conf.TrailingLogs = o.raft.TrailingLogs
 	conf.MaxAppendEntries = 256
 	conf.BatchApplyCh = true
-	// The FSM's state is on disk, with the index it holds: Raft replays the log after its last
-	// snapshot into it, and the FSM skips what it has.
-	conf.NoSnapshotRestoreOnStart = true
 	conf.Logger = hlog
 	notify := make(chan bool, 1)
 	conf.NotifyCh = notify
 	if err := raft.ValidateConfig(conf); err != nil {
 		return nil, fmt.Errorf("server: raft: %w", err)
 	}
-	hasState, err := raft.HasExistingState(c.store, c.store, c.snapshots)
+	stable := c.stable.Group(controllerGroup)
+	hasState, err := raft.HasExistingState(c.logs, stable, c.snapshots)
 	if err != nil {
 		return nil, fmt.Errorf("server: raft: %w", err)
 	}
-	if c.raft, err = raft.NewRaft(conf, c.fsm, c.store, c.store, c.snapshots, c.transport); err != nil {
+	if c.raft, err = raft.NewRaft(conf, c.fsm, c.logs, stable, c.snapshots, c.transport); err != nil {
 		return nil, fmt.Errorf("server: raft: %w", err)
 	}
+	c.startIndex = c.raft.LastIndex()
 	c.goLoop(func() { c.watchLeadership(notify) })
+	c.replicas = newReplicas(c)
+	c.goLoop(c.replicas.run)
+	c.goLoop(c.replicas.retentionLoop)
+	c.goLoop(c.replicas.preferredLeaderLoop)
 	if o.bootstrap && !hasState {
 		err := c.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
 			Suffrage: raft.Voter, ID: raft.ServerID(o.nodeID), Address: raft.ServerAddress(addr),
@@ -394,7 +400,8 @@ func (c *cluster) leader() (string, string) {
 // one caller are applied in the order they were submitted.
 func (c *cluster) Submit(ctx context.Context, cmd []byte) func() (*fsm.Result, error) {
 	if c.raft.State() == raft.Leader {
-		return c.awaitCommit(c.raft.Apply(cmd, applyTimeout(ctx)), cmd)
+		f := c.raft.Apply(cmd, applyTimeout(ctx))
+		return func() (*fsm.Result, error) { return result(f) }
 	}
 	r, err := c.forward(ctx, cmd)
 	return func() (*fsm.Result, error) { return r, err }
@@ -446,9 +453,9 @@ func (c *cluster) forward(ctx context.Context, cmd []byte) (*fsm.Result, error) 
 			if err != nil {
 				return nil, status.Errorf(codes.Internal, "dial the leader: %v", err)
 			}
-			resp, err := client.Apply(ctx, &peerv1.ApplyRequest{Command: cmd})
+			_, err = client.Apply(ctx, &peerv1.ApplyRequest{Command: cmd})
 			if err == nil {
-				return &fsm.Result{BaseOffset: resp.GetBaseOffset(), Duplicate: resp.GetDuplicate()}, nil
+				return &fsm.Result{}, nil
 			}
 			if !dislogv1.IsNotLeader(err) {
 				return nil, err
@@ -464,8 +471,10 @@ func (c *cluster) forward(ctx context.Context, cmd []byte) (*fsm.Result, error) 
 	}
 }
 
-// Offset returns a consumer group's committed offset.
-func (c *cluster) Offset(group, topic string) (uint64, bool) { return c.fsm.Offset(group, topic) }
+// Offset returns a consumer group's committed offset on a partition.
+func (c *cluster) Offset(group, topic string, partition uint32) (uint64, bool) {
+	return c.fsm.Offset(group, topic, partition)
+}
 
 // Servers lists every server of the Raft configuration.
 func (c *cluster) Servers(context.Context) (*dislogv1.GetServersResponse, error) {
@@ -507,83 +516,6 @@ func (c *cluster) Servers(context.Context) (*dislogv1.GetServersResponse, error)
 	return &dislogv1.GetServersResponse{Servers: servers, Term: term}, nil
 }
 
-// fetch copies records from a peer for the FSM's restore: from the leader, or else any other server.
-func (c *cluster) fetch(ctx context.Context, topic string, from, to uint64, fn func(fsm.Records) error) error {
-	var addrs []string
-	if _, addr := c.leader(); addr != "" && addr != c.addr {
-		addrs = append(addrs, addr)
-	}
-	if f := c.raft.GetConfiguration(); f.Error() == nil {
-		for _, s := range f.Configuration().Servers {
-			if a := string(s.Address); a != c.addr && !slices.Contains(addrs, a) {
-				addrs = append(addrs, a)
-			}
-		}
-	}
-	var errs []error
-	for _, addr := range addrs {
-		err := c.fetchFrom(ctx, addr, topic, from, to, fn)
-		if err == nil {
-			return nil
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
-		var got *partialFetch
-		if errors.As(err, &got) {
-			from = got.next
-		}
-	}
-	if len(errs) == 0 {
-		return errors.New("no peer to copy records from")
-	}
-	return errors.Join(errs...)
-}
-
-// partialFetch is a fetch that stopped at next.
-type partialFetch struct {
-	next uint64
-	err  error
-}
-
-func (p *partialFetch) Error() string { return fmt.Sprintf("stopped at offset %d: %v", p.next, p.err) }
-func (p *partialFetch) Unwrap() error { return p.err }
-
-func (c *cluster) fetchFrom(ctx context.Context, addr, topic string, from, to uint64, fn func(fsm.Records) error) error {
-	client, err := c.peers.client(addr)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := client.ReadRecords(ctx, &peerv1.ReadRecordsRequest{Topic: topic, From: from, To: to})
-	if err != nil {
-		return err
-	}
-	next := from
-	for next < to {
-		resp, err := stream.Recv()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return &partialFetch{next: next, err: err}
-		}
-		if resp.GetFirstOffset() != next || len(resp.GetValues()) != len(resp.GetTimes()) {
-			return &partialFetch{next: next, err: fmt.Errorf("peer sent a malformed run at offset %d", resp.GetFirstOffset())}
-		}
-		recs := make(fsm.Records, len(resp.GetValues()))
-		for i, v := range resp.GetValues() {
-			recs[i] = storelog.Record{Offset: next + uint64(i), Time: resp.GetTimes()[i], Value: v}
-		}
-		if err := fn(recs); err != nil {
-			return err
-		}
-		next += uint64(len(recs))
-	}
-	return nil
-}
-
-// leave hands leadership to another voter if this server leads, then leaves Serf gracefully, so
-// that the new leader removes this server from the configuration.
 // serfTimings are the Serf timings given, with a leave that fits the shutdown: Serf waits up to
 // its broadcast timeout (5 s by default) for a leave message to go out, and to peers that are
 // stopping too it never does; Serf's shutdown then waits for that leave. A fifth of the shutdown
@@ -603,7 +535,13 @@ func (c *cluster) stopMembership() { c.noMembership.Store(true) }
 
 func (c *cluster) membershipStopped() bool { return c.noMembership.Load() }
 
+// leave hands the leadership of every partition and of the controller to other replicas where this
+// server leads, then leaves Serf gracefully, so that the new leader removes this server from the
+// configuration.
 func (c *cluster) leave() {
+	if c.replicas != nil {
+		c.replicas.leaveAll()
+	}
 	if c.raft.State() == raft.Leader && c.voters() > 1 {
 		if err := c.raft.LeadershipTransfer().Error(); err != nil {
 			c.log.Warn("leadership transfer", slog.Any("error", err))
@@ -650,20 +588,17 @@ func (c *cluster) close(step func(string)) error {
 	if c.network != nil {
 		errs = append(errs, c.network.Close())
 	}
+	step("partition replicas")
+	if c.replicas != nil {
+		errs = append(errs, c.replicas.close())
+	}
 	step("Raft shutdown")
 	if c.raft != nil {
-		if err := c.raft.Shutdown().Error(); err != nil {
-			errs = append(errs, err)
-		} else if c.fsm != nil {
-			// A graceful stop leaves a checkpoint, so the next start serves offsets and topics at
-			// once instead of after replaying the log.
-			step("FSM checkpoint")
-			errs = append(errs, c.fsm.Checkpoint())
-		}
+		errs = append(errs, c.raft.Shutdown().Error())
 	}
 	// Serf after Raft: its Shutdown waits for a Leave still broadcasting (the shutdown stops
-	// waiting for the leave after its share of the timeout), which must not keep Raft from its
-	// checkpoint. The loops only call Raft and Serf, which answer at once once shut down.
+	// waiting for the leave after its share of the timeout). The loops only call Raft and Serf,
+	// which answer at once once shut down.
 	step("Serf shutdown")
 	if c.members != nil {
 		errs = append(errs, c.members.Shutdown())
@@ -671,8 +606,11 @@ func (c *cluster) close(step func(string)) error {
 	step("background loops")
 	c.loops.Wait()
 	step("Raft store")
-	if c.store != nil {
-		errs = append(errs, c.store.Close())
+	if c.logs != nil {
+		errs = append(errs, c.logs.Close())
+	}
+	if c.stable != nil {
+		errs = append(errs, c.stable.Close())
 	}
 	c.peers.close()
 	return errors.Join(errs...)
@@ -732,40 +670,5 @@ func (s *peerService) Apply(ctx context.Context, req *peerv1.ApplyRequest) (*pee
 	if r.Err != nil {
 		return nil, rpc.ResultError(r.Err)
 	}
-	return &peerv1.ApplyResponse{BaseOffset: r.BaseOffset, Duplicate: r.Duplicate}, nil
-}
-
-// maxRunBytes bounds the record bytes of one ReadRecords response.
-const maxRunBytes = 1 << 20
-
-func (s *peerService) ReadRecords(req *peerv1.ReadRecordsRequest, stream peerv1.Peer_ReadRecordsServer) error {
-	t, err := s.c.topics.Get(req.GetTopic())
-	if err != nil {
-		return status.Errorf(codes.NotFound, "topic %q does not exist", req.GetTopic())
-	}
-	if req.GetFrom() < t.Log.LowestOffset() || req.GetTo() > t.Log.NextOffset() || req.GetFrom() > req.GetTo() {
-		return status.Errorf(codes.OutOfRange, "topic %q holds [%d, %d), not [%d, %d)",
-			t.Name, t.Log.LowestOffset(), t.Log.NextOffset(), req.GetFrom(), req.GetTo())
-	}
-	resp := &peerv1.ReadRecordsResponse{FirstOffset: req.GetFrom()}
-	bytes := 0
-	for rec, err := range t.Log.Scan(req.GetFrom(), req.GetTo()) {
-		if err != nil {
-			return status.Errorf(codes.Internal, "topic %q: %v", t.Name, err)
-		}
-		resp.Values = append(resp.Values, rec.Value)
-		resp.Times = append(resp.Times, rec.Time)
-		bytes += len(rec.Value)
-		if bytes >= maxRunBytes {
-			if err := stream.Send(resp); err != nil {
-				return err
-			}
-			resp = &peerv1.ReadRecordsResponse{FirstOffset: rec.Offset + 1}
-			bytes = 0
-		}
-	}
-	if len(resp.Values) > 0 {
-		return stream.Send(resp)
-	}
-	return nil
+	return &peerv1.ApplyResponse{}, nil
 }

@@ -22,7 +22,7 @@ import (
 // in a server's data directory, walking the frames as storelog's package doc draws them.
 func damageRaftLog(t *testing.T, dataDir string) {
 	t.Helper()
-	stores, err := filepath.Glob(filepath.Join(dataDir, "raft", "log", "*.store"))
+	stores, err := filepath.Glob(filepath.Join(dataDir, "controller", "log", "*.store"))
 	if err != nil || len(stores) == 0 {
 		t.Fatalf("no Raft log segments in %s: %v", dataDir, err)
 	}
@@ -32,7 +32,7 @@ func damageRaftLog(t *testing.T, dataDir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const storeHeader, frameHeader = 32, 28
+	const storeHeader, frameHeader = 32, 36
 	var frames []int
 	for pos := storeHeader; pos+frameHeader <= len(b); {
 		n := int(binary.LittleEndian.Uint32(b[pos:]))

@@ -28,7 +28,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -40,8 +39,6 @@ import (
 	peerv1 "github.com/dislog/dislog/server/internal/peerapi/v1"
 	"github.com/dislog/dislog/server/internal/refusal"
 	"github.com/dislog/dislog/server/internal/rpc"
-	"github.com/dislog/dislog/server/internal/topics"
-	"github.com/dislog/dislog/storelog"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,7 +55,6 @@ import (
 type Server struct {
 	opts    options
 	log     *slog.Logger
-	topics  *topics.Registry
 	cluster *cluster
 	mux     *mux.Mux
 	acl     *authz.Authorizer
@@ -123,18 +119,8 @@ func New(opts ...Option) (_ *Server, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("server: ACL: %w", err)
 	}
-	if s.topics, err = topics.Open(filepath.Join(o.dataDir, "topics"), topics.Options{
-		Log: storelog.Options{
-			MaxRecordBytes:  uint32(o.maxRecordBytes + codec.MaxFraming),
-			MaxSegmentBytes: uint32(o.segmentBytes),
-			// The Raft log is fsynced before every ack and is the truth: a topic's records are
-			// rebuilt from it after a crash.
-			Sync:                   storelog.SyncNever,
-			RetentionCheckInterval: o.retentionInterval,
-		},
-		Logger: s.log,
-	}); err != nil {
-		return nil, fmt.Errorf("server: %w", err)
+	if err := checkLayout(o.dataDir); err != nil {
+		return nil, err
 	}
 	if s.lis, err = net.Listen("tcp", o.listenAddr); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -172,13 +158,13 @@ func New(opts ...Option) (_ *Server, err error) {
 		}
 		s.refusals.Handshake("Raft", remote, cmp.Or(subject, sub), reason, err)
 	})
-	if s.cluster, err = openCluster(&s.opts, s.log, s.topics, s.mux, advertise, peerTLS, source); err != nil {
+	if s.cluster, err = openCluster(&s.opts, s.log, s.mux, advertise, peerTLS, source); err != nil {
 		return nil, err
 	}
 
 	interceptors := acl.New(s.acl, s.refusals.Denied)
 	service := rpc.New(rpc.Config{
-		Topics: s.topics, Cluster: s.cluster, MaxRecordBytes: o.maxRecordBytes,
+		Cluster: s.cluster, MaxRecordBytes: o.maxRecordBytes,
 		Stopping: s.stopping, Visible: interceptors.Visible, Logger: s.log,
 	})
 	grpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
@@ -213,7 +199,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		grpcMetrics,
-		topicCollector{s.topics},
+		partitionCollector{s.cluster},
 	)
 	s.metrics.MustRegister(service.Collectors()...)
 	s.metrics.MustRegister(s.refusals.Collectors()...)
@@ -437,14 +423,14 @@ func (s *Server) Close() error {
 	return s.release()
 }
 
-// release stops Raft and closes the listeners, the topics and the ACL watcher.
+// release stops Raft and closes the replicas, the listeners and the ACL watcher.
 func (s *Server) release() error {
 	var errs []error
 	s.stop()
 	if s.cluster != nil {
 		errs = append(errs, s.cluster.close(s.shutdownAt))
 	}
-	s.shutdownAt("close the listeners and topics")
+	s.shutdownAt("close the listeners")
 	if s.mux != nil {
 		s.mux.Close()
 	}
@@ -452,9 +438,6 @@ func (s *Server) release() error {
 		if l != nil {
 			l.Close()
 		}
-	}
-	if s.topics != nil {
-		errs = append(errs, s.topics.Close())
 	}
 	if s.acl != nil {
 		s.acl.Close()

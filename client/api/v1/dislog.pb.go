@@ -1048,7 +1048,9 @@ type PartitionInfo struct {
 	LowestOffset uint64 `protobuf:"varint,6,opt,name=lowest_offset,json=lowestOffset,proto3" json:"lowest_offset,omitempty"`
 	NextOffset   uint64 `protobuf:"varint,7,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
 	// bytes is the size of the partition's log on disk, on the answering server.
-	Bytes         int64 `protobuf:"varint,8,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Bytes int64 `protobuf:"varint,8,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// segments is the number of segment files of the partition's log, on the answering server.
+	Segments      int64 `protobuf:"varint,9,opt,name=segments,proto3" json:"segments,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1135,6 +1137,13 @@ func (x *PartitionInfo) GetNextOffset() uint64 {
 func (x *PartitionInfo) GetBytes() int64 {
 	if x != nil {
 		return x.Bytes
+	}
+	return 0
+}
+
+func (x *PartitionInfo) GetSegments() int64 {
+	if x != nil {
+		return x.Segments
 	}
 	return 0
 }
@@ -1801,7 +1810,7 @@ const file_dislog_proto_rawDesc = "" +
 	"partitions\x18\a \x01(\rR\n" +
 	"partitions\x12-\n" +
 	"\x12replication_factor\x18\b \x01(\rR\x11replicationFactor\x12?\n" +
-	"\x0epartition_info\x18\t \x03(\v2\x18.dislog.v1.PartitionInfoR\rpartitionInfo\"\xf7\x01\n" +
+	"\x0epartition_info\x18\t \x03(\v2\x18.dislog.v1.PartitionInfoR\rpartitionInfo\"\x93\x02\n" +
 	"\rPartitionInfo\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x16\n" +
 	"\x06leader\x18\x02 \x01(\tR\x06leader\x12\x1f\n" +
@@ -1812,7 +1821,8 @@ const file_dislog_proto_rawDesc = "" +
 	"\rlowest_offset\x18\x06 \x01(\x04R\flowestOffset\x12\x1f\n" +
 	"\vnext_offset\x18\a \x01(\x04R\n" +
 	"nextOffset\x12\x14\n" +
-	"\x05bytes\x18\b \x01(\x03R\x05bytes\"\xd9\x01\n" +
+	"\x05bytes\x18\b \x01(\x03R\x05bytes\x12\x1a\n" +
+	"\bsegments\x18\t \x01(\x03R\bsegments\"\xd9\x01\n" +
 	"\x12CreateTopicRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12.\n" +
 	"\x06config\x18\x02 \x01(\v2\x16.dislog.v1.TopicConfigR\x06config\x12#\n" +

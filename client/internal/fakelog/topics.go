@@ -413,10 +413,10 @@ func (s *Server) CreateTopic(_ context.Context, req *dislogv1.CreateTopicRequest
 	if c.beforePartitions {
 		partitions, rf = 1, len(c.Servers)
 	}
-	if partitions == 0 {
+	if req.Partitions == nil {
 		partitions = 1
 	}
-	if rf == 0 {
+	if req.ReplicationFactor == nil {
 		rf = 1
 		if up >= 3 {
 			rf = 3

@@ -1,13 +1,14 @@
-// Package codec turns a record (key, headers, value) into the bytes one storelog entry holds, and
-// back. The log itself stores the offset and the append time; this is what goes in its value.
+// Package codec turns a record (key, headers, value) into the bytes a partition's batch holds for
+// it, and back. The partition gives each record its offset and append time; this is the rest.
 package codec
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/dislog/dislog/server/internal/wire"
 	"unicode/utf8"
+
+	"github.com/dislog/dislog/server/internal/wire"
 
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
 )
@@ -23,18 +24,8 @@ import (
 //
 // The value runs to the end of the entry, which storelog delimits and checksums. Header keys are
 // UTF-8, as protobuf strings must be.
-//
-// Version 2 is what a replicated server stores: version 1 with the Raft index of the batch that
-// wrote the record after the version byte, so that a server replaying its Raft log after a restart
-// can tell which batches its topics already hold (see Stored and Index).
-//
-//	+---------+------------+--------------------------------------------------------+
-//	| version | raft index | key length, key, header count, headers, value as in v1 |
-//	| 1 byte  | uvarint    |                                                        |
-//	+---------+------------+--------------------------------------------------------+
 const (
 	version1 = 1
-	version2 = 2
 	// minHeaderSize is the smallest encoded header: two zero lengths. It bounds the header count a
 	// decoder believes before allocating.
 	minHeaderSize = 2
@@ -44,9 +35,9 @@ const (
 var ErrMalformed = errors.New("codec: malformed record")
 
 // MaxFraming is how many bytes of framing a stored record may add to its key, headers and value:
-// the version, the Raft index of version 2, the lengths and the header count. A server's record
-// limit is on the key, headers and value (Payload), so that a value of exactly the limit fits;
-// its logs allow the limit plus MaxFraming. A record whose framing would take more (thousands of
+// the version, the lengths and the header count. A server's record limit is on the key, headers
+// and value (Payload), so that a value of exactly the limit fits; its logs allow the limit plus
+// MaxFraming. A record whose framing would take more (thousands of
 // headers) is refused.
 const MaxFraming = 4096
 
@@ -84,47 +75,21 @@ func Append(dst []byte, rec *dislogv1.Record) []byte {
 	return append(dst, rec.GetValue()...)
 }
 
-// Stored turns a version 1 encoding (from Append) into the version 2 value a replicated topic stores:
-// the same record, stamped with the Raft index of the batch that writes it.
-func Stored(index uint64, v1 []byte) []byte {
-	dst := make([]byte, 0, len(v1)+binary.MaxVarintLen64)
-	dst = append(dst, version2)
-	dst = binary.AppendUvarint(dst, index)
-	if len(v1) > 0 {
-		dst = append(dst, v1[1:]...)
-	}
-	return dst
-}
-
-// Index returns the Raft index a stored record carries: 0 for a version 1 record, which predates
-// replication.
-func Index(b []byte) (uint64, error) {
-	_, index, err := body(b)
-	return index, err
-}
-
-// body checks the version byte and returns what follows the header, and the Raft index.
-func body(b []byte) ([]byte, uint64, error) {
+// body checks the version byte and returns what follows it.
+func body(b []byte) ([]byte, error) {
 	if len(b) == 0 {
-		return nil, 0, fmt.Errorf("%w: empty", ErrMalformed)
+		return nil, fmt.Errorf("%w: empty", ErrMalformed)
 	}
-	switch b[0] {
-	case version1:
-		return b[1:], 0, nil
-	case version2:
-		index, n := binary.Uvarint(b[1:])
-		if n <= 0 {
-			return nil, 0, fmt.Errorf("%w: bad raft index varint", ErrMalformed)
-		}
-		return b[1+n:], index, nil
+	if b[0] != version1 {
+		return nil, fmt.Errorf("%w: unknown version %d", ErrMalformed, b[0])
 	}
-	return nil, 0, fmt.Errorf("%w: unknown version %d", ErrMalformed, b[0])
+	return b[1:], nil
 }
 
-// Decode sets rec's key, headers and value from b, a record of version 1 or 2. The byte slices alias
+// Decode sets rec's key, headers and value from b, a record of version 1. The byte slices alias
 // b. Nil key, header values and value stand for empty ones.
 func Decode(b []byte, rec *dislogv1.Record) error {
-	rest, _, err := body(b)
+	rest, err := body(b)
 	if err != nil {
 		return err
 	}

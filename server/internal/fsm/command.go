@@ -4,37 +4,40 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/dislog/dislog/server/internal/wire"
 	"unicode/utf8"
+
+	"github.com/dislog/dislog/server/internal/wire"
 )
 
-// The command format: the data of every Raft log entry a Dislog server applies. It is part of the
-// Raft log's on-disk format and of the replication protocol: a change needs a new version byte, and
-// DecodeCommand must go on reading every version written before.
+// The command format: the data of every entry of the controller's Raft log. It is part of the Raft
+// log's on-disk format and of the replication protocol: a change needs a new version byte, and
+// DecodeCommand must go on reading every version written since the data directory layout it belongs
+// to (layout 2; see docs/ARCHITECTURE.md).
 //
 //	+---------+------+---------------------+------------------------------------------------+
 //	| version | kind | topic length, topic | body of the kind                               |
 //	| 1 byte  | 1 B  | uvarint, bytes      |                                                |
 //	+---------+------+---------------------+------------------------------------------------+
 //
-//	produce:       producer id (uvarint) | sequence (uvarint) | time (varint, Unix ns) |
-//	               record count (uvarint) | count × (length uvarint, codec version 1 record)
-//	create topic:  retention bytes (varint) | retention age (varint, ns)
+//	create topic:  retention bytes (varint) | retention age (varint, ns) | replication factor (uvarint) |
+//	               partition count (uvarint) | count × (replica count (uvarint) | replica ids (length, bytes))
 //	delete topic:  nothing
-//	commit offset: group length (uvarint), group | offset (uvarint)
+//	commit offset: group length (uvarint), group | partition (uvarint) | offset (uvarint)
+//
+// Version 1 (layout 1) also had produce commands (kind 1): records now live in each partition's own
+// Raft group (package partition), and a data directory of layout 1 is refused at start.
 const (
-	commandVersion1 = 1
-	// minRecordBytes is the smallest encoded record of a produce: a zero length. It bounds the
-	// record count a decoder believes before allocating.
-	minRecordBytes = 1
+	commandVersion = 2
+	// minReplicaBytes is the smallest encoded replica id: a length. It bounds the counts a decoder
+	// believes before allocating.
+	minReplicaBytes = 1
 )
 
 // Kind is what a command does.
 type Kind byte
 
-// The kinds of command. Their values are part of the command format.
+// The kinds of command. Their values are part of the command format; 1 was a produce in version 1.
 const (
-	KindProduce      Kind = 1
 	KindCreateTopic  Kind = 2
 	KindDeleteTopic  Kind = 3
 	KindCommitOffset Kind = 4
@@ -44,58 +47,46 @@ const (
 // knows.
 var ErrMalformedCommand = errors.New("fsm: malformed command")
 
-// Command is one change to a server's topics.
+// Command is one change to the cluster's metadata.
 type Command struct {
 	Kind  Kind
 	Topic string
 
-	// Produce: the records (each a codec version 1 encoding), the time the leader stamps them with,
-	// and, with a ProducerID other than 0, the batch's sequence number for deduplication.
-	ProducerID uint64
-	Sequence   uint64
-	Time       int64
-	Records    [][]byte
+	// Create topic: the retention, the replication factor and each partition's replicas (server
+	// ids, the preferred leader first).
+	RetentionBytes    int64
+	RetentionAge      int64
+	ReplicationFactor int
+	Replicas          [][]string
 
-	// Create topic: the retention.
-	RetentionBytes int64
-	RetentionAge   int64
-
-	// Commit offset: the group and its next offset.
-	Group  string
-	Offset uint64
+	// Commit offset: the group, the partition and the group's next offset on it.
+	Group     string
+	Partition uint32
+	Offset    uint64
 }
 
 // AppendCommand appends c's encoding to dst.
 func AppendCommand(dst []byte, c *Command) []byte {
-	dst = append(dst, commandVersion1, byte(c.Kind))
+	dst = append(dst, commandVersion, byte(c.Kind))
 	dst = appendString(dst, c.Topic)
 	switch c.Kind {
-	case KindProduce:
-		dst = binary.AppendUvarint(dst, c.ProducerID)
-		dst = binary.AppendUvarint(dst, c.Sequence)
-		dst = binary.AppendVarint(dst, c.Time)
-		dst = binary.AppendUvarint(dst, uint64(len(c.Records)))
-		for _, r := range c.Records {
-			dst = binary.AppendUvarint(dst, uint64(len(r)))
-			dst = append(dst, r...)
-		}
 	case KindCreateTopic:
 		dst = binary.AppendVarint(dst, c.RetentionBytes)
 		dst = binary.AppendVarint(dst, c.RetentionAge)
+		dst = binary.AppendUvarint(dst, uint64(c.ReplicationFactor))
+		dst = binary.AppendUvarint(dst, uint64(len(c.Replicas)))
+		for _, rs := range c.Replicas {
+			dst = binary.AppendUvarint(dst, uint64(len(rs)))
+			for _, r := range rs {
+				dst = appendString(dst, r)
+			}
+		}
 	case KindCommitOffset:
 		dst = appendString(dst, c.Group)
+		dst = binary.AppendUvarint(dst, uint64(c.Partition))
 		dst = binary.AppendUvarint(dst, c.Offset)
 	}
 	return dst
-}
-
-// CommandSize is an upper bound of the length of c's encoding, for sizing a buffer.
-func CommandSize(c *Command) int {
-	n := 2 + 2*binary.MaxVarintLen64 + len(c.Topic) + len(c.Group) + 4*binary.MaxVarintLen64
-	for _, r := range c.Records {
-		n += binary.MaxVarintLen64 + len(r)
-	}
-	return n
 }
 
 func appendString(dst []byte, s string) []byte {
@@ -103,39 +94,55 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, s...)
 }
 
-// DecodeCommand decodes a command. Records alias b.
+// DecodeCommand decodes a command.
 func DecodeCommand(b []byte) (Command, error) {
 	var c Command
 	if len(b) < 2 {
 		return c, fmt.Errorf("%w: %d bytes", ErrMalformedCommand, len(b))
 	}
-	if b[0] != commandVersion1 {
-		return c, fmt.Errorf("%w: unknown version %d", ErrMalformedCommand, b[0])
+	if b[0] != commandVersion {
+		return c, fmt.Errorf("%w: unknown version %d (this build reads version %d, data directory layout %d)", ErrMalformedCommand, b[0], commandVersion, Layout)
 	}
 	c.Kind = Kind(b[1])
 	d := wire.Decoder{B: b[2:], Malformed: ErrMalformedCommand}
 	c.Topic = decodeString(&d, "topic")
 	switch c.Kind {
-	case KindProduce:
-		c.ProducerID = d.Uvarint("producer id")
-		c.Sequence = d.Uvarint("sequence")
-		c.Time = d.Varint("time")
-		count := d.Uvarint("record count")
-		if d.Err == nil && count > uint64(len(d.B)/minRecordBytes) {
-			d.Err = fmt.Errorf("%w: %d records in %d bytes", ErrMalformedCommand, count, len(d.B))
-		}
-		if d.Err == nil {
-			c.Records = make([][]byte, count)
-			for i := range c.Records {
-				c.Records[i] = d.Bytes("record")
-			}
-		}
 	case KindCreateTopic:
 		c.RetentionBytes = d.Varint("retention bytes")
 		c.RetentionAge = d.Varint("retention age")
+		rf := d.Uvarint("replication factor")
+		if d.Err == nil && (rf == 0 || rf > MaxReplicationFactor) {
+			d.Failf("replication factor %d", rf)
+		}
+		c.ReplicationFactor = int(rf)
+		parts := d.Uvarint("partition count")
+		if d.Err == nil && (parts == 0 || parts > MaxPartitions) {
+			d.Failf("%d partitions", parts)
+		}
+		if d.Err == nil {
+			c.Replicas = make([][]string, parts)
+			for p := range c.Replicas {
+				n := d.Uvarint("replica count")
+				if d.Err == nil && n > uint64(len(d.B)/minReplicaBytes) {
+					d.Failf("%d replicas in %d bytes", n, len(d.B))
+				}
+				if d.Err != nil {
+					break
+				}
+				c.Replicas[p] = make([]string, n)
+				for i := range c.Replicas[p] {
+					c.Replicas[p][i] = decodeString(&d, "replica")
+				}
+			}
+		}
 	case KindDeleteTopic:
 	case KindCommitOffset:
 		c.Group = decodeString(&d, "group")
+		p := d.Uvarint("partition")
+		if d.Err == nil && p >= MaxPartitions {
+			d.Failf("partition %d", p)
+		}
+		c.Partition = uint32(p)
 		c.Offset = d.Uvarint("offset")
 	default:
 		return Command{}, fmt.Errorf("%w: unknown kind %d", ErrMalformedCommand, c.Kind)

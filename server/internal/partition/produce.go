@@ -38,11 +38,33 @@ type proposal struct {
 // idempotent producer retries it on the new leader, which tells. ctx bounds the wait; a batch
 // proposed before ctx ended may still be committed.
 func (r *Replica) Produce(ctx context.Context, b Batch) (Result, error) {
+	return r.ProduceAsync(ctx, b)()
+}
+
+// ProduceAsync is Produce in two steps: it proposes the batch (or decides it is a duplicate or out
+// of sequence) before it returns, and the wait it returns gives the result. Batches proposed by
+// calls one after the other are appended in that order, so a caller can have many in flight and
+// keep their order.
+func (r *Replica) ProduceAsync(ctx context.Context, b Batch) func() (Result, error) {
+	res, err := r.propose(ctx, b)
+	if err != nil || res.wait == nil {
+		return func() (Result, error) { return res.Result, err }
+	}
+	return res.wait
+}
+
+// proposed is what propose decided: a result at once, or a wait for one.
+type proposed struct {
+	Result
+	wait func() (Result, error)
+}
+
+func (r *Replica) propose(ctx context.Context, b Batch) (proposed, error) {
 	if len(b.Records) == 0 {
-		return Result{}, ErrEmptyBatch
+		return proposed{}, ErrEmptyBatch
 	}
 	if r.closed.Load() {
-		return Result{}, ErrClosed
+		return proposed{}, ErrClosed
 	}
 	if b.ProducerID == 0 {
 		b.Sequence = 0
@@ -50,34 +72,34 @@ func (r *Replica) Produce(ctx context.Context, b Batch) (Result, error) {
 	// The time stamped below is at most a varint of 10 bytes: size with the longest.
 	size := batchSize(&b, -1<<63)
 	if size+entryOverhead > r.maxEntry {
-		return Result{}, fmt.Errorf("%w: %d bytes of entry, the partition takes at most %d", ErrBatchTooLarge, size+entryOverhead, r.maxEntry)
+		return proposed{}, fmt.Errorf("%w: %d bytes of entry, the partition takes at most %d", ErrBatchTooLarge, size+entryOverhead, r.maxEntry)
 	}
 
-	r.propose.Lock()
+	r.proposeMu.Lock()
 	if err := r.readyLocked(); err != nil {
-		r.propose.Unlock()
-		return Result{}, err
+		r.proposeMu.Unlock()
+		return proposed{}, err
 	}
 	if b.ProducerID != 0 {
 		if p := r.pending[b.ProducerID]; p != nil {
 			switch b.Sequence {
 			case p.sequence:
-				r.propose.Unlock()
-				return r.awaitDuplicate(ctx, p)
+				r.proposeMu.Unlock()
+				return proposed{wait: func() (Result, error) { return r.awaitDuplicate(ctx, p) }}, nil
 			case p.sequence + 1:
 			default:
-				r.propose.Unlock()
-				return Result{}, r.sequenceError(b, p.sequence)
+				r.proposeMu.Unlock()
+				return proposed{}, r.sequenceError(b, p.sequence)
 			}
 		} else if p, ok := r.fsm.producer(b.ProducerID); ok {
 			switch b.Sequence {
 			case p.sequence:
-				r.propose.Unlock()
-				return Result{BaseOffset: p.base, Duplicate: true}, nil
+				r.proposeMu.Unlock()
+				return proposed{Result: Result{BaseOffset: p.base, Duplicate: true}}, nil
 			case p.sequence + 1:
 			default:
-				r.propose.Unlock()
-				return Result{}, r.sequenceError(b, p.sequence)
+				r.proposeMu.Unlock()
+				return proposed{}, r.sequenceError(b, p.sequence)
 			}
 		}
 	}
@@ -89,7 +111,7 @@ func (r *Replica) Produce(ctx context.Context, b Batch) (Result, error) {
 	if b.ProducerID != 0 {
 		r.pending[b.ProducerID] = p
 	}
-	r.propose.Unlock()
+	r.proposeMu.Unlock()
 
 	go func() {
 		if err := f.Error(); err != nil {
@@ -99,7 +121,7 @@ func (r *Replica) Produce(ctx context.Context, b Batch) (Result, error) {
 		} else {
 			p.base = res.base
 		}
-		r.propose.Lock()
+		r.proposeMu.Lock()
 		if r.pending[b.ProducerID] == p {
 			delete(r.pending, b.ProducerID)
 		}
@@ -108,15 +130,17 @@ func (r *Replica) Produce(ctx context.Context, b Batch) (Result, error) {
 			// machine, after a barrier, before the next produce.
 			r.syncedTerm = 0
 		}
-		r.propose.Unlock()
+		r.proposeMu.Unlock()
 		close(p.done)
 	}()
-	select {
-	case <-p.done:
-		return Result{BaseOffset: p.base}, p.err
-	case <-ctx.Done():
-		return Result{}, fmt.Errorf("partition %s: produce: %w", r.group(), context.Cause(ctx))
-	}
+	return proposed{wait: func() (Result, error) {
+		select {
+		case <-p.done:
+			return Result{BaseOffset: p.base}, p.err
+		case <-ctx.Done():
+			return Result{}, fmt.Errorf("partition %s: produce: %w", r.group(), context.Cause(ctx))
+		}
+	}}, nil
 }
 
 // awaitDuplicate answers a retry of a batch in flight, once it is applied.

@@ -100,9 +100,9 @@ type Replica struct {
 	observer  *raft.Observer
 	maxEntry  int
 
-	// propose serializes the leader's deduplication decisions with the proposals they allow, so
+	// proposeMu serializes the leader's deduplication decisions with the proposals they allow, so
 	// that batches reach the log in the order the table saw them. It guards the fields below.
-	propose sync.Mutex
+	proposeMu sync.Mutex
 	// syncedTerm is the term in which this replica, as leader, last applied every entry before its
 	// Barrier: in that term the state machine's producers plus pending are the complete table. 0
 	// when a proposal failed and the outcome of what was in flight is unknown.
@@ -174,10 +174,11 @@ func Open(cfg Config) (_ *Replica, err error) {
 	// Raft never compacts the log by itself: the log holds the records, and ApplyRetention decides
 	// what goes (compactLogs keeps every entry while the last index is at most TrailingLogs).
 	conf.TrailingLogs = math.MaxUint64
-	// The state machine lives in memory: restore the last snapshot and apply the committed entries
-	// after it (raftlog persists the commit index with the entries) before serving.
+	// The state machine lives in memory: restore the last snapshot; Raft applies the entries after
+	// it as it learns they are committed. (Not RestoreCommittedLogs: hashicorp/raft v1.8 then skips
+	// the configuration entries it applies when it scans the log for the configuration, and a
+	// restarted replica whose configuration is in those entries has none: "no known peers".)
 	conf.NoSnapshotRestoreOnStart = false
-	conf.RestoreCommittedLogs = true
 	if err := raft.ValidateConfig(conf); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
@@ -222,9 +223,9 @@ func (r *Replica) watchLeader(observations chan raft.Observation) {
 			r.leaderCh = make(chan struct{})
 			r.leaderMu.Unlock()
 			if o.Data.(raft.LeaderObservation).LeaderID == r.cfg.LocalID {
-				r.propose.Lock()
+				r.proposeMu.Lock()
 				err := r.readyLocked()
-				r.propose.Unlock()
+				r.proposeMu.Unlock()
 				if err != nil && !r.closed.Load() {
 					r.log.Debug("partition: new leader's barrier", slog.Any("error", err))
 				}

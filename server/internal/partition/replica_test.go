@@ -101,8 +101,8 @@ func TestRetriesOfTheLastBatchGetItsOffsetAndAreNotWrittenAgain(t *testing.T) {
 		done <- res
 	}()
 	waitFor(t, 5*time.Second, "the batch to be in flight", func() bool {
-		leader.propose.Lock()
-		defer leader.propose.Unlock()
+		leader.proposeMu.Lock()
+		defer leader.proposeMu.Unlock()
 		return leader.pending[7] != nil
 	})
 	last := leader.raft.LastIndex()

@@ -6,11 +6,12 @@ import (
 	"time"
 
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
-	"github.com/dislog/dislog/server/internal/topics"
-	"github.com/dislog/dislog/storelog"
+	"github.com/dislog/dislog/server/internal/codec"
+	"github.com/dislog/dislog/server/internal/partition"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 const (
@@ -22,15 +23,66 @@ const (
 	maxResponseRecords = 4096
 )
 
-func isRange(err error) bool { return errors.Is(err, storelog.ErrOffsetOutOfRange) }
+// part is a partition being read: its name and this server's replica.
+type part struct {
+	topic string
+	p     uint32
+	rep   *partition.Replica
+}
 
-func timeOf(unixNano int64) time.Time { return time.Unix(0, unixNano) }
+// replica finds this server's replica of a partition for a read.
+func (s *Service) replica(ctx context.Context, topic string, p uint32) (part, error) {
+	t, err := s.topic(ctx, topic)
+	if err != nil {
+		return part{}, err
+	}
+	if err := checkPartition(topic, t, p); err != nil {
+		return part{}, err
+	}
+	rep, err := s.cfg.Cluster.Replica(ctx, topic, int(p))
+	if err != nil {
+		return part{}, err
+	}
+	return part{topic: topic, p: p, rep: rep}, nil
+}
+
+// Consume reads one record.
+func (s *Service) Consume(ctx context.Context, req *dislogv1.ConsumeRequest) (*dislogv1.ConsumeResponse, error) {
+	pt, err := s.replica(ctx, req.GetTopic(), req.GetPartition())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetReadYourWrites() {
+		if err := s.awaitWrites(ctx, pt, req.GetOffset()); err != nil {
+			return nil, err
+		}
+	}
+	recs, err := pt.rep.ReadBatch(req.GetOffset(), 1, 0)
+	if err != nil {
+		return nil, s.readError(ctx, err, pt, req.GetOffset())
+	}
+	rec, err := decode(recs[0])
+	if err != nil {
+		return nil, s.readError(ctx, err, pt, req.GetOffset())
+	}
+	s.consumedRecords.WithLabelValues(pt.topic).Inc()
+	return &dislogv1.ConsumeResponse{Record: rec}, nil
+}
+
+// decode decodes a stored record.
+func decode(r partition.Record) (*dislogv1.Record, error) {
+	rec := &dislogv1.Record{Offset: r.Offset, AppendTime: timestamppb.New(time.Unix(0, r.Time))}
+	if err := codec.Decode(r.Data, rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
 
 // ConsumeStream sends records from a starting point, and with follow, goes on with each new record
-// as it is written. A caught-up stream waits in Log.Wait, which appends wake: it uses no CPU while
-// the topic is idle.
+// as it is committed. A caught-up stream waits in the replica's Wait, which commits wake: it uses no
+// CPU while the partition is idle.
 func (s *Service) ConsumeStream(req *dislogv1.ConsumeStreamRequest, stream dislogv1.LogService_ConsumeStreamServer) error {
-	t, err := s.awaitTopic(stream.Context(), req.GetTopic())
+	pt, err := s.replica(stream.Context(), req.GetTopic(), req.GetPartition())
 	if err != nil {
 		return err
 	}
@@ -40,11 +92,11 @@ func (s *Service) ConsumeStream(req *dislogv1.ConsumeStreamRequest, stream dislo
 	defer stop()
 
 	if start, ok := req.GetStart().(*dislogv1.ConsumeStreamRequest_Offset); ok && req.GetReadYourWrites() {
-		if err := s.awaitWrites(ctx, t, start.Offset); err != nil {
+		if err := s.awaitWrites(ctx, pt, start.Offset); err != nil {
 			return err
 		}
 	}
-	off, err := s.startOffset(t, req)
+	off, err := s.startOffset(ctx, pt, req)
 	if err != nil {
 		return err
 	}
@@ -54,9 +106,8 @@ func (s *Service) ConsumeStream(req *dislogv1.ConsumeStreamRequest, stream dislo
 		return err
 	}
 	for {
-		next := t.Log.NextOffset()
-		if off < next {
-			resp, err := s.readBatch(ctx, t, off, next)
+		if _, next := pt.rep.Offsets(); off < next {
+			resp, err := s.readBatch(ctx, pt, off)
 			if err != nil {
 				return err
 			}
@@ -64,90 +115,101 @@ func (s *Service) ConsumeStream(req *dislogv1.ConsumeStreamRequest, stream dislo
 				return err
 			}
 			off += uint64(len(resp.Records))
-			s.consumedRecords.WithLabelValues(t.Name).Add(float64(len(resp.Records)))
+			s.consumedRecords.WithLabelValues(pt.topic).Add(float64(len(resp.Records)))
 			continue
 		}
 		if !req.GetFollow() {
 			return nil
 		}
-		if err := t.Log.Wait(ctx, off); err != nil {
+		if err := pt.rep.Wait(ctx, off); err != nil {
 			if s.cfg.Stopping.Err() != nil && stream.Context().Err() == nil {
 				return errShuttingDown
 			}
-			return s.logError(ctx, err, t)
+			return s.readError(ctx, err, pt, off)
 		}
 	}
 }
 
-// awaitTopic looks a topic up for a read. One this server does not have it looks up again after
-// a read barrier, with or without read_your_writes: a topic whose creation the cluster
-// acknowledged exists for every reader, on every server, even where the records are read stale.
-// The barrier is paid only on a miss.
-func (s *Service) awaitTopic(ctx context.Context, name string) (*topics.Topic, error) {
-	t, err := s.topic(name)
-	if status.Code(err) != codes.NotFound {
-		return t, err
-	}
-	if err := s.cfg.Cluster.ReadBarrier(ctx); err != nil {
-		return nil, err
-	}
-	return s.topic(name)
-}
+// readYourWritesWait bounds how long a follower's replica waits for an offset a read with
+// read_your_writes asks for: an acknowledged record reaches a live follower within a commit round.
+const readYourWritesWait = 2 * time.Second
 
-// awaitWrites makes a read of offset see every write acknowledged before it: a server that does
-// not hold offset passes a read barrier first, after which it holds every acknowledged record.
-func (s *Service) awaitWrites(ctx context.Context, t *topics.Topic, offset uint64) error {
-	if offset < t.Log.NextOffset() {
+// awaitWrites makes a read of offset see every record acknowledged before it. The leader holds
+// every acknowledged record once it confirms it still leads; a follower's replica waits for the
+// offset, a little, and a replica that does not catch up says so (UNAVAILABLE: read from the leader)
+// rather than call the offset past the end.
+func (s *Service) awaitWrites(ctx context.Context, pt part, offset uint64) error {
+	if _, next := pt.rep.Offsets(); offset < next {
 		return nil
 	}
-	return s.cfg.Cluster.ReadBarrier(ctx)
+	if pt.rep.IsLeader() {
+		if err := pt.rep.VerifyLeader(); err != nil {
+			return status.Errorf(codes.Unavailable, "partition %d of topic %q: this server lost its leadership; retry: %v", pt.p, pt.topic, err)
+		}
+		return nil
+	}
+	wait, cancel := context.WithTimeout(ctx, readYourWritesWait)
+	defer cancel()
+	if err := pt.rep.Wait(wait, offset); err != nil {
+		if ctx.Err() != nil {
+			return status.FromContextError(ctx.Err()).Err()
+		}
+		_, next := pt.rep.Offsets()
+		return status.Errorf(codes.Unavailable, "partition %d of topic %q: this replica holds offsets up to %d and did not receive offset %d within %v; if it was acknowledged, read it from the partition's leader",
+			pt.p, pt.topic, next, offset, readYourWritesWait)
+	}
+	return nil
 }
 
-// readBatch reads records from off, below next, into one response.
-func (s *Service) readBatch(ctx context.Context, t *topics.Topic, off, next uint64) (*dislogv1.ConsumeStreamResponse, error) {
-	resp := &dislogv1.ConsumeStreamResponse{}
-	bytes := 0
-	for ; off < next && bytes < maxResponseBytes && len(resp.Records) < maxResponseRecords; off++ {
-		rec, err := s.read(ctx, t, off)
-		if err != nil {
-			if status.Code(err) == codes.OutOfRange {
-				return nil, status.Errorf(codes.OutOfRange, "offset %d of topic %q was deleted by retention while the stream read it; resume at offset %d",
-					off, t.Name, t.Log.LowestOffset())
-			}
-			return nil, err
+// readBatch reads committed records from off into one response.
+func (s *Service) readBatch(ctx context.Context, pt part, off uint64) (*dislogv1.ConsumeStreamResponse, error) {
+	recs, err := pt.rep.ReadBatch(off, maxResponseRecords, maxResponseBytes)
+	if err != nil {
+		if errors.Is(err, partition.ErrOffsetOutOfRange) {
+			low, _ := pt.rep.Offsets()
+			return nil, status.Errorf(codes.OutOfRange, "offset %d of partition %d of topic %q was deleted by retention while the stream read it; resume at offset %d",
+				off, pt.p, pt.topic, low)
 		}
-		bytes += len(rec.Key) + len(rec.Value)
+		return nil, s.readError(ctx, err, pt, off)
+	}
+	resp := &dislogv1.ConsumeStreamResponse{Records: make([]*dislogv1.Record, 0, len(recs))}
+	for _, r := range recs {
+		rec, err := decode(r)
+		if err != nil {
+			return nil, s.readError(ctx, err, pt, r.Offset)
+		}
 		resp.Records = append(resp.Records, rec)
 	}
 	return resp, nil
 }
 
 // startOffset resolves where a ConsumeStream starts.
-func (s *Service) startOffset(t *topics.Topic, req *dislogv1.ConsumeStreamRequest) (uint64, error) {
+func (s *Service) startOffset(ctx context.Context, pt part, req *dislogv1.ConsumeStreamRequest) (uint64, error) {
+	low, next := pt.rep.Offsets()
 	switch start := req.GetStart().(type) {
 	case *dislogv1.ConsumeStreamRequest_Offset:
 		off := start.Offset
-		if off < t.Log.LowestOffset() || off > t.Log.NextOffset() {
-			return 0, rangeError(t, off)
+		if off < low || off > next {
+			return 0, rangeError(pt, off)
 		}
 		return off, nil
 	case *dislogv1.ConsumeStreamRequest_Time:
 		if err := start.Time.CheckValid(); err != nil {
 			return 0, status.Errorf(codes.InvalidArgument, "invalid start time: %v", err)
 		}
-		off, err := t.Log.OffsetForTime(start.Time.AsTime().UnixNano())
+		off, err := pt.rep.OffsetForTime(start.Time.AsTime())
 		if err != nil {
-			return 0, s.logError(context.Background(), err, t)
+			return 0, s.readError(ctx, err, pt, 0)
 		}
 		return off, nil
 	case *dislogv1.ConsumeStreamRequest_Position:
 		switch start.Position {
 		case dislogv1.StartPosition_START_POSITION_UNSPECIFIED, dislogv1.StartPosition_START_POSITION_EARLIEST:
-			return t.Log.LowestOffset(), nil
+			return low, nil
 		case dislogv1.StartPosition_START_POSITION_LATEST:
-			return t.Log.NextOffset(), nil
+			return next, nil
 		}
 		return 0, status.Errorf(codes.InvalidArgument, "unknown start position %d", start.Position)
 	}
-	return t.Log.LowestOffset(), nil
+	return low, nil
 }

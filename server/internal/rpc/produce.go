@@ -5,11 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"time"
 
+	"github.com/dislog/dislog/client"
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
 	"github.com/dislog/dislog/server/internal/codec"
 	"github.com/dislog/dislog/server/internal/fsm"
+	"github.com/dislog/dislog/server/internal/partition"
 	"github.com/dislog/dislog/server/internal/topics"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -23,18 +24,16 @@ const (
 	maxMergeBytes = 8 << 20
 )
 
-// batch is one produce request, validated and encoded.
+// batch is one produce request, validated and encoded, with the partition it goes to.
 type batch struct {
-	topic      string
-	records    [][]byte
-	bytes      int
-	producerID uint64
-	sequence   uint64
+	topic     string
+	partition int
+	bytes     int
+	partition.Batch
 }
 
-// encode validates a produce request and encodes its records for an FSM command. Whether the topic
-// exists is the FSM's to say: a follower may not have applied its creation yet.
-func (s *Service) encode(req *dislogv1.ProduceRequest) (batch, error) {
+// encode validates a produce request, encodes its records and picks its partition.
+func (s *Service) encode(ctx context.Context, req *dislogv1.ProduceRequest) (batch, error) {
 	name := req.GetTopic()
 	if err := topics.ValidateName(name); err != nil {
 		return batch{}, topicError(err, name)
@@ -58,6 +57,14 @@ func (s *Service) encode(req *dislogv1.ProduceRequest) (batch, error) {
 		}
 		total += n
 	}
+	t, err := s.topic(ctx, name)
+	if err != nil {
+		return batch{}, err
+	}
+	p, err := s.pick(name, t, req)
+	if err != nil {
+		return batch{}, err
+	}
 	buf := make([]byte, 0, total)
 	records := make([][]byte, len(recs))
 	for i, r := range recs {
@@ -65,39 +72,47 @@ func (s *Service) encode(req *dislogv1.ProduceRequest) (batch, error) {
 		buf = codec.Append(buf, r)
 		records[i] = buf[start:len(buf):len(buf)]
 	}
-	return batch{topic: name, records: records, bytes: total, producerID: req.GetProducerId(), sequence: req.GetSequence()}, nil
+	return batch{topic: name, partition: p, bytes: total, Batch: partition.Batch{
+		ProducerID: req.GetProducerId(), Sequence: req.GetSequence(), Records: records,
+	}}, nil
 }
 
-// command is the FSM command that appends batches (one, or several merged from a stream).
-func command(group []batch) []byte {
-	c := fsm.Command{Kind: fsm.KindProduce, Topic: group[0].topic, ProducerID: group[0].producerID, Sequence: group[0].sequence, Time: time.Now().UnixNano()}
-	if len(group) == 1 {
-		c.Records = group[0].records
-	} else {
-		for _, b := range group {
-			c.Records = append(c.Records, b.records...)
+// pick chooses the partition of a produce request: the one it names; else, for a topic of several,
+// for an idempotent producer the partition of its producer id (its sequence numbers are per
+// partition, so its batches stay on one), else the partition of the first record's key as the
+// client's KeyPartition (Kafka's partitioner) would choose, else one chosen in turn.
+func (s *Service) pick(name string, t fsm.TopicState, req *dislogv1.ProduceRequest) (int, error) {
+	n := t.Partitions()
+	switch {
+	case req.Partition != nil:
+		if err := checkPartition(name, t, req.GetPartition()); err != nil {
+			return 0, err
 		}
+		return int(req.GetPartition()), nil
+	case n == 1:
+		return 0, nil
+	case req.GetProducerId() != 0:
+		return int(req.GetProducerId() % uint64(n)), nil
+	case len(req.GetRecords()[0].GetKey()) > 0:
+		return client.KeyPartition(req.GetRecords()[0].GetKey(), n), nil
 	}
-	return fsm.AppendCommand(make([]byte, 0, fsm.CommandSize(&c)), &c)
+	return int(s.roundRobin.Add(1) % uint64(n)), nil
 }
 
 // Produce appends one batch.
 func (s *Service) Produce(ctx context.Context, req *dislogv1.ProduceRequest) (*dislogv1.ProduceResponse, error) {
-	b, err := s.encode(req)
+	b, err := s.encode(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.cfg.Cluster.Submit(ctx, command([]batch{b}))()
+	r, err := s.cfg.Cluster.Produce(ctx, b.topic, b.partition, b.Batch)()
 	if err != nil {
 		return nil, err
-	}
-	if r.Err != nil {
-		return nil, ResultError(r.Err)
 	}
 	if !r.Duplicate {
-		s.countProduced(b.topic, len(b.records), b.bytes)
+		s.countProduced(b.topic, len(b.Records), b.bytes)
 	}
-	return &dislogv1.ProduceResponse{BaseOffset: r.BaseOffset, Duplicate: r.Duplicate}, nil
+	return &dislogv1.ProduceResponse{BaseOffset: r.BaseOffset, Duplicate: r.Duplicate, Partition: uint32(b.partition)}, nil
 }
 
 func (s *Service) countProduced(topic string, records, bytes int) {
@@ -111,17 +126,17 @@ type streamItem struct {
 	err error
 }
 
-// inFlight is a command submitted for a group of stream requests, waiting for its result.
+// inFlight is a produce started for a group of stream requests, waiting for its result.
 type inFlight struct {
-	wait  func() (*fsm.Result, error)
+	wait  func() (partition.Result, error)
 	group []batch
 	err   error
 }
 
 // ProduceStream appends the batches of a stream in order. A reader goroutine validates and encodes
-// requests ahead of the writer; the writer merges the requests waiting for the same topic (without
-// a producer id, whose batches are deduplicated one by one) into one Raft command and submits it
-// without waiting; an acker waits for each command's result in order and answers its requests. That
+// requests ahead of the writer; the writer merges the requests waiting for the same partition
+// (without a producer id, whose batches are deduplicated one by one) into one batch and starts its
+// produce without waiting; an acker waits for each command's result in order and answers its requests. That
 // is the pipelining: while one command is replicated, the requests behind it gather into the next.
 func (s *Service) ProduceStream(stream dislogv1.LogService_ProduceStreamServer) error {
 	ctx, cancel := context.WithCancel(stream.Context())
@@ -138,7 +153,7 @@ func (s *Service) ProduceStream(stream dislogv1.LogService_ProduceStreamServer) 
 				return
 			}
 			if err == nil {
-				it.batch, it.err = s.encode(req)
+				it.batch, it.err = s.encode(ctx, req)
 			} else {
 				it.err = err
 			}
@@ -187,13 +202,13 @@ func (s *Service) ProduceStream(stream dislogv1.LogService_ProduceStreamServer) 
 		}
 		group, bytes := []batch{first.batch}, first.bytes
 	merge:
-		for bytes < maxMergeBytes && first.producerID == 0 {
+		for bytes < maxMergeBytes && first.ProducerID == 0 {
 			select {
 			case it, ok := <-items:
 				if !ok {
 					break merge
 				}
-				if it.err != nil || it.topic != first.topic || it.producerID != 0 {
+				if it.err != nil || it.topic != first.topic || it.partition != first.partition || it.ProducerID != 0 {
 					pending = &it
 					break merge
 				}
@@ -203,7 +218,7 @@ func (s *Service) ProduceStream(stream dislogv1.LogService_ProduceStreamServer) 
 				break merge
 			}
 		}
-		wait := s.cfg.Cluster.Submit(ctx, command(group))
+		wait := s.cfg.Cluster.Produce(ctx, first.topic, first.partition, merge(group))
 		select {
 		case acks <- inFlight{wait: wait, group: group}:
 		case err := <-acked:
@@ -223,19 +238,28 @@ func (s *Service) ack(stream dislogv1.LogService_ProduceStreamServer, acks <-cha
 		if err != nil {
 			return err
 		}
-		if r.Err != nil {
-			return ResultError(r.Err)
-		}
 		base := r.BaseOffset
 		for _, b := range f.group {
 			if !r.Duplicate {
-				s.countProduced(b.topic, len(b.records), b.bytes)
+				s.countProduced(b.topic, len(b.Records), b.bytes)
 			}
-			if err := stream.Send(&dislogv1.ProduceResponse{BaseOffset: base, Duplicate: r.Duplicate}); err != nil {
+			if err := stream.Send(&dislogv1.ProduceResponse{BaseOffset: base, Duplicate: r.Duplicate, Partition: uint32(b.partition)}); err != nil {
 				return err
 			}
-			base += uint64(len(b.records))
+			base += uint64(len(b.Records))
 		}
 	}
 	return nil
+}
+
+// merge is the one batch of a group of stream requests to one partition.
+func merge(group []batch) partition.Batch {
+	if len(group) == 1 {
+		return group[0].Batch
+	}
+	b := partition.Batch{ProducerID: group[0].ProducerID, Sequence: group[0].Sequence}
+	for _, g := range group {
+		b.Records = append(b.Records, g.Records...)
+	}
+	return b
 }

@@ -1,43 +1,62 @@
-// Package rpc implements the dislog.v1 LogService over a topic registry, which it reads, and a
-// Raft cluster, through which it writes: every produce, topic change and offset commit is an FSM
-// command (package fsm). Authentication and the ACL are not here: interceptors (package acl) run
-// before every call.
+// Package rpc implements the dislog.v1 LogService over a cluster: metadata (topics, their partitions
+// and replicas, consumer offsets) is read from the controller's state and changed through the
+// controller's Raft log (package fsm); records are produced through each partition's Raft group and
+// read from this server's replica of it (package partition). Authentication and the ACL are not
+// here: interceptors (package acl) run before every call.
 package rpc
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
+	"time"
 
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
-	"github.com/dislog/dislog/server/internal/codec"
 	"github.com/dislog/dislog/server/internal/fsm"
+	"github.com/dislog/dislog/server/internal/partition"
 	"github.com/dislog/dislog/server/internal/topics"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// Cluster is the Raft cluster the service writes through.
+// Cluster is what the service serves: the controller's metadata and the partitions.
 type Cluster interface {
-	// Submit starts applying an FSM command through the Raft log, on the leader or forwarded to it,
-	// and returns a wait for its result. Commands one caller submits are applied in that order.
+	// Submit starts applying a controller command through the controller's Raft log, on its leader
+	// or forwarded to it, and returns a wait for its result.
 	Submit(ctx context.Context, cmd []byte) func() (*fsm.Result, error)
-	// ReadBarrier returns once this server has applied every write acknowledged before the call:
-	// what it then reads from its own state is linearizable. Its errors are status errors.
+	// ReadBarrier returns once this server has applied every metadata write acknowledged before the
+	// call: what it then reads of the metadata is linearizable. Its errors are status errors.
 	ReadBarrier(ctx context.Context) error
-	// Offset is a consumer group's committed offset on a topic, and whether it committed one.
-	Offset(group, topic string) (uint64, bool)
+	// Topic returns a topic's metadata as this server has applied it.
+	Topic(name string) (fsm.TopicState, bool)
+	// Topics lists the topics, sorted.
+	Topics() []string
+	// Offset is a consumer group's committed offset on a partition, and whether it committed one.
+	Offset(group, topic string, partition uint32) (uint64, bool)
+	// Place chooses the replicas of each partition of a new topic; its errors are status errors.
+	Place(partitions, replicationFactor int) ([][]string, error)
+	// DefaultReplicationFactor is the replication factor of a topic created without one.
+	DefaultReplicationFactor() int
+	// Replica returns this server's replica of a partition. One assigned to this server and not
+	// opened yet is waited for, up to ctx's end; one on other servers only is a status error that
+	// names them.
+	Replica(ctx context.Context, topic string, partition int) (*partition.Replica, error)
+	// Produce starts appending a batch to a partition through its leader and returns a wait for the
+	// result. Batches one caller starts on one partition are appended in that order. Its errors are
+	// status errors.
+	Produce(ctx context.Context, topic string, partition int, b partition.Batch) func() (partition.Result, error)
+	// Partition describes a partition: its replicas, its leader and the offsets it holds, as far
+	// as this server knows them.
+	Partition(topic string, partition int) *dislogv1.PartitionInfo
 	// Servers lists the servers of the cluster, with this server's Raft term.
 	Servers(ctx context.Context) (*dislogv1.GetServersResponse, error)
 }
 
 // Config is what a Service serves.
 type Config struct {
-	// Topics are the local topics, which reads are served from and which the FSM writes.
-	Topics  *topics.Registry
 	Cluster Cluster
 	// MaxRecordBytes bounds the key, headers and value of a record (codec.Payload); the framing of
 	// its encoding is not counted, up to codec.MaxFraming.
@@ -54,6 +73,9 @@ type Config struct {
 type Service struct {
 	dislogv1.UnimplementedLogServiceServer
 	cfg Config
+
+	// roundRobin picks the partitions of keyless batches that name none.
+	roundRobin atomic.Uint64
 
 	producedRecords *prometheus.CounterVec
 	producedBytes   *prometheus.CounterVec
@@ -84,51 +106,34 @@ func (s *Service) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{s.producedRecords, s.producedBytes, s.consumedRecords}
 }
 
-// topic validates a topic name and looks it up.
-func (s *Service) topic(name string) (*topics.Topic, error) {
+// topic validates a topic name and looks its metadata up. A topic this server has not heard of is
+// looked up again after a read barrier: a topic whose creation the cluster acknowledged exists for
+// every caller, on every server. The barrier is paid only on a miss.
+func (s *Service) topic(ctx context.Context, name string) (fsm.TopicState, error) {
 	if err := topics.ValidateName(name); err != nil {
-		return nil, topicError(err, name)
+		return fsm.TopicState{}, topicError(err, name)
 	}
-	t, err := s.cfg.Topics.Get(name)
-	if err != nil {
-		return nil, topicError(err, name)
+	if t, ok := s.cfg.Cluster.Topic(name); ok {
+		return t, nil
 	}
-	return t, nil
+	if err := s.cfg.Cluster.ReadBarrier(ctx); err != nil {
+		return fsm.TopicState{}, err
+	}
+	if t, ok := s.cfg.Cluster.Topic(name); ok {
+		return t, nil
+	}
+	return fsm.TopicState{}, topicError(topics.ErrNotFound, name)
 }
 
-// Consume reads one record.
-func (s *Service) Consume(ctx context.Context, req *dislogv1.ConsumeRequest) (*dislogv1.ConsumeResponse, error) {
-	t, err := s.awaitTopic(ctx, req.GetTopic())
-	if err != nil {
-		return nil, err
-	}
-	if req.GetReadYourWrites() {
-		if err := s.awaitWrites(ctx, t, req.GetOffset()); err != nil {
-			return nil, err
+// checkPartition checks that a topic has partition p.
+func checkPartition(name string, t fsm.TopicState, p uint32) error {
+	if int(p) >= t.Partitions() {
+		if t.Partitions() == 1 {
+			return status.Errorf(codes.InvalidArgument, "topic %q has one partition, 0; there is no partition %d", name, p)
 		}
+		return status.Errorf(codes.InvalidArgument, "topic %q has partitions 0 to %d; there is no partition %d", name, t.Partitions()-1, p)
 	}
-	rec, err := s.read(ctx, t, req.GetOffset())
-	if err != nil {
-		return nil, err
-	}
-	s.consumedRecords.WithLabelValues(t.Name).Inc()
-	return &dislogv1.ConsumeResponse{Record: rec}, nil
-}
-
-// read reads and decodes the record at offset.
-func (s *Service) read(ctx context.Context, t *topics.Topic, offset uint64) (*dislogv1.Record, error) {
-	stored, err := t.Log.Read(offset)
-	if err != nil {
-		if isRange(err) {
-			return nil, rangeError(t, offset)
-		}
-		return nil, s.logError(ctx, err, t)
-	}
-	rec := &dislogv1.Record{Offset: offset, AppendTime: timestamppb.New(timeOf(stored.Time))}
-	if err := codec.Decode(stored.Value, rec); err != nil {
-		return nil, s.logError(ctx, err, t)
-	}
-	return rec, nil
+	return nil
 }
 
 // GetServers lists every server of the Raft configuration.
@@ -136,20 +141,25 @@ func (s *Service) GetServers(ctx context.Context, _ *dislogv1.GetServersRequest)
 	return s.cfg.Cluster.Servers(ctx)
 }
 
-// apply applies one command through the cluster and waits for its result.
-func (s *Service) apply(ctx context.Context, c *fsm.Command) (*fsm.Result, error) {
-	r, err := s.cfg.Cluster.Submit(ctx, fsm.AppendCommand(make([]byte, 0, fsm.CommandSize(c)), c))()
+// apply applies one controller command and waits for its result.
+func (s *Service) apply(ctx context.Context, c *fsm.Command) error {
+	r, err := s.cfg.Cluster.Submit(ctx, fsm.AppendCommand(nil, c))()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if r.Err != nil {
-		return nil, ResultError(r.Err)
+		return ResultError(r.Err)
 	}
-	return r, nil
+	return nil
 }
 
-// CreateTopic creates a topic.
+// CreateTopic creates a topic: the controller places its partitions' replicas and commits the
+// topic; every server then opens the replicas assigned to it.
 func (s *Service) CreateTopic(ctx context.Context, req *dislogv1.CreateTopicRequest) (*dislogv1.CreateTopicResponse, error) {
+	name := req.GetTopic()
+	if err := topics.ValidateName(name); err != nil {
+		return nil, topicError(err, name)
+	}
 	var c topics.Config
 	if pc := req.GetConfig(); pc != nil {
 		c.RetentionBytes = pc.GetRetentionBytes()
@@ -160,22 +170,48 @@ func (s *Service) CreateTopic(ctx context.Context, req *dislogv1.CreateTopicRequ
 			c.RetentionAge = age.AsDuration()
 		}
 	}
-	if err := topics.ValidateName(req.GetTopic()); err != nil {
-		return nil, topicError(err, req.GetTopic())
-	}
 	if c.RetentionBytes < 0 || c.RetentionAge < 0 {
-		return nil, topicError(fmt.Errorf("%w: retention must not be negative", topics.ErrInvalidConfig), req.GetTopic())
+		return nil, topicError(fmt.Errorf("%w: retention must not be negative", topics.ErrInvalidConfig), name)
 	}
-	if _, err := s.apply(ctx, &fsm.Command{
-		Kind: fsm.KindCreateTopic, Topic: req.GetTopic(), RetentionBytes: c.RetentionBytes, RetentionAge: int64(c.RetentionAge),
+	parts := 1
+	if req.Partitions != nil {
+		parts = int(req.GetPartitions())
+	}
+	if parts < 1 || parts > fsm.MaxPartitions {
+		return nil, status.Errorf(codes.InvalidArgument, "invalid partition count %d: a topic has 1 to %d partitions", parts, fsm.MaxPartitions)
+	}
+	rf := s.cfg.Cluster.DefaultReplicationFactor()
+	if req.ReplicationFactor != nil {
+		rf = int(req.GetReplicationFactor())
+	}
+	if rf != 1 && rf != 3 && rf != 5 {
+		return nil, status.Errorf(codes.InvalidArgument, "invalid replication factor %d: use 1, 3 or 5 (an odd number of replicas, so that a majority survives the loss of the others)", rf)
+	}
+	// A topic that exists already is refused without placing anything.
+	if _, ok := s.cfg.Cluster.Topic(name); ok {
+		return nil, topicError(topics.ErrExists, name)
+	}
+	// Place over the servers of the controller's configuration as of now: a server that just
+	// joined may not have applied the latest one.
+	if err := s.cfg.Cluster.ReadBarrier(ctx); err != nil {
+		return nil, err
+	}
+	replicas, err := s.cfg.Cluster.Place(parts, rf)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.apply(ctx, &fsm.Command{
+		Kind: fsm.KindCreateTopic, Topic: name, RetentionBytes: c.RetentionBytes, RetentionAge: int64(c.RetentionAge),
+		ReplicationFactor: rf, Replicas: replicas,
 	}); err != nil {
 		return nil, err
 	}
-	if t, err := s.cfg.Topics.Get(req.GetTopic()); err == nil {
-		return &dislogv1.CreateTopicResponse{Topic: topicInfo(t)}, nil
+	t, ok := s.cfg.Cluster.Topic(name)
+	if !ok {
+		// Created through the leader and not yet applied here.
+		t = fsm.TopicState{RetentionBytes: c.RetentionBytes, RetentionAge: int64(c.RetentionAge), ReplicationFactor: rf, Replicas: replicas}
 	}
-	// Created through the leader and not yet applied here.
-	return &dislogv1.CreateTopicResponse{Topic: topicInfo(&topics.Topic{Name: req.GetTopic(), Config: c})}, nil
+	return &dislogv1.CreateTopicResponse{Topic: s.topicInfo(name, t)}, nil
 }
 
 // DeleteTopic deletes a topic and the offsets committed on it.
@@ -183,7 +219,7 @@ func (s *Service) DeleteTopic(ctx context.Context, req *dislogv1.DeleteTopicRequ
 	if err := topics.ValidateName(req.GetTopic()); err != nil {
 		return nil, topicError(err, req.GetTopic())
 	}
-	if _, err := s.apply(ctx, &fsm.Command{Kind: fsm.KindDeleteTopic, Topic: req.GetTopic()}); err != nil {
+	if err := s.apply(ctx, &fsm.Command{Kind: fsm.KindDeleteTopic, Topic: req.GetTopic()}); err != nil {
 		return nil, err
 	}
 	for _, c := range s.Collectors() {
@@ -198,19 +234,19 @@ func (s *Service) ListTopics(ctx context.Context, _ *dislogv1.ListTopicsRequest)
 		return nil, err
 	}
 	resp := &dislogv1.ListTopicsResponse{}
-	for _, t := range s.cfg.Topics.List() {
-		if s.cfg.Visible == nil || s.cfg.Visible(ctx, t.Name) {
-			resp.Topics = append(resp.Topics, topicInfo(t))
+	for _, name := range s.cfg.Cluster.Topics() {
+		t, ok := s.cfg.Cluster.Topic(name)
+		if ok && (s.cfg.Visible == nil || s.cfg.Visible(ctx, name)) {
+			resp.Topics = append(resp.Topics, s.topicInfo(name, t))
 		}
 	}
 	return resp, nil
 }
 
-// DescribeTopic describes one topic. Topic metadata reads are linearizable, as FetchOffset is: a
-// topic created, deleted or reconfigured through any server before the call began is seen so on
-// every server (a follower that had not applied the change would otherwise deny a topic its
-// caller was just told exists). The read barrier costs one round trip to the leader; metadata
-// reads are rare next to record reads, which stay local.
+// DescribeTopic describes one topic and each of its partitions. Topic metadata reads are
+// linearizable, as FetchOffset is: a topic created or deleted through any server before the call
+// began is seen so on every server. The read barrier costs one round trip to the controller's
+// leader; metadata reads are rare next to record reads, which stay local.
 func (s *Service) DescribeTopic(ctx context.Context, req *dislogv1.DescribeTopicRequest) (*dislogv1.DescribeTopicResponse, error) {
 	if err := topics.ValidateName(req.GetTopic()); err != nil {
 		return nil, topicError(err, req.GetTopic())
@@ -218,45 +254,78 @@ func (s *Service) DescribeTopic(ctx context.Context, req *dislogv1.DescribeTopic
 	if err := s.cfg.Cluster.ReadBarrier(ctx); err != nil {
 		return nil, err
 	}
-	t, err := s.topic(req.GetTopic())
-	if err != nil {
-		return nil, err
+	t, ok := s.cfg.Cluster.Topic(req.GetTopic())
+	if !ok {
+		return nil, topicError(topics.ErrNotFound, req.GetTopic())
 	}
-	return &dislogv1.DescribeTopicResponse{Topic: topicInfo(t)}, nil
+	return &dislogv1.DescribeTopicResponse{Topic: s.topicInfo(req.GetTopic(), t)}, nil
 }
 
-func topicInfo(t *topics.Topic) *dislogv1.TopicInfo {
+// topicInfo describes a topic: its configuration, and each partition as this server knows it.
+// The topic's offsets are partition 0's; bytes and segments are summed over partitions.
+func (s *Service) topicInfo(name string, t fsm.TopicState) *dislogv1.TopicInfo {
 	info := &dislogv1.TopicInfo{
-		Topic:  t.Name,
-		Config: &dislogv1.TopicConfig{RetentionBytes: t.Config.RetentionBytes},
+		Topic:             name,
+		Config:            &dislogv1.TopicConfig{RetentionBytes: t.RetentionBytes},
+		Partitions:        uint32(t.Partitions()),
+		ReplicationFactor: uint32(t.ReplicationFactor),
 	}
-	if t.Log != nil {
-		st := t.Log.Stats()
-		info.LowestOffset, info.NextOffset, info.Bytes, info.Segments = st.LowestOffset, st.NextOffset, st.Bytes, int64(st.Segments)
+	if t.RetentionAge > 0 {
+		info.Config.RetentionAge = durationpb.New(time.Duration(t.RetentionAge))
 	}
-	if t.Config.RetentionAge > 0 {
-		info.Config.RetentionAge = durationpb.New(t.Config.RetentionAge)
+	for p := range t.Partitions() {
+		pi := s.cfg.Cluster.Partition(name, p)
+		if pi == nil {
+			pi = &dislogv1.PartitionInfo{Partition: uint32(p), Replicas: t.Replicas[p]}
+		}
+		info.PartitionInfo = append(info.PartitionInfo, pi)
+		info.Bytes += pi.GetBytes()
+		info.Segments += pi.GetSegments()
+	}
+	if len(info.PartitionInfo) > 0 {
+		info.LowestOffset, info.NextOffset = info.PartitionInfo[0].GetLowestOffset(), info.PartitionInfo[0].GetNextOffset()
 	}
 	return info
 }
 
-// CommitOffset records a consumer group's next offset on a topic.
+// CommitOffset records a consumer group's next offset on a partition.
 func (s *Service) CommitOffset(ctx context.Context, req *dislogv1.CommitOffsetRequest) (*dislogv1.CommitOffsetResponse, error) {
 	if err := topics.ValidateName(req.GetGroup()); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "invalid group name: %v", trimPrefix(err))
 	}
-	if err := topics.ValidateName(req.GetTopic()); err != nil {
-		return nil, topicError(err, req.GetTopic())
+	t, err := s.topic(ctx, req.GetTopic())
+	if err != nil {
+		return nil, err
 	}
-	if _, err := s.apply(ctx, &fsm.Command{
-		Kind: fsm.KindCommitOffset, Topic: req.GetTopic(), Group: req.GetGroup(), Offset: req.GetOffset(),
+	if err := checkPartition(req.GetTopic(), t, req.GetPartition()); err != nil {
+		return nil, err
+	}
+	// An offset past the partition's end is refused, as far as a replica here can tell within a
+	// second (a follower may lag behind records its caller was acknowledged); a server without a
+	// replica lets the commit through.
+	if rep, err := s.cfg.Cluster.Replica(ctx, req.GetTopic(), int(req.GetPartition())); err == nil && req.GetOffset() > nextOf(rep) {
+		wait, cancel := context.WithTimeout(ctx, time.Second)
+		err := rep.Wait(wait, req.GetOffset()-1)
+		cancel()
+		if err != nil {
+			return nil, status.Errorf(codes.OutOfRange, "offset %d is past the end of partition %d of topic %q, whose next offset is %d; commit the offset after the last record processed",
+				req.GetOffset(), req.GetPartition(), req.GetTopic(), nextOf(rep))
+		}
+	}
+	if err := s.apply(ctx, &fsm.Command{
+		Kind: fsm.KindCommitOffset, Topic: req.GetTopic(), Group: req.GetGroup(), Partition: req.GetPartition(), Offset: req.GetOffset(),
 	}); err != nil {
 		return nil, err
 	}
 	return &dislogv1.CommitOffsetResponse{}, nil
 }
 
-// FetchOffset returns a consumer group's committed offset on a topic.
+func nextOf(rep *partition.Replica) uint64 {
+	_, next := rep.Offsets()
+	return next
+}
+
+// FetchOffset returns a consumer group's committed offset on a partition.
 func (s *Service) FetchOffset(ctx context.Context, req *dislogv1.FetchOffsetRequest) (*dislogv1.FetchOffsetResponse, error) {
 	if err := topics.ValidateName(req.GetGroup()); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "invalid group name: %v", trimPrefix(err))
@@ -266,10 +335,13 @@ func (s *Service) FetchOffset(ctx context.Context, req *dislogv1.FetchOffsetRequ
 	if err := s.cfg.Cluster.ReadBarrier(ctx); err != nil {
 		return nil, err
 	}
-	t, err := s.topic(req.GetTopic())
+	t, err := s.topic(ctx, req.GetTopic())
 	if err != nil {
 		return nil, err
 	}
-	off, ok := s.cfg.Cluster.Offset(req.GetGroup(), t.Name)
+	if err := checkPartition(req.GetTopic(), t, req.GetPartition()); err != nil {
+		return nil, err
+	}
+	off, ok := s.cfg.Cluster.Offset(req.GetGroup(), req.GetTopic(), req.GetPartition())
 	return &dislogv1.FetchOffsetResponse{Offset: off, Committed: ok}, nil
 }

@@ -70,8 +70,6 @@ func (x *ApplyRequest) GetCommand() []byte {
 
 type ApplyResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	BaseOffset    uint64                 `protobuf:"varint,1,opt,name=base_offset,json=baseOffset,proto3" json:"base_offset,omitempty"`
-	Duplicate     bool                   `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -106,43 +104,32 @@ func (*ApplyResponse) Descriptor() ([]byte, []int) {
 	return file_peer_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *ApplyResponse) GetBaseOffset() uint64 {
-	if x != nil {
-		return x.BaseOffset
-	}
-	return 0
-}
-
-func (x *ApplyResponse) GetDuplicate() bool {
-	if x != nil {
-		return x.Duplicate
-	}
-	return false
-}
-
-type ReadRecordsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	From          uint64                 `protobuf:"varint,2,opt,name=from,proto3" json:"from,omitempty"`
-	To            uint64                 `protobuf:"varint,3,opt,name=to,proto3" json:"to,omitempty"`
+type ProduceRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Topic      string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition  uint32                 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	ProducerId uint64                 `protobuf:"varint,3,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	Sequence   uint64                 `protobuf:"varint,4,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// records are encoded as the partition stores them (server/internal/codec).
+	Records       [][]byte `protobuf:"bytes,5,rep,name=records,proto3" json:"records,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ReadRecordsRequest) Reset() {
-	*x = ReadRecordsRequest{}
+func (x *ProduceRequest) Reset() {
+	*x = ProduceRequest{}
 	mi := &file_peer_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ReadRecordsRequest) String() string {
+func (x *ProduceRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ReadRecordsRequest) ProtoMessage() {}
+func (*ProduceRequest) ProtoMessage() {}
 
-func (x *ReadRecordsRequest) ProtoReflect() protoreflect.Message {
+func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_peer_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -154,56 +141,68 @@ func (x *ReadRecordsRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ReadRecordsRequest.ProtoReflect.Descriptor instead.
-func (*ReadRecordsRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use ProduceRequest.ProtoReflect.Descriptor instead.
+func (*ProduceRequest) Descriptor() ([]byte, []int) {
 	return file_peer_proto_rawDescGZIP(), []int{2}
 }
 
-func (x *ReadRecordsRequest) GetTopic() string {
+func (x *ProduceRequest) GetTopic() string {
 	if x != nil {
 		return x.Topic
 	}
 	return ""
 }
 
-func (x *ReadRecordsRequest) GetFrom() uint64 {
+func (x *ProduceRequest) GetPartition() uint32 {
 	if x != nil {
-		return x.From
+		return x.Partition
 	}
 	return 0
 }
 
-func (x *ReadRecordsRequest) GetTo() uint64 {
+func (x *ProduceRequest) GetProducerId() uint64 {
 	if x != nil {
-		return x.To
+		return x.ProducerId
 	}
 	return 0
 }
 
-type ReadRecordsResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// first_offset is the offset of values[0]; values and times are parallel.
-	FirstOffset   uint64   `protobuf:"varint,1,opt,name=first_offset,json=firstOffset,proto3" json:"first_offset,omitempty"`
-	Values        [][]byte `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
-	Times         []int64  `protobuf:"varint,3,rep,packed,name=times,proto3" json:"times,omitempty"`
+func (x *ProduceRequest) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *ProduceRequest) GetRecords() [][]byte {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+type ProduceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	BaseOffset    uint64                 `protobuf:"varint,1,opt,name=base_offset,json=baseOffset,proto3" json:"base_offset,omitempty"`
+	Duplicate     bool                   `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ReadRecordsResponse) Reset() {
-	*x = ReadRecordsResponse{}
+func (x *ProduceResponse) Reset() {
+	*x = ProduceResponse{}
 	mi := &file_peer_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ReadRecordsResponse) String() string {
+func (x *ProduceResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ReadRecordsResponse) ProtoMessage() {}
+func (*ProduceResponse) ProtoMessage() {}
 
-func (x *ReadRecordsResponse) ProtoReflect() protoreflect.Message {
+func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_peer_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -215,30 +214,23 @@ func (x *ReadRecordsResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ReadRecordsResponse.ProtoReflect.Descriptor instead.
-func (*ReadRecordsResponse) Descriptor() ([]byte, []int) {
+// Deprecated: Use ProduceResponse.ProtoReflect.Descriptor instead.
+func (*ProduceResponse) Descriptor() ([]byte, []int) {
 	return file_peer_proto_rawDescGZIP(), []int{3}
 }
 
-func (x *ReadRecordsResponse) GetFirstOffset() uint64 {
+func (x *ProduceResponse) GetBaseOffset() uint64 {
 	if x != nil {
-		return x.FirstOffset
+		return x.BaseOffset
 	}
 	return 0
 }
 
-func (x *ReadRecordsResponse) GetValues() [][]byte {
+func (x *ProduceResponse) GetDuplicate() bool {
 	if x != nil {
-		return x.Values
+		return x.Duplicate
 	}
-	return nil
-}
-
-func (x *ReadRecordsResponse) GetTimes() []int64 {
-	if x != nil {
-		return x.Times
-	}
-	return nil
+	return false
 }
 
 type ReadIndexRequest struct {
@@ -328,25 +320,25 @@ const file_peer_proto_rawDesc = "" +
 	"\n" +
 	"peer.proto\x12\x0edislog.peer.v1\"(\n" +
 	"\fApplyRequest\x12\x18\n" +
-	"\acommand\x18\x01 \x01(\fR\acommand\"N\n" +
-	"\rApplyResponse\x12\x1f\n" +
+	"\acommand\x18\x01 \x01(\fR\acommand\"\x0f\n" +
+	"\rApplyResponse\"\x9b\x01\n" +
+	"\x0eProduceRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\rR\tpartition\x12\x1f\n" +
+	"\vproducer_id\x18\x03 \x01(\x04R\n" +
+	"producerId\x12\x1a\n" +
+	"\bsequence\x18\x04 \x01(\x04R\bsequence\x12\x18\n" +
+	"\arecords\x18\x05 \x03(\fR\arecords\"P\n" +
+	"\x0fProduceResponse\x12\x1f\n" +
 	"\vbase_offset\x18\x01 \x01(\x04R\n" +
 	"baseOffset\x12\x1c\n" +
-	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"N\n" +
-	"\x12ReadRecordsRequest\x12\x14\n" +
-	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x12\n" +
-	"\x04from\x18\x02 \x01(\x04R\x04from\x12\x0e\n" +
-	"\x02to\x18\x03 \x01(\x04R\x02to\"f\n" +
-	"\x13ReadRecordsResponse\x12!\n" +
-	"\ffirst_offset\x18\x01 \x01(\x04R\vfirstOffset\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\fR\x06values\x12\x14\n" +
-	"\x05times\x18\x03 \x03(\x03R\x05times\"\x12\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index2\xf8\x01\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index2\xea\x01\n" +
 	"\x04Peer\x12D\n" +
-	"\x05Apply\x12\x1c.dislog.peer.v1.ApplyRequest\x1a\x1d.dislog.peer.v1.ApplyResponse\x12X\n" +
-	"\vReadRecords\x12\".dislog.peer.v1.ReadRecordsRequest\x1a#.dislog.peer.v1.ReadRecordsResponse0\x01\x12P\n" +
+	"\x05Apply\x12\x1c.dislog.peer.v1.ApplyRequest\x1a\x1d.dislog.peer.v1.ApplyResponse\x12J\n" +
+	"\aProduce\x12\x1e.dislog.peer.v1.ProduceRequest\x1a\x1f.dislog.peer.v1.ProduceResponse\x12P\n" +
 	"\tReadIndex\x12 .dislog.peer.v1.ReadIndexRequest\x1a!.dislog.peer.v1.ReadIndexResponseB<Z:github.com/dislog/dislog/server/internal/peerapi/v1;peerv1b\x06proto3"
 
 var (
@@ -363,19 +355,19 @@ func file_peer_proto_rawDescGZIP() []byte {
 
 var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_peer_proto_goTypes = []any{
-	(*ApplyRequest)(nil),        // 0: dislog.peer.v1.ApplyRequest
-	(*ApplyResponse)(nil),       // 1: dislog.peer.v1.ApplyResponse
-	(*ReadRecordsRequest)(nil),  // 2: dislog.peer.v1.ReadRecordsRequest
-	(*ReadRecordsResponse)(nil), // 3: dislog.peer.v1.ReadRecordsResponse
-	(*ReadIndexRequest)(nil),    // 4: dislog.peer.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),   // 5: dislog.peer.v1.ReadIndexResponse
+	(*ApplyRequest)(nil),      // 0: dislog.peer.v1.ApplyRequest
+	(*ApplyResponse)(nil),     // 1: dislog.peer.v1.ApplyResponse
+	(*ProduceRequest)(nil),    // 2: dislog.peer.v1.ProduceRequest
+	(*ProduceResponse)(nil),   // 3: dislog.peer.v1.ProduceResponse
+	(*ReadIndexRequest)(nil),  // 4: dislog.peer.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil), // 5: dislog.peer.v1.ReadIndexResponse
 }
 var file_peer_proto_depIdxs = []int32{
 	0, // 0: dislog.peer.v1.Peer.Apply:input_type -> dislog.peer.v1.ApplyRequest
-	2, // 1: dislog.peer.v1.Peer.ReadRecords:input_type -> dislog.peer.v1.ReadRecordsRequest
+	2, // 1: dislog.peer.v1.Peer.Produce:input_type -> dislog.peer.v1.ProduceRequest
 	4, // 2: dislog.peer.v1.Peer.ReadIndex:input_type -> dislog.peer.v1.ReadIndexRequest
 	1, // 3: dislog.peer.v1.Peer.Apply:output_type -> dislog.peer.v1.ApplyResponse
-	3, // 4: dislog.peer.v1.Peer.ReadRecords:output_type -> dislog.peer.v1.ReadRecordsResponse
+	3, // 4: dislog.peer.v1.Peer.Produce:output_type -> dislog.peer.v1.ProduceResponse
 	5, // 5: dislog.peer.v1.Peer.ReadIndex:output_type -> dislog.peer.v1.ReadIndexResponse
 	3, // [3:6] is the sub-list for method output_type
 	0, // [0:3] is the sub-list for method input_type

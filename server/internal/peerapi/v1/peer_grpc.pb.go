@@ -22,26 +22,28 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Peer_Apply_FullMethodName       = "/dislog.peer.v1.Peer/Apply"
-	Peer_ReadRecords_FullMethodName = "/dislog.peer.v1.Peer/ReadRecords"
-	Peer_ReadIndex_FullMethodName   = "/dislog.peer.v1.Peer/ReadIndex"
+	Peer_Apply_FullMethodName     = "/dislog.peer.v1.Peer/Apply"
+	Peer_Produce_FullMethodName   = "/dislog.peer.v1.Peer/Produce"
+	Peer_ReadIndex_FullMethodName = "/dislog.peer.v1.Peer/ReadIndex"
 )
 
 // PeerClient is the client API for Peer service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type PeerClient interface {
-	// Apply applies an FSM command (server/internal/fsm) through the Raft log of the server called,
-	// which must be the leader: a follower forwards the writes it takes this way. Errors are the
-	// client API's status codes, as the command's result maps them.
+	// Apply applies a controller command (server/internal/fsm) through the controller group's Raft
+	// log on the server called, which must be the controller's leader: a follower forwards the metadata
+	// writes it takes this way. Errors are the client API's status codes, as the command's result maps
+	// them.
 	Apply(ctx context.Context, in *ApplyRequest, opts ...grpc.CallOption) (*ApplyResponse, error)
-	// ReadRecords streams the stored records [from, to) of a topic as they are on disk, for a server
-	// restoring a snapshot whose records it lacks.
-	ReadRecords(ctx context.Context, in *ReadRecordsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadRecordsResponse], error)
-	// ReadIndex is the leader's answer to "where must I have applied to, to read what every
-	// acknowledged write wrote": after confirming with a majority that it still leads, the index of
-	// the last command it has applied. A server that has applied up to that index serves a
-	// linearizable read from its own state (read_your_writes, FetchOffset).
+	// Produce appends a batch to a partition through its Raft group on the server called, which must
+	// lead that partition: a server that takes a produce for a partition it does not lead forwards it
+	// this way. Errors are the client API's status codes.
+	Produce(ctx context.Context, in *ProduceRequest, opts ...grpc.CallOption) (*ProduceResponse, error)
+	// ReadIndex is the controller leader's answer to "where must I have applied to, to read what every
+	// acknowledged metadata write wrote": after confirming with a majority that it still leads, the
+	// index of the last command it has applied. A server that has applied up to that index serves a
+	// linearizable metadata read from its own state (DescribeTopic, FetchOffset).
 	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
 }
 
@@ -63,24 +65,15 @@ func (c *peerClient) Apply(ctx context.Context, in *ApplyRequest, opts ...grpc.C
 	return out, nil
 }
 
-func (c *peerClient) ReadRecords(ctx context.Context, in *ReadRecordsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadRecordsResponse], error) {
+func (c *peerClient) Produce(ctx context.Context, in *ProduceRequest, opts ...grpc.CallOption) (*ProduceResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Peer_ServiceDesc.Streams[0], Peer_ReadRecords_FullMethodName, cOpts...)
+	out := new(ProduceResponse)
+	err := c.cc.Invoke(ctx, Peer_Produce_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[ReadRecordsRequest, ReadRecordsResponse]{ClientStream: stream}
-	if err := x.ClientStream.SendMsg(in); err != nil {
-		return nil, err
-	}
-	if err := x.ClientStream.CloseSend(); err != nil {
-		return nil, err
-	}
-	return x, nil
+	return out, nil
 }
-
-// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Peer_ReadRecordsClient = grpc.ServerStreamingClient[ReadRecordsResponse]
 
 func (c *peerClient) ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -96,17 +89,19 @@ func (c *peerClient) ReadIndex(ctx context.Context, in *ReadIndexRequest, opts .
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
 type PeerServer interface {
-	// Apply applies an FSM command (server/internal/fsm) through the Raft log of the server called,
-	// which must be the leader: a follower forwards the writes it takes this way. Errors are the
-	// client API's status codes, as the command's result maps them.
+	// Apply applies a controller command (server/internal/fsm) through the controller group's Raft
+	// log on the server called, which must be the controller's leader: a follower forwards the metadata
+	// writes it takes this way. Errors are the client API's status codes, as the command's result maps
+	// them.
 	Apply(context.Context, *ApplyRequest) (*ApplyResponse, error)
-	// ReadRecords streams the stored records [from, to) of a topic as they are on disk, for a server
-	// restoring a snapshot whose records it lacks.
-	ReadRecords(*ReadRecordsRequest, grpc.ServerStreamingServer[ReadRecordsResponse]) error
-	// ReadIndex is the leader's answer to "where must I have applied to, to read what every
-	// acknowledged write wrote": after confirming with a majority that it still leads, the index of
-	// the last command it has applied. A server that has applied up to that index serves a
-	// linearizable read from its own state (read_your_writes, FetchOffset).
+	// Produce appends a batch to a partition through its Raft group on the server called, which must
+	// lead that partition: a server that takes a produce for a partition it does not lead forwards it
+	// this way. Errors are the client API's status codes.
+	Produce(context.Context, *ProduceRequest) (*ProduceResponse, error)
+	// ReadIndex is the controller leader's answer to "where must I have applied to, to read what every
+	// acknowledged metadata write wrote": after confirming with a majority that it still leads, the
+	// index of the last command it has applied. A server that has applied up to that index serves a
+	// linearizable metadata read from its own state (DescribeTopic, FetchOffset).
 	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
@@ -121,8 +116,8 @@ type UnimplementedPeerServer struct{}
 func (UnimplementedPeerServer) Apply(context.Context, *ApplyRequest) (*ApplyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Apply not implemented")
 }
-func (UnimplementedPeerServer) ReadRecords(*ReadRecordsRequest, grpc.ServerStreamingServer[ReadRecordsResponse]) error {
-	return status.Error(codes.Unimplemented, "method ReadRecords not implemented")
+func (UnimplementedPeerServer) Produce(context.Context, *ProduceRequest) (*ProduceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Produce not implemented")
 }
 func (UnimplementedPeerServer) ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReadIndex not implemented")
@@ -166,16 +161,23 @@ func _Peer_Apply_Handler(srv interface{}, ctx context.Context, dec func(interfac
 	return interceptor(ctx, in, info, handler)
 }
 
-func _Peer_ReadRecords_Handler(srv interface{}, stream grpc.ServerStream) error {
-	m := new(ReadRecordsRequest)
-	if err := stream.RecvMsg(m); err != nil {
-		return err
+func _Peer_Produce_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProduceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
 	}
-	return srv.(PeerServer).ReadRecords(m, &grpc.GenericServerStream[ReadRecordsRequest, ReadRecordsResponse]{ServerStream: stream})
+	if interceptor == nil {
+		return srv.(PeerServer).Produce(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Produce_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Produce(ctx, req.(*ProduceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
 }
-
-// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Peer_ReadRecordsServer = grpc.ServerStreamingServer[ReadRecordsResponse]
 
 func _Peer_ReadIndex_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ReadIndexRequest)
@@ -207,16 +209,14 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Peer_Apply_Handler,
 		},
 		{
+			MethodName: "Produce",
+			Handler:    _Peer_Produce_Handler,
+		},
+		{
 			MethodName: "ReadIndex",
 			Handler:    _Peer_ReadIndex_Handler,
 		},
 	},
-	Streams: []grpc.StreamDesc{
-		{
-			StreamName:    "ReadRecords",
-			Handler:       _Peer_ReadRecords_Handler,
-			ServerStreams: true,
-		},
-	},
+	Streams:  []grpc.StreamDesc{},
 	Metadata: "peer.proto",
 }

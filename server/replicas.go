@@ -1,0 +1,614 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	dislogv1 "github.com/dislog/dislog/client/api/v1"
+	"github.com/dislog/dislog/discovery"
+	"github.com/dislog/dislog/server/internal/fsm"
+	"github.com/dislog/dislog/server/internal/partition"
+	peerv1 "github.com/dislog/dislog/server/internal/peerapi/v1"
+	"github.com/dislog/dislog/server/internal/placement"
+	"github.com/dislog/dislog/server/internal/rpc"
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// partitionsDirName is the directory of a data directory that holds the partition replicas, one
+// directory per topic incarnation (<topic>+<created index>) with one per partition inside.
+const partitionsDirName = "partitions"
+
+// replicas are the partition replicas a server holds. A reconcile loop keeps them matching the
+// controller's metadata: it opens (and, for a new partition, bootstraps) the replicas of every
+// partition assigned to this server, and closes and deletes those of deleted topics.
+type replicas struct {
+	c   *cluster
+	dir string
+
+	mu     sync.RWMutex
+	topics map[string]*topicReplicas
+}
+
+// topicReplicas are one topic's replicas on this server.
+type topicReplicas struct {
+	name  string
+	state fsm.TopicState
+	// parts has one entry per partition: the local replica, or nil where this server holds none.
+	parts []*partition.Replica
+}
+
+// instance names a topic's incarnation: a topic deleted and created again is another.
+func instance(topic string, created uint64) string {
+	return topic + "+" + strconv.FormatUint(created, 10)
+}
+
+// groupID is a partition's Raft group on the Raft network.
+func groupID(topic string, created uint64, p int) string {
+	return instance(topic, created) + "/" + strconv.Itoa(p)
+}
+
+func newReplicas(c *cluster) *replicas {
+	return &replicas{c: c, dir: filepath.Join(c.opts.dataDir, partitionsDirName), topics: map[string]*topicReplicas{}}
+}
+
+// run reconciles until the cluster stops.
+func (r *replicas) run() {
+	for {
+		state, changed := r.c.fsm.Watch()
+		r.reconcile(state)
+		select {
+		case <-changed:
+		case <-r.c.stopped.Done():
+			return
+		}
+	}
+}
+
+// retentionLoop applies each local replica's retention periodically.
+func (r *replicas) retentionLoop() {
+	tick := time.NewTicker(r.c.opts.retentionInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.c.stopped.Done():
+			return
+		case <-tick.C:
+		}
+		r.each(func(t *topicReplicas, p int, rep *partition.Replica) {
+			if err := rep.ApplyRetention(); err != nil {
+				r.c.log.Warn("retention", slog.String("topic", t.name), slog.Int("partition", p), slog.Any("error", err))
+			}
+		})
+	}
+}
+
+// preferredLeaderLoop moves each partition's leadership back to its preferred replica (the first
+// of its replica set, which placement balances over the servers) when that replica is up and this
+// server leads instead, as Kafka's preferred leader election does. The leader's reconcile interval
+// paces it.
+func (r *replicas) preferredLeaderLoop() {
+	tick := time.NewTicker(r.c.opts.reconcileInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.c.stopped.Done():
+			return
+		case <-tick.C:
+		}
+		if r.c.membershipStopped() {
+			continue
+		}
+		up := r.c.upServers()
+		addrs := r.c.addresses()
+		r.each(func(t *topicReplicas, p int, rep *partition.Replica) {
+			preferred := t.state.Replicas[p][0]
+			if preferred == r.c.id || !rep.IsLeader() || !slices.Contains(up, preferred) || addrs[preferred] == "" {
+				return
+			}
+			if err := rep.TransferLeadership(raft.ServerID(preferred), raft.ServerAddress(addrs[preferred])); err != nil {
+				r.c.log.Debug("moving a partition's leadership to its preferred replica", slog.String("topic", t.name),
+					slog.Int("partition", p), slog.String("to", preferred), slog.Any("error", err))
+				return
+			}
+			r.c.log.Info("moved a partition's leadership to its preferred replica", slog.String("topic", t.name),
+				slog.Int("partition", p), slog.String("to", preferred))
+		})
+	}
+}
+
+// each calls f for every local replica.
+func (r *replicas) each(f func(t *topicReplicas, p int, rep *partition.Replica)) {
+	r.mu.RLock()
+	var ts []*topicReplicas
+	for _, t := range r.topics {
+		ts = append(ts, t)
+	}
+	r.mu.RUnlock()
+	for _, t := range ts {
+		for p, rep := range t.parts {
+			if rep != nil {
+				f(t, p, rep)
+			}
+		}
+	}
+}
+
+// reconcile makes the local replicas match the metadata.
+func (r *replicas) reconcile(state map[string]fsm.TopicState) {
+	r.mu.RLock()
+	var gone []*topicReplicas
+	for name, t := range r.topics {
+		if want, ok := state[name]; !ok || want.Created != t.state.Created {
+			gone = append(gone, t)
+		}
+	}
+	r.mu.RUnlock()
+	for _, t := range gone {
+		r.drop(t)
+	}
+	if r.c.fsm.Applied() >= r.c.startIndex {
+		r.removeStrays(state)
+	}
+	addrs := r.c.addresses()
+	for name, want := range state {
+		r.mu.RLock()
+		t := r.topics[name]
+		r.mu.RUnlock()
+		if t == nil {
+			t = &topicReplicas{name: name, state: want, parts: make([]*partition.Replica, want.Partitions())}
+		}
+		changed := false
+		for p, ids := range want.Replicas {
+			if t.parts[p] != nil || !contains(ids, r.c.id) {
+				continue
+			}
+			rep, err := r.open(name, want, p, ids, addrs)
+			if err != nil {
+				r.c.log.Error("opening a partition replica", slog.String("topic", name), slog.Int("partition", p), slog.Any("error", err))
+				continue
+			}
+			t.parts[p] = rep
+			changed = true
+		}
+		if changed || r.topics[name] == nil {
+			r.mu.Lock()
+			r.topics[name] = t
+			r.mu.Unlock()
+		}
+	}
+}
+
+func contains(ids []string, id string) bool {
+	for _, s := range ids {
+		if s == id {
+			return true
+		}
+	}
+	return false
+}
+
+// open opens a partition replica and bootstraps its group if it is new.
+func (r *replicas) open(topic string, t fsm.TopicState, p int, ids []string, addrs map[string]string) (*partition.Replica, error) {
+	group := groupID(topic, t.Created, p)
+	transport, err := r.c.network.Transport(group)
+	if err != nil {
+		return nil, err
+	}
+	o := r.c.opts
+	rep, err := partition.Open(partition.Config{
+		Topic: topic, Partition: p,
+		Dir:             filepath.Join(r.dir, instance(topic, t.Created), strconv.Itoa(p)),
+		LocalID:         raft.ServerID(r.c.id),
+		Transport:       transport,
+		Stable:          r.c.stable.Group(group),
+		Raft:            partitionRaftConfig(o),
+		Retention:       partition.Retention{Bytes: t.RetentionBytes, Age: time.Duration(t.RetentionAge)},
+		MaxEntryBytes:   uint32(o.maxMessageBytes + 1<<20),
+		MaxSegmentBytes: uint32(o.segmentBytes),
+		Logger:          r.c.log.With(slog.String("group", group)),
+	})
+	if err != nil {
+		transport.Close()
+		return nil, err
+	}
+	servers := make([]raft.Server, 0, len(ids))
+	for _, id := range ids {
+		addr, ok := addrs[id]
+		if !ok {
+			rep.Close()
+			return nil, fmt.Errorf("server %q of partition %d of topic %q is not in the cluster's configuration", id, p, topic)
+		}
+		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(addr)})
+	}
+	if err := rep.Bootstrap(servers); err != nil {
+		rep.Close()
+		return nil, err
+	}
+	return rep, nil
+}
+
+// partitionRaftConfig is the template of a partition group's Raft configuration: the server's
+// timings (the replica sets the rest, and keeps Raft from compacting the log on its own: retention
+// does, at segment boundaries).
+func partitionRaftConfig(o *options) *raft.Config {
+	conf := raft.DefaultConfig()
+	conf.HeartbeatTimeout = o.raft.HeartbeatTimeout
+	conf.ElectionTimeout = o.raft.ElectionTimeout
+	conf.LeaderLeaseTimeout = o.raft.LeaderLeaseTimeout
+	conf.CommitTimeout = o.raft.CommitTimeout
+	conf.SnapshotInterval = o.raft.SnapshotInterval
+	conf.SnapshotThreshold = o.raft.SnapshotThreshold
+	conf.MaxAppendEntries = 256
+	return conf
+}
+
+// drop closes a topic's local replicas and deletes their data.
+func (r *replicas) drop(t *topicReplicas) {
+	r.mu.Lock()
+	if r.topics[t.name] == t {
+		delete(r.topics, t.name)
+	}
+	r.mu.Unlock()
+	for p, rep := range t.parts {
+		if rep == nil {
+			continue
+		}
+		if err := rep.Close(); err != nil {
+			r.c.log.Warn("closing a partition replica", slog.String("topic", t.name), slog.Int("partition", p), slog.Any("error", err))
+		}
+		if err := r.c.stable.DeleteGroup(groupID(t.name, t.state.Created, p)); err != nil {
+			r.c.log.Warn("deleting a partition's Raft state", slog.String("topic", t.name), slog.Int("partition", p), slog.Any("error", err))
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(r.dir, instance(t.name, t.state.Created))); err != nil {
+		r.c.log.Warn("deleting a topic's replicas", slog.String("topic", t.name), slog.Any("error", err))
+	}
+}
+
+// removeStrays deletes the directories of topic incarnations the metadata no longer names (a topic
+// deleted while this server was down). It runs only once the controller's state holds every entry
+// this server's log held when it started: before, an empty or old state would name too little.
+func (r *replicas) removeStrays(state map[string]fsm.TopicState) {
+	entries, err := os.ReadDir(r.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name, created, ok := strings.Cut(e.Name(), "+")
+		if !ok {
+			continue
+		}
+		if t, live := state[name]; live && strconv.FormatUint(t.Created, 10) == created {
+			continue
+		}
+		r.mu.RLock()
+		t := r.topics[name]
+		r.mu.RUnlock()
+		if t != nil && strconv.FormatUint(t.state.Created, 10) == created {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(r.dir, e.Name())); err != nil {
+			r.c.log.Warn("deleting a deleted topic's replicas", slog.String("dir", e.Name()), slog.Any("error", err))
+		}
+	}
+}
+
+// close closes every local replica, in parallel: each waits for its Raft to stop.
+func (r *replicas) close() error {
+	r.mu.Lock()
+	ts := r.topics
+	r.topics = map[string]*topicReplicas{}
+	r.mu.Unlock()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, t := range ts {
+		for _, rep := range t.parts {
+			if rep == nil {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := rep.Close(); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// local returns this server's replica of a partition.
+func (r *replicas) local(topic string, p int) (*partition.Replica, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	t := r.topics[topic]
+	if t == nil || p < 0 || p >= len(t.parts) || t.parts[p] == nil {
+		return nil, false
+	}
+	return t.parts[p], true
+}
+
+// leaveAll hands the leadership of every partition this server leads to another replica.
+func (r *replicas) leaveAll() {
+	var wg sync.WaitGroup
+	r.each(func(t *topicReplicas, p int, rep *partition.Replica) {
+		if !rep.IsLeader() {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := rep.TransferLeadership("", ""); err != nil {
+				r.c.log.Debug("partition leadership transfer", slog.String("topic", t.name), slog.Int("partition", p), slog.Any("error", err))
+			}
+		}()
+	})
+	wg.Wait()
+}
+
+// Produce appends a batch to a partition through its leader: this server's replica if it leads,
+// or the leader's, over the peer API. It retries a server that says it does not lead (which wrote
+// nothing) until ctx's deadline, or 10 s.
+func (r *replicas) Produce(ctx context.Context, topic string, p int, b partition.Batch) (partition.Result, error) {
+	t, ok := r.c.fsm.Topic(topic)
+	if !ok {
+		return partition.Result{}, status.Errorf(codes.NotFound, "topic %q does not exist", topic)
+	}
+	if p < 0 || p >= t.Partitions() {
+		return partition.Result{}, status.Errorf(codes.InvalidArgument, "topic %q has partitions 0 to %d, not %d", topic, t.Partitions()-1, p)
+	}
+	ctx, cancel := context.WithTimeout(ctx, applyTimeout(ctx))
+	defer cancel()
+	retry := time.NewTicker(20 * time.Millisecond)
+	defer retry.Stop()
+	tried := 0
+	for {
+		rep, held := r.local(topic, p)
+		var addr string
+		switch {
+		case held && rep.IsLeader():
+			res, err := rep.Produce(ctx, b)
+			if err == nil || !errors.Is(err, raft.ErrNotLeader) {
+				return res, produceError(err)
+			}
+		case held:
+			_, a := rep.Leader()
+			addr = string(a)
+		default:
+			// Not a replica: ask the replicas in turn; the one that leads takes it.
+			addrs := r.c.addresses()
+			addr = addrs[t.Replicas[p][tried%len(t.Replicas[p])]]
+			tried++
+		}
+		if addr != "" && addr != r.c.addr {
+			res, err := r.forward(ctx, addr, topic, p, b)
+			if err == nil || !dislogv1.IsNotLeader(err) {
+				return res, err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return partition.Result{}, status.Errorf(codes.Unavailable, "partition %d of topic %q has no leader; retry later", p, topic)
+		case <-r.c.stopped.Done():
+			return partition.Result{}, errShuttingDown
+		case <-retry.C:
+		}
+	}
+}
+
+var errShuttingDown = status.Error(codes.Unavailable, "the server is shutting down; retry on another server")
+
+func (r *replicas) forward(ctx context.Context, addr, topic string, p int, b partition.Batch) (partition.Result, error) {
+	client, err := r.c.peers.client(addr)
+	if err != nil {
+		return partition.Result{}, status.Errorf(codes.Internal, "dial the partition's leader: %v", err)
+	}
+	resp, err := client.Produce(ctx, &peerv1.ProduceRequest{
+		Topic: topic, Partition: uint32(p), ProducerId: b.ProducerID, Sequence: b.Sequence, Records: b.Records,
+	})
+	if err != nil {
+		return partition.Result{}, err
+	}
+	return partition.Result{BaseOffset: resp.GetBaseOffset(), Duplicate: resp.GetDuplicate()}, nil
+}
+
+// produceError maps a partition's produce error to a status.
+func produceError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrNotLeader):
+		return dislogv1.NotLeaderError(err.Error())
+	}
+	return rpc.ResultError(err)
+}
+
+// Produce is the peer API's produce: this server must lead the partition.
+func (s *peerService) Produce(ctx context.Context, req *peerv1.ProduceRequest) (*peerv1.ProduceResponse, error) {
+	rep, ok := s.c.replicas.local(req.GetTopic(), int(req.GetPartition()))
+	if !ok || !rep.IsLeader() {
+		return nil, dislogv1.NotLeaderError("not the partition's leader")
+	}
+	res, err := rep.Produce(ctx, partition.Batch{ProducerID: req.GetProducerId(), Sequence: req.GetSequence(), Records: req.GetRecords()})
+	if err != nil {
+		return nil, produceError(err)
+	}
+	return &peerv1.ProduceResponse{BaseOffset: res.BaseOffset, Duplicate: res.Duplicate}, nil
+}
+
+// addresses maps the id of every server in the controller's configuration to its address.
+func (c *cluster) addresses() map[string]string {
+	addrs := map[string]string{}
+	f := c.raft.GetConfiguration()
+	if f.Error() != nil {
+		return addrs
+	}
+	for _, s := range f.Configuration().Servers {
+		addrs[string(s.ID)] = string(s.Address)
+	}
+	return addrs
+}
+
+// Topic returns a topic's metadata as this server has applied it.
+func (c *cluster) Topic(name string) (fsm.TopicState, bool) { return c.fsm.Topic(name) }
+
+// Topics lists the topics, sorted.
+func (c *cluster) Topics() []string { return c.fsm.Topics() }
+
+// upServers lists the servers of the controller's configuration that are up: alive in Serf, or
+// every one of them without Serf (a single server).
+func (c *cluster) upServers() []string {
+	alive := map[string]bool{c.id: true}
+	if c.members != nil {
+		for _, m := range c.members.Members() {
+			if m.Status == discovery.StatusAlive {
+				alive[m.ID] = true
+			}
+		}
+	}
+	var up []string
+	for id := range c.addresses() {
+		if c.members == nil || alive[id] {
+			up = append(up, id)
+		}
+	}
+	slices.Sort(up)
+	return up
+}
+
+// DefaultReplicationFactor is 3 on a cluster of three servers or more, else 1.
+func (c *cluster) DefaultReplicationFactor() int {
+	if len(c.addresses()) >= 3 {
+		return 3
+	}
+	return 1
+}
+
+// Place places a new topic's replicas over the servers that are up, balanced with the topics
+// there are.
+func (c *cluster) Place(partitions, replicationFactor int) ([][]string, error) {
+	up := c.upServers()
+	if replicationFactor > len(up) {
+		return nil, status.Errorf(codes.FailedPrecondition, "replication factor %d is more than the %d servers up (%s); use a smaller one or bring servers up",
+			replicationFactor, len(up), strings.Join(up, ", "))
+	}
+	load := map[string]placement.Load{}
+	for _, name := range c.fsm.Topics() {
+		t, _ := c.fsm.Topic(name)
+		for _, rs := range t.Replicas {
+			for i, id := range rs {
+				l := load[id]
+				l.Replicas++
+				if i == 0 {
+					l.Leaders++
+				}
+				load[id] = l
+			}
+		}
+	}
+	a, err := placement.Place(nil, up, partitions, replicationFactor, load)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "placing %d partitions of %d replicas: %v", partitions, replicationFactor, err)
+	}
+	return a, nil
+}
+
+// Replica returns this server's replica of a partition, waiting for one assigned here to open.
+func (c *cluster) Replica(ctx context.Context, topic string, p int) (*partition.Replica, error) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if rep, ok := c.replicas.local(topic, p); ok {
+			return rep, nil
+		}
+		t, ok := c.fsm.Topic(topic)
+		if !ok {
+			return nil, status.Errorf(codes.NotFound, "topic %q does not exist; create it with CreateTopic", topic)
+		}
+		if p >= t.Partitions() {
+			return nil, status.Errorf(codes.InvalidArgument, "topic %q has partitions 0 to %d; there is no partition %d", topic, t.Partitions()-1, p)
+		}
+		if !contains(t.Replicas[p], c.id) {
+			return nil, status.Errorf(codes.Unavailable, "partition %d of topic %q is not on this server (%s); read it from one of its replicas: %s",
+				p, topic, c.id, strings.Join(t.Replicas[p], ", "))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, status.FromContextError(ctx.Err()).Err()
+		case <-c.stopped.Done():
+			return nil, errShuttingDown
+		case <-tick.C:
+		}
+	}
+}
+
+// Produce starts a produce: on this server's replica if it leads the partition (the wait then
+// follows Raft), else forwarded to the leader, done before it returns.
+func (c *cluster) Produce(ctx context.Context, topic string, p int, b partition.Batch) func() (partition.Result, error) {
+	if rep, ok := c.replicas.local(topic, p); ok && rep.IsLeader() {
+		wait := awaitProduce(rep, rep.ProduceAsync(ctx, b))
+		return func() (partition.Result, error) {
+			res, err := wait()
+			if err == nil || !errors.Is(err, raft.ErrNotLeader) {
+				return res, produceError(err)
+			}
+			// It lost the leadership before proposing: nothing was written.
+			return c.replicas.Produce(ctx, topic, p, b)
+		}
+	}
+	res, err := c.replicas.Produce(ctx, topic, p, b)
+	return func() (partition.Result, error) { return res, err }
+}
+
+// Partition describes a partition as this server knows it.
+func (c *cluster) Partition(topic string, p int) *dislogv1.PartitionInfo {
+	t, ok := c.fsm.Topic(topic)
+	if !ok || p >= t.Partitions() {
+		return nil
+	}
+	info := &dislogv1.PartitionInfo{Partition: uint32(p), Replicas: t.Replicas[p]}
+	rep, ok := c.replicas.local(topic, p)
+	if !ok {
+		return info
+	}
+	st := rep.Stats()
+	info.LowestOffset, info.NextOffset, info.Bytes, info.Segments = st.Lowest, st.Next, st.Bytes, int64(st.Segments)
+	id, addr := rep.Leader()
+	info.Leader, info.LeaderAddr = string(id), string(addr)
+	info.InSync = c.inSync(t.Replicas[p], string(id))
+	return info
+}
+
+// inSync lists the replicas that are up, when the partition has a leader: hashicorp/raft does not
+// expose how far each follower is, so a replica that is up counts as in sync.
+func (c *cluster) inSync(replicas []string, leader string) []string {
+	if leader == "" {
+		return nil
+	}
+	up := c.upServers()
+	var in []string
+	for _, r := range replicas {
+		if slices.Contains(up, r) {
+			in = append(in, r)
+		}
+	}
+	return in
+}
