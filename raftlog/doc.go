@@ -19,6 +19,21 @@
 // StoreLogs stored; a crash during StoreLogs may leave a prefix of that batch, which raft never
 // counted as stored.
 //
+// # Offset translation
+//
+// A partition's raft log is its record log. With Options.Records, which counts the records an entry
+// carries, LogStore stores each entry with its base offset (the partition offset of its first record;
+// for an entry without records, that of the next record to come) as the storelog record's key, and
+// EntryOf finds the entry holding a partition offset with storelog's SearchKey. Bases are computed
+// where entries are stored, from the entry before; a store emptied by DeleteRange asks
+// Options.BaseAt. The entry encoding below does not carry the base: it lives in storelog's frame and
+// index.
+//
+// # Many groups
+//
+// StableStore.Group gives each of many raft groups (a server's partitions) its own raft.StableStore
+// in one pebble database, under a prefix of its own; DeleteGroup removes one.
+//
 // # Entry format
 //
 // One raft.Log is the value of one storelog record (storelog's package doc draws the frame, segment

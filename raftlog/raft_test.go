@@ -17,11 +17,14 @@ import (
 )
 
 // hashFSM folds every command it applies, in order, into a checksum: two FSMs with equal counts and
-// sums applied the same commands in the same order.
+// sums applied the same commands in the same order. It also counts the partition offsets of the
+// records commands carry (recordsOf), as a partition's state machine does, so that it can answer
+// Options.BaseAt from the snapshot it restored.
 type hashFSM struct {
-	mu    sync.Mutex
-	count uint64
-	sum   uint32
+	mu      sync.Mutex
+	count   uint64
+	sum     uint32
+	offsets uint64 // the next record's partition offset
 }
 
 func (f *hashFSM) Apply(l *raft.Log) any {
@@ -29,6 +32,7 @@ func (f *hashFSM) Apply(l *raft.Log) any {
 	defer f.mu.Unlock()
 	f.count++
 	f.sum = crc32.Update(f.sum, crc32.IEEETable, l.Data)
+	f.offsets += recordsOf(l)
 	return nil
 }
 
@@ -38,30 +42,41 @@ func (f *hashFSM) state() (uint64, uint32) {
 	return f.count, f.sum
 }
 
+// nextOffset is the partition offset of the next record: the base of the entry after the last one
+// applied or restored.
+func (f *hashFSM) nextOffset() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.offsets
+}
+
 func (f *hashFSM) Snapshot() (raft.FSMSnapshot, error) {
-	count, sum := f.state()
-	return fsmSnapshot{count, sum}, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return fsmSnapshot{f.count, f.sum, f.offsets}, nil
 }
 
 func (f *hashFSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	var b [12]byte
+	var b [20]byte
 	if _, err := io.ReadFull(rc, b[:]); err != nil {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.count, f.sum = binary.BigEndian.Uint64(b[:]), binary.BigEndian.Uint32(b[8:])
+	f.count, f.sum, f.offsets = binary.BigEndian.Uint64(b[:]), binary.BigEndian.Uint32(b[8:]), binary.BigEndian.Uint64(b[12:])
 	return nil
 }
 
 type fsmSnapshot struct {
-	count uint64
-	sum   uint32
+	count   uint64
+	sum     uint32
+	offsets uint64
 }
 
 func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	b := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, s.count), s.sum)
+	b = binary.BigEndian.AppendUint64(b, s.offsets)
 	if _, err := sink.Write(b); err != nil {
 		sink.Cancel()
 		return err
@@ -89,10 +104,13 @@ type cluster struct {
 	// returns, so it blocks for good when more than 128*MaxAppendEntries entries are to be replayed:
 	// the tests use it only on logs shorter than that.
 	restoreCommitted bool
+	// translate opens the stores with the offset translation (recordsOf), with BaseAt answered by
+	// the node's FSM.
+	translate bool
 }
 
-func newCluster(t *testing.T, n int, restoreCommitted bool) *cluster {
-	c := &cluster{t: t, restoreCommitted: restoreCommitted}
+func newCluster(t *testing.T, n int, restoreCommitted, translate bool) *cluster {
+	c := &cluster{t: t, restoreCommitted: restoreCommitted, translate: translate}
 	dir := t.TempDir()
 	var servers []raft.Server
 	for i := range n {
@@ -125,7 +143,14 @@ func newCluster(t *testing.T, n int, restoreCommitted bool) *cluster {
 func (c *cluster) start(nd *node) {
 	c.t.Helper()
 	var err error
-	if nd.store, err = Open(nd.dir, Options{}); err != nil {
+	nd.fsm = &hashFSM{}
+	var opts Options
+	if c.translate {
+		fsm := nd.fsm
+		opts.Records = recordsOf
+		opts.BaseAt = func(uint64) uint64 { return fsm.nextOffset() }
+	}
+	if nd.store, err = Open(nd.dir, opts); err != nil {
 		c.t.Fatal(err)
 	}
 	snaps, err := raft.NewFileSnapshotStore(nd.dir, 2, io.Discard)
@@ -146,7 +171,6 @@ func (c *cluster) start(nd *node) {
 	conf.RestoreCommittedLogs = c.restoreCommitted
 	conf.LogOutput = io.Discard
 	_, nd.trans = raft.NewInmemTransport(raft.ServerAddress(nd.id))
-	nd.fsm = &hashFSM{}
 	if nd.raft, err = raft.NewRaft(conf, nd.fsm, nd.store, nd.store, snaps, nd.trans); err != nil {
 		c.t.Fatalf("start %s: %v", nd.id, err)
 	}
@@ -204,10 +228,16 @@ func (c *cluster) leader() *node {
 // apply applies commands [from, to) on the leader, many in flight at once, as a busy client would.
 func (c *cluster) apply(from, to int) {
 	c.t.Helper()
+	c.applyData(from, to, func(i int) []byte { return fmt.Appendf(nil, "command %d", i) })
+}
+
+// applyData is apply with the data of command i given by data.
+func (c *cluster) applyData(from, to int, data func(i int) []byte) {
+	c.t.Helper()
 	leader := c.leader()
 	futures := make([]raft.ApplyFuture, 0, to-from)
 	for i := from; i < to; i++ {
-		futures = append(futures, leader.raft.Apply(fmt.Appendf(nil, "command %d", i), 10*time.Second))
+		futures = append(futures, leader.raft.Apply(data(i), 10*time.Second))
 	}
 	for i, f := range futures {
 		if err := f.Error(); err != nil {
@@ -282,7 +312,7 @@ func (c *cluster) checkLogsMatch() {
 
 func TestRaftClusterOnRaftlog(t *testing.T) {
 	is := is.New(t)
-	c := newCluster(t, 3, false)
+	c := newCluster(t, 3, false, false)
 
 	c.apply(0, 10_000)
 	c.waitApplied(10_000)
@@ -348,7 +378,7 @@ func TestRaftClusterOnRaftlog(t *testing.T) {
 }
 
 func TestRaftReplaysCommittedLogsFromTheStoredCommitIndex(t *testing.T) {
-	c := newCluster(t, 3, true)
+	c := newCluster(t, 3, true, false)
 	c.apply(0, 500)
 	c.waitApplied(500)
 	c.apply(500, 501) // stored with a commit index that covers the first 500
@@ -368,4 +398,116 @@ func TestRaftReplaysCommittedLogsFromTheStoredCommitIndex(t *testing.T) {
 	if n, _ := lone.fsm.state(); n > 501 || lone.raft.State() == raft.Leader {
 		t.Fatalf("lone node applied %d commands in state %v", n, lone.raft.State())
 	}
+}
+
+// recordCount is how many records command i of TestRaftTranslationAgreesAcrossNodes carries: 0 to 3.
+func recordCount(i int) uint64 { return uint64(i*7%11) % 4 }
+
+func recordCommand(i int) []byte { return recordsData(recordCount(i), fmt.Sprintf("command %d", i)) }
+
+// checkTranslationsAgree asserts that every running node translates every offset of [0, total) it
+// holds to the same entry and base, that the entry is a command whose records cover the offset (so
+// no-ops and configuration entries are never an offset's entry), that each node's NextOffset is
+// total, and that the logs hold raft's own entries for the translation to skip.
+func (c *cluster) checkTranslationsAgree(total uint64) {
+	c.t.Helper()
+	c.checkLogsMatch()
+	type found struct{ index, base uint64 }
+	want := map[uint64]found{}
+	own := map[raft.LogType]int{}
+	for _, nd := range c.nodes {
+		if nd.raft == nil {
+			continue
+		}
+		s := nd.store
+		if next := s.NextOffset(); next != total {
+			c.t.Fatalf("%s: NextOffset = %d, want %d", nd.id, next, total)
+		}
+		var l raft.Log
+		for off := s.FirstOffset(); off < total; off++ {
+			index, base, err := s.EntryOf(off)
+			if err != nil {
+				c.t.Fatalf("%s: EntryOf(%d): %v", nd.id, off, err)
+			}
+			if w, ok := want[off]; ok && (w.index != index || w.base != base) {
+				c.t.Fatalf("%s: EntryOf(%d) = %d, %d; another node says %d, %d", nd.id, off, index, base, w.index, w.base)
+			}
+			want[off] = found{index, base}
+			if err := s.GetLog(index, &l); err != nil {
+				c.t.Fatalf("%s: GetLog(%d): %v", nd.id, index, err)
+			}
+			if l.Type != raft.LogCommand || base > off || off-base >= recordsOf(&l) {
+				c.t.Fatalf("%s: offset %d translates to entry %d (%v, %q) with base %d", nd.id, off, index, l.Type, l.Data, base)
+			}
+		}
+		first, _ := s.FirstIndex()
+		last, _ := s.LastIndex()
+		for i := first; i <= last; i++ {
+			if err := s.GetLog(i, &l); err != nil {
+				c.t.Fatalf("%s: GetLog(%d): %v", nd.id, i, err)
+			}
+			own[l.Type]++
+		}
+	}
+	if own[raft.LogNoop] == 0 || own[raft.LogConfiguration] == 0 {
+		c.t.Fatalf("the logs hold %d no-ops and %d configuration entries: nothing for the translation to skip",
+			own[raft.LogNoop], own[raft.LogConfiguration])
+	}
+	if len(want) == 0 {
+		c.t.Fatalf("no node holds an offset of [0, %d)", total)
+	}
+}
+
+// Three nodes under a real raft store commands carrying 0 to 3 records each, across a leadership
+// change and a follower brought back by a snapshot: every node translates every offset to the same
+// command entry, skipping raft's no-ops and configuration entries, and the follower that installed
+// the snapshot starts its translation where its FSM's snapshot says (Options.BaseAt).
+func TestRaftTranslationAgreesAcrossNodes(t *testing.T) {
+	is := is.New(t)
+	c := newCluster(t, 3, false, true)
+	total := func(n int) uint64 {
+		var sum uint64
+		for i := range n {
+			sum += recordCount(i)
+		}
+		return sum
+	}
+
+	c.applyData(0, 200, recordCommand)
+	is.NoErr(c.leader().raft.LeadershipTransfer().Error()) // a new term: the new leader's no-op
+	c.applyData(200, 400, recordCommand)
+	c.waitApplied(400)
+	c.checkTranslationsAgree(total(400))
+
+	t.Log("bringing a far-behind follower back through a snapshot")
+	leader := c.leader()
+	var behind *node
+	for _, nd := range c.nodes {
+		if nd != leader {
+			behind = nd
+			break
+		}
+	}
+	behindLast, err := behind.store.LastIndex()
+	is.NoErr(err)
+	c.stop(behind)
+	c.applyData(400, 700, recordCommand)
+	is.NoErr(leader.raft.Snapshot().Error())
+	leaderFirst, err := leader.store.FirstIndex()
+	is.NoErr(err)
+	if leaderFirst <= behindLast+1 {
+		t.Fatalf("the leader's log starts at %d, the stopped follower's ends at %d: it is not behind the compaction", leaderFirst, behindLast)
+	}
+	c.start(behind)
+	c.applyData(700, 750, recordCommand)
+	c.waitApplied(750)
+	first, err := behind.store.FirstIndex()
+	is.NoErr(err)
+	if first <= behindLast {
+		t.Fatalf("the follower's log starts at %d, not past its old end %d: it was not reset by a snapshot", first, behindLast)
+	}
+	if behind.store.FirstOffset() <= total(400) {
+		t.Fatalf("the follower's translation starts at offset %d, before the snapshot", behind.store.FirstOffset())
+	}
+	c.checkTranslationsAgree(total(750))
 }
