@@ -27,8 +27,6 @@ const (
 	// minRecordBytes is the smallest encoded record: a zero length. It bounds the record count a
 	// decoder believes before it walks the records.
 	minRecordBytes = 1
-	// maxBatchHeader is the most bytes a batch holds besides its records' lengths and bytes.
-	maxBatchHeader = 1 + 4*binary.MaxVarintLen64
 )
 
 // ErrMalformedBatch is returned for entry data that is not a batch of a version this package knows.

@@ -56,6 +56,15 @@ func (g *gatedTransport) set(target raft.ServerAddress, m gateMode) {
 	g.changed = make(chan struct{})
 }
 
+// openAll opens every gate.
+func (g *gatedTransport) openAll() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	clear(g.modes)
+	close(g.changed)
+	g.changed = make(chan struct{})
+}
+
 // waitWhile blocks while target's mode is m.
 func (g *gatedTransport) waitWhile(target raft.ServerAddress, m gateMode) {
 	for {
@@ -151,6 +160,9 @@ func (c *testCluster) stop(id raft.ServerID) {
 	c.t.Helper()
 	c.mu.Lock()
 	r := c.replicas[id]
+	// Every gate opens, so that no replication call holds raft's shutdown (a failed test stops
+	// its replicas with gates closed).
+	c.trans[id].openAll()
 	delete(c.replicas, id)
 	delete(c.trans, id)
 	for _, o := range c.trans {
@@ -234,9 +246,18 @@ func (c *testCluster) waitApplied(next uint64) {
 }
 
 // produce sends a batch to whichever replica leads, retrying (the same batch) through leader
-// changes, as an idempotent producer does.
+// changes, as an idempotent producer does. Only the test's goroutine may call it.
 func (c *testCluster) produce(b Batch) Result {
 	c.t.Helper()
+	res, err := c.tryProduce(b)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return res
+}
+
+// tryProduce is produce for any goroutine: it returns what would fail the test.
+func (c *testCluster) tryProduce(b Batch) (Result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for {
@@ -246,18 +267,16 @@ func (c *testCluster) produce(b Batch) Result {
 			}
 			res, err := r.Produce(ctx, b)
 			if err == nil {
-				return res
+				return res, nil
 			}
 			if errors.Is(err, ErrSequence) || errors.Is(err, ErrBatchTooLarge) {
-				c.t.Fatalf("produce: %v", err)
+				return Result{}, fmt.Errorf("produce: %w", err)
 			}
-		}
-		if ctx.Err() != nil {
-			c.t.Fatalf("produce: no leader took the batch before the deadline")
 		}
 		select {
 		case <-time.After(5 * time.Millisecond): // a retry's backoff, as a client's
 		case <-ctx.Done():
+			return Result{}, errors.New("produce: no leader took the batch before the deadline")
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,6 +93,7 @@ func TestRetriesOfTheLastBatchGetItsOffsetAndAreNotWrittenAgain(t *testing.T) {
 	for _, f := range c.followers(leader) {
 		tr.set(addrOf(f.cfg.LocalID), gateBlock)
 	}
+	stored := leader.raft.LastIndex()
 	done := make(chan Result, 1)
 	go func() {
 		res, err := leader.Produce(ctx, Batch{ProducerID: 7, Sequence: 11, Records: records("b", 3)})
@@ -100,10 +102,10 @@ func TestRetriesOfTheLastBatchGetItsOffsetAndAreNotWrittenAgain(t *testing.T) {
 		}
 		done <- res
 	}()
-	waitFor(t, 5*time.Second, "the batch to be in flight", func() bool {
+	waitFor(t, 5*time.Second, "the batch to be in flight, in the leader's log", func() bool {
 		leader.proposeMu.Lock()
 		defer leader.proposeMu.Unlock()
-		return leader.pending[7] != nil
+		return leader.pending[7] != nil && leader.raft.LastIndex() > stored
 	})
 	last := leader.raft.LastIndex()
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
@@ -162,50 +164,54 @@ func TestOutOfSequenceBatchesAreRefusedAndNotProposed(t *testing.T) {
 func TestLeadershipTransfersInAStreamOfRetriedProducesLoseAndDuplicateNothing(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
 	c.leader()
-	const producers, batches = 4, 25
+	const producers = 4
 	var mu sync.Mutex
 	acked := map[string]uint64{} // record -> offset acknowledged
+	var ackedBatches atomic.Int64
+	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for p := range producers {
 		wg.Go(func() {
-			for seq := range batches {
+			for seq := 0; ; seq++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
 				recs := records(fmt.Sprintf("p%d-s%d", p, seq), 3)
-				res := c.produce(Batch{ProducerID: uint64(p + 1), Sequence: uint64(seq), Records: recs})
+				res, err := c.tryProduce(Batch{ProducerID: uint64(p + 1), Sequence: uint64(seq), Records: recs})
+				if err != nil {
+					t.Error(err)
+					return
+				}
 				mu.Lock()
 				for i, r := range recs {
 					acked[string(r)] = res.BaseOffset + uint64(i)
 				}
 				mu.Unlock()
+				ackedBatches.Add(1)
 			}
 		})
 	}
-	stop := make(chan struct{})
-	transfers := make(chan int, 1)
-	go func() {
-		n := 0
-		defer func() { transfers <- n }()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			for _, r := range c.running() {
-				if r.IsLeader() && r.TransferLeadership("", "") == nil {
-					n++
-				}
-			}
-			c.leader()
+	// Three transfers, each once the leader before it has taken produces: the stream runs on
+	// through every change of leader.
+	for transfers := 0; transfers < 3 && !t.Failed(); {
+		from := ackedBatches.Load()
+		waitFor(t, 20*time.Second, "produces under the current leader", func() bool { return ackedBatches.Load() >= from+20 || t.Failed() })
+		if err := c.leader().TransferLeadership("", ""); err == nil {
+			transfers++
 		}
-	}()
-	wg.Wait()
-	close(stop)
-	if n := <-transfers; n < 2 {
-		t.Fatalf("only %d leadership transfers happened during the stream", n)
 	}
-	total := producers * batches * 3
-	if len(acked) != total {
-		t.Fatalf("%d records acknowledged, want %d", len(acked), total)
+	from := ackedBatches.Load()
+	waitFor(t, 20*time.Second, "produces after the last transfer", func() bool { return ackedBatches.Load() >= from+20 || t.Failed() })
+	close(stop)
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	total := len(acked)
+	if int64(total) != 3*ackedBatches.Load() {
+		t.Fatalf("%d records acknowledged in %d batches of 3", total, ackedBatches.Load())
 	}
 	c.waitApplied(uint64(total))
 	for _, r := range c.running() {
