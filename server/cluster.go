@@ -142,6 +142,8 @@ func openCluster(o *options, log *slog.Logger, m *mux.Mux, addr string, peerTLS 
 	c.goLoop(c.replicas.run)
 	c.goLoop(c.replicas.retentionLoop)
 	c.goLoop(c.replicas.preferredLeaderLoop)
+	c.goLoop(c.replicas.membershipLoop)
+	c.goLoop(c.replicas.reassignLoop)
 	if o.bootstrap && !hasState {
 		err := c.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
 			Suffrage: raft.Voter, ID: raft.ServerID(o.nodeID), Address: raft.ServerAddress(addr),
@@ -656,7 +658,8 @@ func (p *peerConns) close() {
 // peerService is the dislog.peer.v1 service other servers call.
 type peerService struct {
 	peerv1.UnimplementedPeerServer
-	c *cluster
+	c   *cluster
+	svc *rpc.Service // for the reads relayed from servers that hold no replica
 }
 
 func (s *peerService) Apply(ctx context.Context, req *peerv1.ApplyRequest) (*peerv1.ApplyResponse, error) {

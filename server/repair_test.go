@@ -59,7 +59,9 @@ func damageRaftLog(t *testing.T, dataDir string) {
 func TestAServerWithADamagedRaftLogRejoinsUnderANewID(t *testing.T) {
 	is := is.New(t)
 	ctx := ctxT(t)
-	nodes := servertest.StartCluster(t, 3)
+	// A short grace period: the damaged server's partition replicas move to the server that
+	// replaces it once it has been out of the cluster that long.
+	nodes := servertest.StartCluster(t, 3, server.WithFailedRemoveAfter(time.Second))
 	leader := leaderOf(t, nodes)
 	lc := leader.Client(t, "alice")
 	_, err := lc.CreateTopic(ctx, "t", client.TopicConfig{})
@@ -111,7 +113,7 @@ func TestAServerWithADamagedRaftLogRejoinsUnderANewID(t *testing.T) {
 	// ...the data directory moved aside, and the server started empty under a new ID.
 	is.NoErr(os.Rename(victim.Dir, victim.Dir+".damaged"))
 	reborn := servertest.StartNode(t, nodes[0].CA, victim.ID+"-b", "",
-		append(servertest.ClusterOptions(), server.WithJoin(leader.Server.SerfAddr()))...)
+		append(servertest.ClusterOptions(), server.WithJoin(leader.Server.SerfAddr()), server.WithFailedRemoveAfter(time.Second))...)
 	servertest.WaitFor(t, 20*time.Second, "three voters again", func() bool { return leader.Server.Voters() == 3 })
 	for i := range 10 {
 		_, err := lc.Produce(ctx, "t", client.Record{Value: fmt.Appendf(nil, "after-%d", i)})

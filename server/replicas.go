@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -40,12 +41,14 @@ type replicas struct {
 	topics map[string]*topicReplicas
 }
 
-// topicReplicas are one topic's replicas on this server.
+// topicReplicas are one topic's replicas on this server. Its fields are guarded by replicas.mu.
 type topicReplicas struct {
 	name  string
 	state fsm.TopicState
 	// parts has one entry per partition: the local replica, or nil where this server holds none.
 	parts []*partition.Replica
+	// unassigned is when each local replica the controller assigned away was first seen so.
+	unassigned map[int]time.Time
 }
 
 // instance names a topic's incarnation: a topic deleted and created again is another.
@@ -62,13 +65,17 @@ func newReplicas(c *cluster) *replicas {
 	return &replicas{c: c, dir: filepath.Join(c.opts.dataDir, partitionsDirName), topics: map[string]*topicReplicas{}}
 }
 
-// run reconciles until the cluster stops.
+// run reconciles at every change of the metadata, and every reconcile interval (replicas assigned
+// away wait for their groups), until the cluster stops.
 func (r *replicas) run() {
+	tick := time.NewTicker(r.c.opts.reconcileInterval)
+	defer tick.Stop()
 	for {
 		state, changed := r.c.fsm.Watch()
 		r.reconcile(state)
 		select {
 		case <-changed:
+		case <-tick.C:
 		case <-r.c.stopped.Done():
 			return
 		}
@@ -127,6 +134,170 @@ func (r *replicas) preferredLeaderLoop() {
 	}
 }
 
+// membershipLoop makes each partition's group match its assignment, on the replica that leads
+// it: it removes the servers assigned away that are out of the cluster, adds the assigned servers
+// the group lacks, one at a time, and once every assigned server is in, removes the servers
+// assigned away, handing the leadership over first if this server is one of them.
+func (r *replicas) membershipLoop() {
+	tick := time.NewTicker(r.c.opts.reconcileInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.c.stopped.Done():
+			return
+		case <-tick.C:
+		}
+		addrs := r.c.addresses()
+		r.each(func(t *topicReplicas, p int, rep *partition.Replica) {
+			if !rep.IsLeader() {
+				return
+			}
+			r.mu.RLock()
+			want := t.state.Replicas[p]
+			r.mu.RUnlock()
+			if err := r.matchMembers(rep, want, addrs); err != nil {
+				r.c.log.Warn("changing a partition's replicas", slog.String("topic", t.name), slog.Int("partition", p), slog.Any("error", err))
+			}
+		})
+	}
+}
+
+// matchMembers takes one step toward a group of the servers want, on its leader.
+func (r *replicas) matchMembers(rep *partition.Replica, want []string, addrs map[string]string) error {
+	conf, err := rep.Configuration()
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, s := range conf {
+		have[string(s.ID)] = s.Suffrage == raft.Voter
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// A server assigned away that is out of the cluster goes first: while it stays a voter, the
+	// new replica, which counts toward the majority from the start, would have to catch up before
+	// the partition could commit again.
+	for id := range have {
+		if _, in := addrs[id]; !in && !contains(want, id) && id != r.c.id {
+			r.c.log.Info("removing a replica of a server out of the cluster from a partition", slog.String("id", id))
+			return rep.RemoveServer(ctx, raft.ServerID(id))
+		}
+	}
+	for _, id := range want {
+		if !have[id] {
+			addr, ok := addrs[id]
+			if !ok {
+				return fmt.Errorf("server %q is not in the cluster's configuration", id)
+			}
+			r.c.log.Info("adding a replica to a partition", slog.String("id", id))
+			return rep.AddVoter(ctx, raft.ServerID(id), raft.ServerAddress(addr))
+		}
+	}
+	for id := range have {
+		if contains(want, id) {
+			continue
+		}
+		if id == r.c.id {
+			to := want[0]
+			return rep.TransferLeadership(raft.ServerID(to), raft.ServerAddress(addrs[to]))
+		}
+		r.c.log.Info("removing a replica from a partition", slog.String("id", id))
+		return rep.RemoveServer(ctx, raft.ServerID(id))
+	}
+	return nil
+}
+
+// reassignLoop, on the controller's leader, places elsewhere the replicas of servers that have
+// been out of the cluster (out of the controller's configuration, and not alive in Serf) for the
+// failed-remove grace period: a server that merely restarts keeps its replicas. Placement keeps
+// every other replica where it is.
+func (r *replicas) reassignLoop() {
+	tick := time.NewTicker(r.c.opts.reconcileInterval)
+	defer tick.Stop()
+	absent := map[string]time.Time{}
+	for {
+		select {
+		case <-r.c.stopped.Done():
+			return
+		case <-tick.C:
+		}
+		if r.c.raft.State() != raft.Leader || r.c.membershipStopped() {
+			clear(absent)
+			continue
+		}
+		r.reassign(absent)
+	}
+}
+
+func (r *replicas) reassign(absent map[string]time.Time) {
+	addrs := r.c.addresses()
+	alive := map[string]bool{}
+	if r.c.members != nil {
+		for _, m := range r.c.members.Members() {
+			if m.Status == discovery.StatusAlive {
+				alive[m.ID] = true
+			}
+		}
+	}
+	servers := slices.Sorted(maps.Keys(addrs))
+	gone := map[string]bool{}
+	now := time.Now()
+	for _, name := range r.c.fsm.Topics() {
+		t, _ := r.c.fsm.Topic(name)
+		for _, rs := range t.Replicas {
+			for _, id := range rs {
+				if _, in := addrs[id]; in || alive[id] {
+					delete(absent, id)
+					continue
+				}
+				since, ok := absent[id]
+				if !ok {
+					absent[id] = now
+				} else if now.Sub(since) >= r.c.opts.failedRemoveAfter {
+					gone[id] = true
+				}
+			}
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	for _, name := range r.c.fsm.Topics() {
+		t, _ := r.c.fsm.Topic(name)
+		if !slices.ContainsFunc(t.Replicas, func(rs []string) bool { return slices.ContainsFunc(rs, func(id string) bool { return gone[id] }) }) {
+			continue
+		}
+		if len(servers) < t.ReplicationFactor {
+			r.c.log.Warn("a topic's partitions stay under-replicated: too few servers", slog.String("topic", name),
+				slog.Int("replication_factor", t.ReplicationFactor), slog.Int("servers", len(servers)))
+		}
+		placed, err := placement.Place(t.Replicas, servers, t.Partitions(), min(t.ReplicationFactor, len(servers)), nil)
+		if err != nil {
+			r.c.log.Warn("placing the replicas of a removed server", slog.String("topic", name), slog.Any("error", err))
+			continue
+		}
+		for p := range placed {
+			if !slices.ContainsFunc(t.Replicas[p], func(id string) bool { return gone[id] }) || slices.Equal(placed[p], t.Replicas[p]) {
+				continue
+			}
+			cmd := fsm.AppendCommand(nil, &fsm.Command{Kind: fsm.KindAssign, Topic: name, Partition: uint32(p), Replicas: [][]string{placed[p]}})
+			if res, err := r.c.Submit(context.Background(), cmd)(); err != nil || res.Err != nil {
+				r.c.log.Warn("reassigning a partition", slog.String("topic", name), slog.Int("partition", p), slog.Any("error", errors.Join(err, resultErr(res))))
+				continue
+			}
+			r.c.log.Info("reassigned a partition away from a removed server", slog.String("topic", name), slog.Int("partition", p),
+				slog.Any("from", t.Replicas[p]), slog.Any("to", placed[p]))
+		}
+	}
+}
+
+func resultErr(r *fsm.Result) error {
+	if r == nil {
+		return nil
+	}
+	return r.Err
+}
+
 // each calls f for every local replica.
 func (r *replicas) each(f func(t *topicReplicas, p int, rep *partition.Replica)) {
 	r.mu.RLock()
@@ -144,7 +315,9 @@ func (r *replicas) each(f func(t *topicReplicas, p int, rep *partition.Replica))
 	}
 }
 
-// reconcile makes the local replicas match the metadata.
+// reconcile makes the local replicas match the metadata: it opens the replicas assigned to this
+// server, and closes and deletes those of deleted topics and those assigned away (once the
+// partition's group no longer lists this server, or after the failed-remove grace period).
 func (r *replicas) reconcile(state map[string]fsm.TopicState) {
 	r.mu.RLock()
 	var gone []*topicReplicas
@@ -162,31 +335,76 @@ func (r *replicas) reconcile(state map[string]fsm.TopicState) {
 	}
 	addrs := r.c.addresses()
 	for name, want := range state {
-		r.mu.RLock()
+		r.mu.Lock()
 		t := r.topics[name]
-		r.mu.RUnlock()
 		if t == nil {
-			t = &topicReplicas{name: name, state: want, parts: make([]*partition.Replica, want.Partitions())}
-		}
-		changed := false
-		for p, ids := range want.Replicas {
-			if t.parts[p] != nil || !contains(ids, r.c.id) {
-				continue
-			}
-			rep, err := r.open(name, want, p, ids, addrs)
-			if err != nil {
-				r.c.log.Error("opening a partition replica", slog.String("topic", name), slog.Int("partition", p), slog.Any("error", err))
-				continue
-			}
-			t.parts[p] = rep
-			changed = true
-		}
-		if changed || r.topics[name] == nil {
-			r.mu.Lock()
+			t = &topicReplicas{name: name, parts: make([]*partition.Replica, want.Partitions()), unassigned: map[int]time.Time{}}
 			r.topics[name] = t
-			r.mu.Unlock()
+		}
+		t.state = want
+		r.mu.Unlock()
+		for p, ids := range want.Replicas {
+			r.mu.RLock()
+			rep := t.parts[p]
+			r.mu.RUnlock()
+			switch assigned := contains(ids, r.c.id); {
+			case rep == nil && assigned:
+				rep, err := r.open(name, want, p, ids, addrs)
+				if err != nil {
+					r.c.log.Error("opening a partition replica", slog.String("topic", name), slog.Int("partition", p), slog.Any("error", err))
+					continue
+				}
+				r.mu.Lock()
+				t.parts[p] = rep
+				delete(t.unassigned, p)
+				r.mu.Unlock()
+			case rep != nil && !assigned:
+				r.dropAssignedAway(t, p, rep)
+			case rep != nil:
+				r.mu.Lock()
+				delete(t.unassigned, p)
+				r.mu.Unlock()
+			}
 		}
 	}
+}
+
+// dropAssignedAway closes and deletes a replica the controller assigned to other servers, once its
+// group's configuration no longer lists this server (its leader removed it after adding the new
+// replica) or the failed-remove grace period has passed.
+func (r *replicas) dropAssignedAway(t *topicReplicas, p int, rep *partition.Replica) {
+	r.mu.Lock()
+	since, ok := t.unassigned[p]
+	if !ok {
+		since = time.Now()
+		t.unassigned[p] = since
+	}
+	r.mu.Unlock()
+	if rep.IsLeader() {
+		return // the membership loop hands the leadership over first
+	}
+	listed := true
+	if conf, err := rep.Configuration(); err == nil {
+		listed = slices.ContainsFunc(conf, func(s raft.Server) bool { return string(s.ID) == r.c.id })
+	}
+	if listed && time.Since(since) < r.c.opts.failedRemoveAfter {
+		return
+	}
+	r.mu.Lock()
+	t.parts[p] = nil
+	delete(t.unassigned, p)
+	r.mu.Unlock()
+	if err := rep.Close(); err != nil {
+		r.c.log.Warn("closing a partition replica assigned away", slog.String("topic", t.name), slog.Int("partition", p), slog.Any("error", err))
+	}
+	group := groupID(t.name, t.state.Created, p)
+	if err := r.c.stable.DeleteGroup(group); err != nil {
+		r.c.log.Warn("deleting a partition's Raft state", slog.String("topic", t.name), slog.Int("partition", p), slog.Any("error", err))
+	}
+	if err := os.RemoveAll(filepath.Join(r.dir, instance(t.name, t.state.Created), strconv.Itoa(p))); err != nil {
+		r.c.log.Warn("deleting a partition replica assigned away", slog.String("topic", t.name), slog.Int("partition", p), slog.Any("error", err))
+	}
+	r.c.log.Info("partition replica assigned away and deleted", slog.String("topic", t.name), slog.Int("partition", p))
 }
 
 func contains(ids []string, id string) bool {
@@ -198,7 +416,8 @@ func contains(ids []string, id string) bool {
 	return false
 }
 
-// open opens a partition replica and bootstraps its group if it is new.
+// open opens a partition replica, and bootstraps its group if the replica is one of those the
+// partition was created with.
 func (r *replicas) open(topic string, t fsm.TopicState, p int, ids []string, addrs map[string]string) (*partition.Replica, error) {
 	group := groupID(topic, t.Created, p)
 	transport, err := r.c.network.Transport(group)
@@ -231,9 +450,13 @@ func (r *replicas) open(topic string, t fsm.TopicState, p int, ids []string, add
 		}
 		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(addr)})
 	}
-	if err := rep.Bootstrap(servers); err != nil {
-		rep.Close()
-		return nil, err
+	// The replicas a partition was created with bootstrap its group, all with the same
+	// configuration; a replica assigned later starts empty and its leader adds it.
+	if t.Assigned[p] == t.Created {
+		if err := rep.Bootstrap(servers); err != nil {
+			rep.Close()
+			return nil, err
+		}
 	}
 	return rep, nil
 }
@@ -547,8 +770,8 @@ func (c *cluster) Replica(ctx context.Context, topic string, p int) (*partition.
 			return nil, status.Errorf(codes.InvalidArgument, "topic %q has partitions 0 to %d; there is no partition %d", topic, t.Partitions()-1, p)
 		}
 		if !contains(t.Replicas[p], c.id) {
-			return nil, status.Errorf(codes.Unavailable, "partition %d of topic %q is not on this server (%s); read it from one of its replicas: %s",
-				p, topic, c.id, strings.Join(t.Replicas[p], ", "))
+			return nil, fmt.Errorf("%w: partition %d of topic %q is not on %s; its replicas are on %s",
+				rpc.ErrNoReplica, p, topic, c.id, strings.Join(t.Replicas[p], ", "))
 		}
 		select {
 		case <-ctx.Done():
@@ -578,23 +801,76 @@ func (c *cluster) Produce(ctx context.Context, topic string, p int, b partition.
 	return func() (partition.Result, error) { return res, err }
 }
 
-// Partition describes a partition as this server knows it.
-func (c *cluster) Partition(topic string, p int) *dislogv1.PartitionInfo {
+// Partitions describes a topic's partitions: those this server holds from its replicas, the
+// others (unless local) from the servers that hold them, one call per server.
+func (c *cluster) Partitions(ctx context.Context, topic string, local bool) []*dislogv1.PartitionInfo {
+	t, ok := c.fsm.Topic(topic)
+	if !ok {
+		return nil
+	}
+	infos := make([]*dislogv1.PartitionInfo, t.Partitions())
+	missing := map[string][]int{} // server id → partitions to ask it for
+	for p := range infos {
+		infos[p] = &dislogv1.PartitionInfo{Partition: uint32(p), Replicas: t.Replicas[p]}
+		rep, ok := c.replicas.local(topic, p)
+		if !ok {
+			if len(t.Replicas[p]) > 0 {
+				missing[t.Replicas[p][0]] = append(missing[t.Replicas[p][0]], p)
+			}
+			continue
+		}
+		st := rep.Stats()
+		infos[p].LowestOffset, infos[p].NextOffset, infos[p].Bytes, infos[p].Segments = st.Lowest, st.Next, st.Bytes, int64(st.Segments)
+		id, addr := rep.Leader()
+		infos[p].Leader, infos[p].LeaderAddr = string(id), string(addr)
+		infos[p].InSync = c.inSync(t.Replicas[p], string(id))
+	}
+	if local || len(missing) == 0 {
+		return infos
+	}
+	addrs := c.addresses()
+	var wg sync.WaitGroup
+	for id, parts := range missing {
+		client, err := c.peers.client(addrs[id])
+		if addrs[id] == "" || err != nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := client.DescribeTopic(ctx, &dislogv1.DescribeTopicRequest{Topic: topic})
+			if err != nil {
+				return
+			}
+			got := resp.GetTopic().GetPartitionInfo()
+			for _, p := range parts {
+				if p < len(got) && got[p].GetLeader() != "" {
+					infos[p] = got[p]
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return infos
+}
+
+// Relays are the peer clients of the other servers that hold a partition.
+func (c *cluster) Relays(topic string, p int) []rpc.Relay {
 	t, ok := c.fsm.Topic(topic)
 	if !ok || p >= t.Partitions() {
 		return nil
 	}
-	info := &dislogv1.PartitionInfo{Partition: uint32(p), Replicas: t.Replicas[p]}
-	rep, ok := c.replicas.local(topic, p)
-	if !ok {
-		return info
+	addrs := c.addresses()
+	var relays []rpc.Relay
+	for _, id := range t.Replicas[p] {
+		if id == c.id || addrs[id] == "" {
+			continue
+		}
+		if client, err := c.peers.client(addrs[id]); err == nil {
+			relays = append(relays, client)
+		}
 	}
-	st := rep.Stats()
-	info.LowestOffset, info.NextOffset, info.Bytes, info.Segments = st.Lowest, st.Next, st.Bytes, int64(st.Segments)
-	id, addr := rep.Leader()
-	info.Leader, info.LeaderAddr = string(id), string(addr)
-	info.InSync = c.inSync(t.Replicas[p], string(id))
-	return info
+	return relays
 }
 
 // inSync lists the replicas that are up, when the partition has a leader: hashicorp/raft does not
@@ -611,4 +887,28 @@ func (c *cluster) inSync(replicas []string, leader string) []string {
 		}
 	}
 	return in
+}
+
+// Consume serves another server's client from this server's replica.
+func (s *peerService) Consume(ctx context.Context, req *dislogv1.ConsumeRequest) (*dislogv1.ConsumeResponse, error) {
+	return s.svc.Consume(rpc.Relayed(ctx), req)
+}
+
+// ConsumeStream serves another server's client from this server's replica.
+func (s *peerService) ConsumeStream(req *dislogv1.ConsumeStreamRequest, stream peerv1.Peer_ConsumeStreamServer) error {
+	return s.svc.ConsumeStream(req, relayedStream{stream})
+}
+
+// relayedStream marks a relayed stream's context.
+type relayedStream struct {
+	peerv1.Peer_ConsumeStreamServer
+}
+
+func (r relayedStream) Context() context.Context {
+	return rpc.Relayed(r.Peer_ConsumeStreamServer.Context())
+}
+
+// DescribeTopic describes a topic from this server's replicas, for another server.
+func (s *peerService) DescribeTopic(ctx context.Context, req *dislogv1.DescribeTopicRequest) (*dislogv1.DescribeTopicResponse, error) {
+	return s.svc.DescribeRelayed(ctx, req)
 }

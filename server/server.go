@@ -187,7 +187,7 @@ func New(opts ...Option) (_ *Server, err error) {
 		grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), interceptors.Stream),
 	)
 	dislogv1.RegisterLogServiceServer(s.grpc, service)
-	peerv1.RegisterPeerServer(s.grpc, &peerService{c: s.cluster})
+	peerv1.RegisterPeerServer(s.grpc, &peerService{c: s.cluster, svc: service})
 	s.health = health.NewServer()
 	s.setHealth()
 	healthpb.RegisterHealthServer(s.grpc, s.health)

@@ -97,7 +97,7 @@ func TestTopicsAreCreatedListedDescribedAndDeleted(t *testing.T) {
 
 	info, err := c.CreateTopic(ctx, "b.logs", client.TopicConfig{RetentionBytes: 1 << 30, RetentionAge: time.Hour})
 	is.NoErr(err)
-	is.Equal(info.Config, client.TopicConfig{RetentionBytes: 1 << 30, RetentionAge: time.Hour})
+	is.Equal(info.Config, client.TopicConfig{RetentionBytes: 1 << 30, RetentionAge: time.Hour, Partitions: 1, ReplicationFactor: 1})
 	_, err = c.CreateTopic(ctx, "a_events-1", client.TopicConfig{})
 	is.NoErr(err)
 	_, err = c.CreateTopic(ctx, "b.logs", client.TopicConfig{})

@@ -23,6 +23,7 @@ import (
 //	               partition count (uvarint) | count × (replica count (uvarint) | replica ids (length, bytes))
 //	delete topic:  nothing
 //	commit offset: group length (uvarint), group | partition (uvarint) | offset (uvarint)
+//	assign:        partition (uvarint) | replica count (uvarint) | replica ids (length, bytes)
 //
 // Version 1 (layout 1) also had produce commands (kind 1): records now live in each partition's own
 // Raft group (package partition), and a data directory of layout 1 is refused at start.
@@ -41,6 +42,7 @@ const (
 	KindCreateTopic  Kind = 2
 	KindDeleteTopic  Kind = 3
 	KindCommitOffset Kind = 4
+	KindAssign       Kind = 5
 )
 
 // ErrMalformedCommand is returned by DecodeCommand for bytes that are not a command of a version it
@@ -59,7 +61,8 @@ type Command struct {
 	ReplicationFactor int
 	Replicas          [][]string
 
-	// Commit offset: the group, the partition and the group's next offset on it.
+	// Commit offset: the group, the partition and the group's next offset on it. Assign: the
+	// partition and its new replicas, in Replicas[0].
 	Group     string
 	Partition uint32
 	Offset    uint64
@@ -76,15 +79,27 @@ func AppendCommand(dst []byte, c *Command) []byte {
 		dst = binary.AppendUvarint(dst, uint64(c.ReplicationFactor))
 		dst = binary.AppendUvarint(dst, uint64(len(c.Replicas)))
 		for _, rs := range c.Replicas {
-			dst = binary.AppendUvarint(dst, uint64(len(rs)))
-			for _, r := range rs {
-				dst = appendString(dst, r)
-			}
+			dst = appendReplicas(dst, rs)
 		}
 	case KindCommitOffset:
 		dst = appendString(dst, c.Group)
 		dst = binary.AppendUvarint(dst, uint64(c.Partition))
 		dst = binary.AppendUvarint(dst, c.Offset)
+	case KindAssign:
+		dst = binary.AppendUvarint(dst, uint64(c.Partition))
+		var rs []string
+		if len(c.Replicas) > 0 {
+			rs = c.Replicas[0]
+		}
+		dst = appendReplicas(dst, rs)
+	}
+	return dst
+}
+
+func appendReplicas(dst []byte, rs []string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(rs)))
+	for _, r := range rs {
+		dst = appendString(dst, r)
 	}
 	return dst
 }
@@ -122,16 +137,8 @@ func DecodeCommand(b []byte) (Command, error) {
 		if d.Err == nil {
 			c.Replicas = make([][]string, parts)
 			for p := range c.Replicas {
-				n := d.Uvarint("replica count")
-				if d.Err == nil && n > uint64(len(d.B)/minReplicaBytes) {
-					d.Failf("%d replicas in %d bytes", n, len(d.B))
-				}
-				if d.Err != nil {
+				if c.Replicas[p] = decodeReplicas(&d); d.Err != nil {
 					break
-				}
-				c.Replicas[p] = make([]string, n)
-				for i := range c.Replicas[p] {
-					c.Replicas[p][i] = decodeString(&d, "replica")
 				}
 			}
 		}
@@ -144,6 +151,13 @@ func DecodeCommand(b []byte) (Command, error) {
 		}
 		c.Partition = uint32(p)
 		c.Offset = d.Uvarint("offset")
+	case KindAssign:
+		p := d.Uvarint("partition")
+		if d.Err == nil && p >= MaxPartitions {
+			d.Failf("partition %d", p)
+		}
+		c.Partition = uint32(p)
+		c.Replicas = [][]string{decodeReplicas(&d)}
 	default:
 		return Command{}, fmt.Errorf("%w: unknown kind %d", ErrMalformedCommand, c.Kind)
 	}
@@ -154,6 +168,22 @@ func DecodeCommand(b []byte) (Command, error) {
 		return Command{}, d.Err
 	}
 	return c, nil
+}
+
+// decodeReplicas reads a list of replica ids.
+func decodeReplicas(d *wire.Decoder) []string {
+	n := d.Uvarint("replica count")
+	if d.Err == nil && n > uint64(len(d.B)/minReplicaBytes) {
+		d.Failf("%d replicas in %d bytes", n, len(d.B))
+	}
+	if d.Err != nil {
+		return nil
+	}
+	rs := make([]string, n)
+	for i := range rs {
+		rs[i] = decodeString(d, "replica")
+	}
+	return rs
 }
 
 // decodeString reads a length-prefixed UTF-8 string.

@@ -19,6 +19,7 @@ func TestCommandsRoundTrip(t *testing.T) {
 		}},
 		{"a topic deletion is its name", Command{Kind: KindDeleteTopic, Topic: "t"}},
 		{"an offset commit carries its group and partition", Command{Kind: KindCommitOffset, Topic: "t", Group: "g", Partition: 7, Offset: 12}},
+		{"an assignment carries its partition and replicas", Command{Kind: KindAssign, Topic: "t", Partition: 3, Replicas: [][]string{{"c", "a", "d"}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			is := is.New(t)
@@ -55,6 +56,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add(AppendCommand(nil, &Command{Kind: KindCreateTopic, Topic: "orders", RetentionBytes: 10, ReplicationFactor: 3, Replicas: [][]string{{"a", "b", "c"}}}))
 	f.Add(AppendCommand(nil, &Command{Kind: KindDeleteTopic, Topic: "orders"}))
 	f.Add(AppendCommand(nil, &Command{Kind: KindCommitOffset, Topic: "t", Group: "g", Partition: 2, Offset: 3}))
+	f.Add(AppendCommand(nil, &Command{Kind: KindAssign, Topic: "t", Partition: 1, Replicas: [][]string{{"b", "c"}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := DecodeCommand(b)
 		if err != nil {
@@ -84,7 +86,7 @@ func FuzzDecodeCommand(f *testing.F) {
 // FuzzDecodeState feeds DecodeState arbitrary bytes, as a corrupt snapshot would be: it must not
 // panic, and a state it accepts is internally consistent.
 func FuzzDecodeState(f *testing.F) {
-	f.Add([]byte(`{"version":3,"index":9,"topics":{"t":{"created":3,"replication_factor":1,"replicas":[["a"],["a"]]}},"offsets":{"g":{"t":{"1":2}}}}`))
+	f.Add([]byte(`{"version":3,"index":9,"topics":{"t":{"created":3,"replication_factor":1,"replicas":[["a"],["a"]],"assigned":[3,7]}},"offsets":{"g":{"t":{"1":2}}}}`))
 	f.Add([]byte(`{"version":3,"topics":{}}`))
 	f.Add([]byte(`{"version":2}`))
 	f.Fuzz(func(t *testing.T, b []byte) {

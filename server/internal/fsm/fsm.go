@@ -142,6 +142,8 @@ func (f *FSM) apply(index uint64, c *Command) *Result {
 		return f.deleteTopic(c)
 	case KindCommitOffset:
 		return f.commitOffset(c)
+	case KindAssign:
+		return f.assign(index, c)
 	}
 	return &Result{Err: fmt.Errorf("%w: kind %d", ErrMalformedCommand, c.Kind)}
 }
@@ -152,7 +154,10 @@ func (f *FSM) createTopic(index uint64, c *Command) *Result {
 	}
 	t := TopicState{
 		Created: index, RetentionBytes: c.RetentionBytes, RetentionAge: c.RetentionAge,
-		ReplicationFactor: c.ReplicationFactor, Replicas: c.Replicas,
+		ReplicationFactor: c.ReplicationFactor, Replicas: c.Replicas, Assigned: make([]uint64, len(c.Replicas)),
+	}
+	for p := range t.Assigned {
+		t.Assigned[p] = index
 	}
 	if err := checkTopic(t); err != nil {
 		return &Result{Err: fmt.Errorf("%w: topic %q: %v", topics.ErrInvalidConfig, c.Topic, err)}
@@ -172,6 +177,27 @@ func (f *FSM) deleteTopic(c *Command) *Result {
 			delete(f.state.Offsets, group)
 		}
 	}
+	return &Result{}
+}
+
+// assign gives a partition new replicas.
+func (f *FSM) assign(index uint64, c *Command) *Result {
+	t, ok := f.state.Topics[c.Topic]
+	if !ok {
+		return &Result{Err: fmt.Errorf("%w: topic %q does not exist", ErrTopicNotFound, c.Topic)}
+	}
+	if int(c.Partition) >= t.Partitions() || len(c.Replicas) != 1 {
+		return &Result{Err: fmt.Errorf("%w: topic %q has partitions 0 to %d, not %d", ErrPartitionNotFound, c.Topic, t.Partitions()-1, c.Partition)}
+	}
+	next := t
+	next.Replicas = slices.Clone(t.Replicas)
+	next.Assigned = slices.Clone(t.Assigned)
+	next.Replicas[c.Partition] = c.Replicas[0]
+	next.Assigned[c.Partition] = index
+	if err := checkTopic(next); err != nil {
+		return &Result{Err: fmt.Errorf("%w: topic %q: %v", topics.ErrInvalidConfig, c.Topic, err)}
+	}
+	f.state.Topics[c.Topic] = next
 	return &Result{}
 }
 

@@ -66,6 +66,24 @@ func TestTopicsPartitionsAndOffsets(t *testing.T) {
 	is.Equal(len(a.f.Topics()), 0)
 }
 
+func TestAnAssignmentReplacesAPartitionsReplicas(t *testing.T) {
+	is := is.New(t)
+	a := &applier{f: New(Config{})}
+	is.NoErr(a.apply(createCommand("t", []string{"a", "b", "c"}, []string{"b", "c", "a"})))
+	_, changed := a.f.Watch()
+	is.NoErr(a.apply(Command{Kind: KindAssign, Topic: "t", Partition: 1, Replicas: [][]string{{"b", "c", "d"}}}))
+	<-changed
+	ts, _ := a.f.Topic("t")
+	is.Equal(ts.Replicas, [][]string{{"a", "b", "c"}, {"b", "c", "d"}})
+	is.Equal(ts.Assigned, []uint64{1, 2}) // partition 0 keeps its creation's index
+	err := a.apply(Command{Kind: KindAssign, Topic: "t", Partition: 2, Replicas: [][]string{{"a"}}})
+	is.True(errors.Is(err, ErrPartitionNotFound))
+	err = a.apply(Command{Kind: KindAssign, Topic: "t", Partition: 0, Replicas: [][]string{{}}})
+	is.True(err != nil) // a partition needs a replica
+	ts, _ = a.f.Topic("t")
+	is.Equal(ts.Replicas[0], []string{"a", "b", "c"})
+}
+
 func TestACreationOfABadShapeIsRefused(t *testing.T) {
 	is := is.New(t)
 	a := &applier{f: New(Config{})}

@@ -50,6 +50,10 @@ type TopicState struct {
 	ReplicationFactor int    `json:"replication_factor"`
 	// Replicas are each partition's servers (ids), the preferred leader first.
 	Replicas [][]string `json:"replicas"`
+	// Assigned is the Raft index of the command that gave each partition its replicas: Created
+	// for the replicas it was created with, which bootstrap its group; later replicas are added to
+	// the group by its leader.
+	Assigned []uint64 `json:"assigned"`
 }
 
 // Partitions is the topic's partition count.
@@ -108,6 +112,9 @@ func checkTopic(t TopicState) error {
 	}
 	if t.ReplicationFactor < 1 || t.ReplicationFactor > MaxReplicationFactor {
 		return fmt.Errorf("replication factor %d, want 1 to %d", t.ReplicationFactor, MaxReplicationFactor)
+	}
+	if len(t.Assigned) != len(t.Replicas) {
+		return fmt.Errorf("%d assignment indexes for %d partitions", len(t.Assigned), len(t.Replicas))
 	}
 	for p, rs := range t.Replicas {
 		if len(rs) == 0 {

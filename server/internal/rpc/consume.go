@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 
 	dislogv1 "github.com/dislog/dislog/client/api/v1"
@@ -30,7 +31,11 @@ type part struct {
 	rep   *partition.Replica
 }
 
-// replica finds this server's replica of a partition for a read.
+// ErrNoReplica is what Cluster.Replica returns for a partition this server holds no replica of.
+var ErrNoReplica = errors.New("rpc: no replica of the partition on this server")
+
+// replica finds this server's replica of a partition for a read. It returns a nil rep, and no
+// error, for a partition this server holds none of, when the read may be relayed.
 func (s *Service) replica(ctx context.Context, topic string, p uint32) (part, error) {
 	t, err := s.topic(ctx, topic)
 	if err != nil {
@@ -40,10 +45,27 @@ func (s *Service) replica(ctx context.Context, topic string, p uint32) (part, er
 		return part{}, err
 	}
 	rep, err := s.cfg.Cluster.Replica(ctx, topic, int(p))
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrNoReplica) && !relayed(ctx):
+		return part{topic: topic, p: p}, nil
+	case errors.Is(err, ErrNoReplica):
+		return part{}, status.Errorf(codes.Unavailable, "%v", err)
+	case err != nil:
 		return part{}, err
 	}
 	return part{topic: topic, p: p, rep: rep}, nil
+}
+
+// relay calls f on each server that holds a partition in turn, until one answers with something
+// other than UNAVAILABLE.
+func (s *Service) relay(pt part, f func(Relay) error) error {
+	err := status.Errorf(codes.Unavailable, "no server holding partition %d of topic %q answered", pt.p, pt.topic)
+	for _, r := range s.cfg.Cluster.Relays(pt.topic, int(pt.p)) {
+		if err = f(r); status.Code(err) != codes.Unavailable {
+			return err
+		}
+	}
+	return err
 }
 
 // Consume reads one record.
@@ -51,6 +73,17 @@ func (s *Service) Consume(ctx context.Context, req *dislogv1.ConsumeRequest) (*d
 	pt, err := s.replica(ctx, req.GetTopic(), req.GetPartition())
 	if err != nil {
 		return nil, err
+	}
+	if pt.rep == nil {
+		var resp *dislogv1.ConsumeResponse
+		err := s.relay(pt, func(r Relay) (err error) {
+			resp, err = r.Consume(ctx, req)
+			return err
+		})
+		if err == nil {
+			s.consumedRecords.WithLabelValues(pt.topic).Inc()
+		}
+		return resp, err
 	}
 	if req.GetReadYourWrites() {
 		if err := s.awaitWrites(ctx, pt, req.GetOffset()); err != nil {
@@ -90,6 +123,9 @@ func (s *Service) ConsumeStream(req *dislogv1.ConsumeStreamRequest, stream dislo
 	defer cancel()
 	stop := context.AfterFunc(s.cfg.Stopping, cancel)
 	defer stop()
+	if pt.rep == nil {
+		return s.relayStream(ctx, pt, req, stream)
+	}
 
 	if start, ok := req.GetStart().(*dislogv1.ConsumeStreamRequest_Offset); ok && req.GetReadYourWrites() {
 		if err := s.awaitWrites(ctx, pt, start.Offset); err != nil {
@@ -212,4 +248,40 @@ func (s *Service) startOffset(ctx context.Context, pt part, req *dislogv1.Consum
 		return 0, status.Errorf(codes.InvalidArgument, "unknown start position %d", start.Position)
 	}
 	return low, nil
+}
+
+// relayStream relays a ConsumeStream to a server that holds the partition: its records, then its
+// end or error. A relay that fails before it sent a record is tried on the next server.
+func (s *Service) relayStream(ctx context.Context, pt part, req *dislogv1.ConsumeStreamRequest, stream dislogv1.LogService_ConsumeStreamServer) error {
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
+	sent := false
+	err := s.relay(pt, func(r Relay) error {
+		if sent {
+			return status.Errorf(codes.Unavailable, "the server relaying partition %d of topic %q went away; resume where the stream stopped", pt.p, pt.topic)
+		}
+		in, err := r.ConsumeStream(ctx, req)
+		if err != nil {
+			return err
+		}
+		for {
+			resp, err := in.Recv()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			sent = true
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
+			s.consumedRecords.WithLabelValues(pt.topic).Add(float64(len(resp.GetRecords())))
+		}
+	})
+	if err != nil && s.cfg.Stopping.Err() != nil && stream.Context().Err() == nil {
+		return errShuttingDown
+	}
+	return err
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/dislog/dislog/server/internal/partition"
 	"github.com/dislog/dislog/server/internal/topics"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -48,12 +49,32 @@ type Cluster interface {
 	// result. Batches one caller starts on one partition are appended in that order. Its errors are
 	// status errors.
 	Produce(ctx context.Context, topic string, partition int, b partition.Batch) func() (partition.Result, error)
-	// Partition describes a partition: its replicas, its leader and the offsets it holds, as far
-	// as this server knows them.
-	Partition(topic string, partition int) *dislogv1.PartitionInfo
+	// Partitions describes a topic's partitions: their replicas, leaders and offsets, from this
+	// server's replicas, and unless local is set, from other servers' for the partitions this one
+	// does not hold.
+	Partitions(ctx context.Context, topic string, local bool) []*dislogv1.PartitionInfo
+	// Relays are clients of the servers that hold a partition, for the reads of a server that
+	// holds none.
+	Relays(topic string, partition int) []Relay
 	// Servers lists the servers of the cluster, with this server's Raft term.
 	Servers(ctx context.Context) (*dislogv1.GetServersResponse, error)
 }
+
+// Relay is a server that holds a partition, called for a read on behalf of a server that does not
+// (the peer API's relayed calls).
+type Relay interface {
+	Consume(ctx context.Context, req *dislogv1.ConsumeRequest, opts ...grpc.CallOption) (*dislogv1.ConsumeResponse, error)
+	ConsumeStream(ctx context.Context, req *dislogv1.ConsumeStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[dislogv1.ConsumeStreamResponse], error)
+}
+
+// relayedKey marks the context of a call relayed from another server: it is served from this
+// server's replicas alone, never relayed again.
+type relayedKey struct{}
+
+// Relayed marks ctx as a call relayed from another server.
+func Relayed(ctx context.Context) context.Context { return context.WithValue(ctx, relayedKey{}, true) }
+
+func relayed(ctx context.Context) bool { return ctx.Value(relayedKey{}) != nil }
 
 // Config is what a Service serves.
 type Config struct {
@@ -211,7 +232,7 @@ func (s *Service) CreateTopic(ctx context.Context, req *dislogv1.CreateTopicRequ
 		// Created through the leader and not yet applied here.
 		t = fsm.TopicState{RetentionBytes: c.RetentionBytes, RetentionAge: int64(c.RetentionAge), ReplicationFactor: rf, Replicas: replicas}
 	}
-	return &dislogv1.CreateTopicResponse{Topic: s.topicInfo(name, t)}, nil
+	return &dislogv1.CreateTopicResponse{Topic: s.topicInfo(ctx, name, t)}, nil
 }
 
 // DeleteTopic deletes a topic and the offsets committed on it.
@@ -237,7 +258,7 @@ func (s *Service) ListTopics(ctx context.Context, _ *dislogv1.ListTopicsRequest)
 	for _, name := range s.cfg.Cluster.Topics() {
 		t, ok := s.cfg.Cluster.Topic(name)
 		if ok && (s.cfg.Visible == nil || s.cfg.Visible(ctx, name)) {
-			resp.Topics = append(resp.Topics, s.topicInfo(name, t))
+			resp.Topics = append(resp.Topics, s.topicInfo(ctx, name, t))
 		}
 	}
 	return resp, nil
@@ -258,12 +279,22 @@ func (s *Service) DescribeTopic(ctx context.Context, req *dislogv1.DescribeTopic
 	if !ok {
 		return nil, topicError(topics.ErrNotFound, req.GetTopic())
 	}
-	return &dislogv1.DescribeTopicResponse{Topic: s.topicInfo(req.GetTopic(), t)}, nil
+	return &dislogv1.DescribeTopicResponse{Topic: s.topicInfo(ctx, req.GetTopic(), t)}, nil
+}
+
+// DescribeRelayed is DescribeTopic for another server: what this server's replicas know, with no
+// read barrier.
+func (s *Service) DescribeRelayed(ctx context.Context, req *dislogv1.DescribeTopicRequest) (*dislogv1.DescribeTopicResponse, error) {
+	t, ok := s.cfg.Cluster.Topic(req.GetTopic())
+	if !ok {
+		return nil, topicError(topics.ErrNotFound, req.GetTopic())
+	}
+	return &dislogv1.DescribeTopicResponse{Topic: s.topicInfo(Relayed(ctx), req.GetTopic(), t)}, nil
 }
 
 // topicInfo describes a topic: its configuration, and each partition as this server knows it.
 // The topic's offsets are partition 0's; bytes and segments are summed over partitions.
-func (s *Service) topicInfo(name string, t fsm.TopicState) *dislogv1.TopicInfo {
+func (s *Service) topicInfo(ctx context.Context, name string, t fsm.TopicState) *dislogv1.TopicInfo {
 	info := &dislogv1.TopicInfo{
 		Topic:             name,
 		Config:            &dislogv1.TopicConfig{RetentionBytes: t.RetentionBytes},
@@ -273,12 +304,8 @@ func (s *Service) topicInfo(name string, t fsm.TopicState) *dislogv1.TopicInfo {
 	if t.RetentionAge > 0 {
 		info.Config.RetentionAge = durationpb.New(time.Duration(t.RetentionAge))
 	}
-	for p := range t.Partitions() {
-		pi := s.cfg.Cluster.Partition(name, p)
-		if pi == nil {
-			pi = &dislogv1.PartitionInfo{Partition: uint32(p), Replicas: t.Replicas[p]}
-		}
-		info.PartitionInfo = append(info.PartitionInfo, pi)
+	info.PartitionInfo = s.cfg.Cluster.Partitions(ctx, name, relayed(ctx))
+	for _, pi := range info.PartitionInfo {
 		info.Bytes += pi.GetBytes()
 		info.Segments += pi.GetSegments()
 	}

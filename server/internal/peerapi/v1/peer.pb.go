@@ -10,6 +10,7 @@
 package peerv1
 
 import (
+	v1 "github.com/dislog/dislog/client/api/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -318,7 +319,7 @@ var File_peer_proto protoreflect.FileDescriptor
 const file_peer_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"peer.proto\x12\x0edislog.peer.v1\"(\n" +
+	"peer.proto\x12\x0edislog.peer.v1\x1a\fdislog.proto\"(\n" +
 	"\fApplyRequest\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\fR\acommand\"\x0f\n" +
 	"\rApplyResponse\"\x9b\x01\n" +
@@ -335,11 +336,14 @@ const file_peer_proto_rawDesc = "" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index2\xea\x01\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index2\xd6\x03\n" +
 	"\x04Peer\x12D\n" +
 	"\x05Apply\x12\x1c.dislog.peer.v1.ApplyRequest\x1a\x1d.dislog.peer.v1.ApplyResponse\x12J\n" +
 	"\aProduce\x12\x1e.dislog.peer.v1.ProduceRequest\x1a\x1f.dislog.peer.v1.ProduceResponse\x12P\n" +
-	"\tReadIndex\x12 .dislog.peer.v1.ReadIndexRequest\x1a!.dislog.peer.v1.ReadIndexResponseB<Z:github.com/dislog/dislog/server/internal/peerapi/v1;peerv1b\x06proto3"
+	"\tReadIndex\x12 .dislog.peer.v1.ReadIndexRequest\x1a!.dislog.peer.v1.ReadIndexResponse\x12@\n" +
+	"\aConsume\x12\x19.dislog.v1.ConsumeRequest\x1a\x1a.dislog.v1.ConsumeResponse\x12T\n" +
+	"\rConsumeStream\x12\x1f.dislog.v1.ConsumeStreamRequest\x1a .dislog.v1.ConsumeStreamResponse0\x01\x12R\n" +
+	"\rDescribeTopic\x12\x1f.dislog.v1.DescribeTopicRequest\x1a .dislog.v1.DescribeTopicResponseB<Z:github.com/dislog/dislog/server/internal/peerapi/v1;peerv1b\x06proto3"
 
 var (
 	file_peer_proto_rawDescOnce sync.Once
@@ -355,25 +359,37 @@ func file_peer_proto_rawDescGZIP() []byte {
 
 var file_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_peer_proto_goTypes = []any{
-	(*ApplyRequest)(nil),      // 0: dislog.peer.v1.ApplyRequest
-	(*ApplyResponse)(nil),     // 1: dislog.peer.v1.ApplyResponse
-	(*ProduceRequest)(nil),    // 2: dislog.peer.v1.ProduceRequest
-	(*ProduceResponse)(nil),   // 3: dislog.peer.v1.ProduceResponse
-	(*ReadIndexRequest)(nil),  // 4: dislog.peer.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil), // 5: dislog.peer.v1.ReadIndexResponse
+	(*ApplyRequest)(nil),             // 0: dislog.peer.v1.ApplyRequest
+	(*ApplyResponse)(nil),            // 1: dislog.peer.v1.ApplyResponse
+	(*ProduceRequest)(nil),           // 2: dislog.peer.v1.ProduceRequest
+	(*ProduceResponse)(nil),          // 3: dislog.peer.v1.ProduceResponse
+	(*ReadIndexRequest)(nil),         // 4: dislog.peer.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),        // 5: dislog.peer.v1.ReadIndexResponse
+	(*v1.ConsumeRequest)(nil),        // 6: dislog.v1.ConsumeRequest
+	(*v1.ConsumeStreamRequest)(nil),  // 7: dislog.v1.ConsumeStreamRequest
+	(*v1.DescribeTopicRequest)(nil),  // 8: dislog.v1.DescribeTopicRequest
+	(*v1.ConsumeResponse)(nil),       // 9: dislog.v1.ConsumeResponse
+	(*v1.ConsumeStreamResponse)(nil), // 10: dislog.v1.ConsumeStreamResponse
+	(*v1.DescribeTopicResponse)(nil), // 11: dislog.v1.DescribeTopicResponse
 }
 var file_peer_proto_depIdxs = []int32{
-	0, // 0: dislog.peer.v1.Peer.Apply:input_type -> dislog.peer.v1.ApplyRequest
-	2, // 1: dislog.peer.v1.Peer.Produce:input_type -> dislog.peer.v1.ProduceRequest
-	4, // 2: dislog.peer.v1.Peer.ReadIndex:input_type -> dislog.peer.v1.ReadIndexRequest
-	1, // 3: dislog.peer.v1.Peer.Apply:output_type -> dislog.peer.v1.ApplyResponse
-	3, // 4: dislog.peer.v1.Peer.Produce:output_type -> dislog.peer.v1.ProduceResponse
-	5, // 5: dislog.peer.v1.Peer.ReadIndex:output_type -> dislog.peer.v1.ReadIndexResponse
-	3, // [3:6] is the sub-list for method output_type
-	0, // [0:3] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	0,  // 0: dislog.peer.v1.Peer.Apply:input_type -> dislog.peer.v1.ApplyRequest
+	2,  // 1: dislog.peer.v1.Peer.Produce:input_type -> dislog.peer.v1.ProduceRequest
+	4,  // 2: dislog.peer.v1.Peer.ReadIndex:input_type -> dislog.peer.v1.ReadIndexRequest
+	6,  // 3: dislog.peer.v1.Peer.Consume:input_type -> dislog.v1.ConsumeRequest
+	7,  // 4: dislog.peer.v1.Peer.ConsumeStream:input_type -> dislog.v1.ConsumeStreamRequest
+	8,  // 5: dislog.peer.v1.Peer.DescribeTopic:input_type -> dislog.v1.DescribeTopicRequest
+	1,  // 6: dislog.peer.v1.Peer.Apply:output_type -> dislog.peer.v1.ApplyResponse
+	3,  // 7: dislog.peer.v1.Peer.Produce:output_type -> dislog.peer.v1.ProduceResponse
+	5,  // 8: dislog.peer.v1.Peer.ReadIndex:output_type -> dislog.peer.v1.ReadIndexResponse
+	9,  // 9: dislog.peer.v1.Peer.Consume:output_type -> dislog.v1.ConsumeResponse
+	10, // 10: dislog.peer.v1.Peer.ConsumeStream:output_type -> dislog.v1.ConsumeStreamResponse
+	11, // 11: dislog.peer.v1.Peer.DescribeTopic:output_type -> dislog.v1.DescribeTopicResponse
+	6,  // [6:12] is the sub-list for method output_type
+	0,  // [0:6] is the sub-list for method input_type
+	0,  // [0:0] is the sub-list for extension type_name
+	0,  // [0:0] is the sub-list for extension extendee
+	0,  // [0:0] is the sub-list for field type_name
 }
 
 func init() { file_peer_proto_init() }

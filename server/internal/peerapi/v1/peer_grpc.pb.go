@@ -11,6 +11,7 @@ package peerv1
 
 import (
 	context "context"
+	v1 "github.com/dislog/dislog/client/api/v1"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
@@ -22,9 +23,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Peer_Apply_FullMethodName     = "/dislog.peer.v1.Peer/Apply"
-	Peer_Produce_FullMethodName   = "/dislog.peer.v1.Peer/Produce"
-	Peer_ReadIndex_FullMethodName = "/dislog.peer.v1.Peer/ReadIndex"
+	Peer_Apply_FullMethodName         = "/dislog.peer.v1.Peer/Apply"
+	Peer_Produce_FullMethodName       = "/dislog.peer.v1.Peer/Produce"
+	Peer_ReadIndex_FullMethodName     = "/dislog.peer.v1.Peer/ReadIndex"
+	Peer_Consume_FullMethodName       = "/dislog.peer.v1.Peer/Consume"
+	Peer_ConsumeStream_FullMethodName = "/dislog.peer.v1.Peer/ConsumeStream"
+	Peer_DescribeTopic_FullMethodName = "/dislog.peer.v1.Peer/DescribeTopic"
 )
 
 // PeerClient is the client API for Peer service.
@@ -45,6 +49,12 @@ type PeerClient interface {
 	// index of the last command it has applied. A server that has applied up to that index serves a
 	// linearizable metadata read from its own state (DescribeTopic, FetchOffset).
 	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
+	// Consume, ConsumeStream and DescribeTopic are the client API's, served from the called server's
+	// own replicas, for a server that holds no replica of a partition its client reads: it relays
+	// the call to a server that does. The called server never relays it further.
+	Consume(ctx context.Context, in *v1.ConsumeRequest, opts ...grpc.CallOption) (*v1.ConsumeResponse, error)
+	ConsumeStream(ctx context.Context, in *v1.ConsumeStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[v1.ConsumeStreamResponse], error)
+	DescribeTopic(ctx context.Context, in *v1.DescribeTopicRequest, opts ...grpc.CallOption) (*v1.DescribeTopicResponse, error)
 }
 
 type peerClient struct {
@@ -85,6 +95,45 @@ func (c *peerClient) ReadIndex(ctx context.Context, in *ReadIndexRequest, opts .
 	return out, nil
 }
 
+func (c *peerClient) Consume(ctx context.Context, in *v1.ConsumeRequest, opts ...grpc.CallOption) (*v1.ConsumeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(v1.ConsumeResponse)
+	err := c.cc.Invoke(ctx, Peer_Consume_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *peerClient) ConsumeStream(ctx context.Context, in *v1.ConsumeStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[v1.ConsumeStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Peer_ServiceDesc.Streams[0], Peer_ConsumeStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[v1.ConsumeStreamRequest, v1.ConsumeStreamResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_ConsumeStreamClient = grpc.ServerStreamingClient[v1.ConsumeStreamResponse]
+
+func (c *peerClient) DescribeTopic(ctx context.Context, in *v1.DescribeTopicRequest, opts ...grpc.CallOption) (*v1.DescribeTopicResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(v1.DescribeTopicResponse)
+	err := c.cc.Invoke(ctx, Peer_DescribeTopic_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -103,6 +152,12 @@ type PeerServer interface {
 	// index of the last command it has applied. A server that has applied up to that index serves a
 	// linearizable metadata read from its own state (DescribeTopic, FetchOffset).
 	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
+	// Consume, ConsumeStream and DescribeTopic are the client API's, served from the called server's
+	// own replicas, for a server that holds no replica of a partition its client reads: it relays
+	// the call to a server that does. The called server never relays it further.
+	Consume(context.Context, *v1.ConsumeRequest) (*v1.ConsumeResponse, error)
+	ConsumeStream(*v1.ConsumeStreamRequest, grpc.ServerStreamingServer[v1.ConsumeStreamResponse]) error
+	DescribeTopic(context.Context, *v1.DescribeTopicRequest) (*v1.DescribeTopicResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -121,6 +176,15 @@ func (UnimplementedPeerServer) Produce(context.Context, *ProduceRequest) (*Produ
 }
 func (UnimplementedPeerServer) ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReadIndex not implemented")
+}
+func (UnimplementedPeerServer) Consume(context.Context, *v1.ConsumeRequest) (*v1.ConsumeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Consume not implemented")
+}
+func (UnimplementedPeerServer) ConsumeStream(*v1.ConsumeStreamRequest, grpc.ServerStreamingServer[v1.ConsumeStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method ConsumeStream not implemented")
+}
+func (UnimplementedPeerServer) DescribeTopic(context.Context, *v1.DescribeTopicRequest) (*v1.DescribeTopicResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeTopic not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -197,6 +261,53 @@ func _Peer_ReadIndex_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Consume_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(v1.ConsumeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Consume(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Consume_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Consume(ctx, req.(*v1.ConsumeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Peer_ConsumeStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(v1.ConsumeStreamRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PeerServer).ConsumeStream(m, &grpc.GenericServerStream[v1.ConsumeStreamRequest, v1.ConsumeStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_ConsumeStreamServer = grpc.ServerStreamingServer[v1.ConsumeStreamResponse]
+
+func _Peer_DescribeTopic_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(v1.DescribeTopicRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).DescribeTopic(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_DescribeTopic_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).DescribeTopic(ctx, req.(*v1.DescribeTopicRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -216,7 +327,21 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ReadIndex",
 			Handler:    _Peer_ReadIndex_Handler,
 		},
+		{
+			MethodName: "Consume",
+			Handler:    _Peer_Consume_Handler,
+		},
+		{
+			MethodName: "DescribeTopic",
+			Handler:    _Peer_DescribeTopic_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ConsumeStream",
+			Handler:       _Peer_ConsumeStream_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "peer.proto",
 }
