@@ -39,6 +39,8 @@ type replicas struct {
 
 	mu     sync.RWMutex
 	topics map[string]*topicReplicas
+	// closed is set by close: a replica opened after it is closed at once.
+	closed bool
 }
 
 // topicReplicas are one topic's replicas on this server. Its fields are guarded by replicas.mu.
@@ -336,6 +338,10 @@ func (r *replicas) reconcile(state map[string]fsm.TopicState) {
 	addrs := r.c.addresses()
 	for name, want := range state {
 		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			return
+		}
 		t := r.topics[name]
 		if t == nil {
 			t = &topicReplicas{name: name, parts: make([]*partition.Replica, want.Partitions()), unassigned: map[int]time.Time{}}
@@ -355,6 +361,11 @@ func (r *replicas) reconcile(state map[string]fsm.TopicState) {
 					continue
 				}
 				r.mu.Lock()
+				if r.closed {
+					r.mu.Unlock()
+					rep.Close()
+					return
+				}
 				t.parts[p] = rep
 				delete(t.unassigned, p)
 				r.mu.Unlock()
@@ -532,6 +543,7 @@ func (r *replicas) close() error {
 	r.mu.Lock()
 	ts := r.topics
 	r.topics = map[string]*topicReplicas{}
+	r.closed = true
 	r.mu.Unlock()
 	var (
 		wg   sync.WaitGroup
@@ -801,8 +813,9 @@ func (c *cluster) Produce(ctx context.Context, topic string, p int, b partition.
 	return func() (partition.Result, error) { return res, err }
 }
 
-// Partitions describes a topic's partitions: those this server holds from its replicas, the
-// others (unless local) from the servers that hold them, one call per server.
+// Partitions describes a topic's partitions: those assigned to this server from its replicas (as
+// far as each has caught up), the others (unless local) from the servers that hold them, one call
+// per server.
 func (c *cluster) Partitions(ctx context.Context, topic string, local bool) []*dislogv1.PartitionInfo {
 	t, ok := c.fsm.Topic(topic)
 	if !ok {
@@ -814,7 +827,8 @@ func (c *cluster) Partitions(ctx context.Context, topic string, local bool) []*d
 		infos[p] = &dislogv1.PartitionInfo{Partition: uint32(p), Replicas: t.Replicas[p]}
 		rep, ok := c.replicas.local(topic, p)
 		if !ok {
-			if len(t.Replicas[p]) > 0 {
+			// A partition assigned here and not open yet is described as such: empty, no leader.
+			if !contains(t.Replicas[p], c.id) {
 				missing[t.Replicas[p][0]] = append(missing[t.Replicas[p][0]], p)
 			}
 			continue
