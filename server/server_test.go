@@ -640,7 +640,9 @@ func TestHealthMetricsAndPprofAreServed(t *testing.T) {
 
 	metrics := httpGet(t, "http://"+n.Server.AdminAddr()+"/metrics")
 	for _, want := range []string{
-		`dislog_topic_next_offset{topic="m"} 1`,
+		`dislog_partition_next_offset{partition="0",topic="m"} 1`,
+		`dislog_partition_leader{partition="0",topic="m"} 1`,
+		`dislog_partition_sequence_violations_total{partition="0",topic="m"} 0`,
 		`dislog_produced_records_total{topic="m"} 1`,
 		`grpc_server_handled_total{grpc_code="OK",grpc_method="Produce",grpc_service="dislog.v1.LogService",grpc_type="unary"} 1`,
 		`go_goroutines`,

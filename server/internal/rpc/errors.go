@@ -70,6 +70,11 @@ func ResultError(err error) error {
 // readError turns an error of a read from a partition replica into a status, and logs the ones
 // that mean the server or its disk is in trouble.
 func (s *Service) readError(ctx context.Context, err error, pt part, offset uint64) error {
+	if errors.Is(err, partition.ErrClosed) {
+		if _, ok := s.cfg.Cluster.Topic(pt.topic); !ok {
+			return status.Errorf(codes.NotFound, "topic %q was deleted", pt.topic)
+		}
+	}
 	st := readStatus(ctx, err, pt, offset)
 	if c := status.Code(st); c == codes.Internal || c == codes.DataLoss {
 		s.cfg.Logger.Error("partition read error", slog.String("topic", pt.topic), slog.Uint64("partition", uint64(pt.p)),
