@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/dislog/dislog/server/internal/partition"
 	gometrics "github.com/hashicorp/go-metrics"
 	gometricsprom "github.com/hashicorp/go-metrics/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
@@ -121,24 +120,24 @@ func (pc partitionCollector) Collect(ch chan<- prometheus.Metric) {
 	if pc.c.replicas == nil {
 		return
 	}
-	pc.c.replicas.each(func(t *topicReplicas, p int, rep *partition.Replica) {
-		labels := []string{t.name, strconv.Itoa(p)}
+	pc.c.replicas.each(func(l localReplica) {
+		labels := []string{l.topic, strconv.Itoa(l.p)}
 		gauge := func(d *prometheus.Desc, v float64) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 		}
-		st := rep.Stats()
+		st := l.rep.Stats()
 		gauge(partitionLowestDesc, float64(st.Lowest))
 		gauge(partitionNextDesc, float64(st.Next))
 		gauge(partitionBytesDesc, float64(st.Bytes))
 		gauge(partitionSegmentsDesc, float64(st.Segments))
 		leader := 0.0
-		if rep.IsLeader() {
+		if st.Leader {
 			leader = 1
 		}
 		gauge(partitionLeaderDesc, leader)
-		id, _ := rep.Leader()
-		gauge(partitionInSyncDesc, float64(len(pc.c.inSync(t.state.Replicas[p], string(id)))))
-		gauge(partitionReplicasDesc, float64(len(t.state.Replicas[p])))
+		id, _ := l.rep.Leader()
+		gauge(partitionInSyncDesc, float64(len(pc.c.inSync(l.state.Replicas[l.p], string(id)))))
+		gauge(partitionReplicasDesc, float64(len(l.state.Replicas[l.p])))
 		gauge(partitionLagDesc, float64(st.LastIndex-min(st.LastIndex, st.Applied)))
 		ch <- prometheus.MustNewConstMetric(partitionViolationDesc, prometheus.CounterValue, float64(st.SequenceViolations), labels...)
 	})

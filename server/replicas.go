@@ -94,9 +94,9 @@ func (r *replicas) retentionLoop() {
 			return
 		case <-tick.C:
 		}
-		r.each(func(t *topicReplicas, p int, rep *partition.Replica) {
-			if err := rep.ApplyRetention(); err != nil {
-				r.c.log.Warn("retention", slog.String("topic", t.name), slog.Int("partition", p), slog.Any("error", err))
+		r.each(func(l localReplica) {
+			if err := l.rep.ApplyRetention(); err != nil {
+				r.c.log.Warn("retention", slog.String("topic", l.topic), slog.Int("partition", l.p), slog.Any("error", err))
 			}
 		})
 	}
@@ -120,18 +120,18 @@ func (r *replicas) preferredLeaderLoop() {
 		}
 		up := r.c.upServers()
 		addrs := r.c.addresses()
-		r.each(func(t *topicReplicas, p int, rep *partition.Replica) {
-			preferred := t.state.Replicas[p][0]
-			if preferred == r.c.id || !rep.IsLeader() || !slices.Contains(up, preferred) || addrs[preferred] == "" {
+		r.each(func(l localReplica) {
+			preferred := l.state.Replicas[l.p][0]
+			if preferred == r.c.id || !l.rep.IsLeader() || !slices.Contains(up, preferred) || addrs[preferred] == "" {
 				return
 			}
-			if err := rep.TransferLeadership(raft.ServerID(preferred), raft.ServerAddress(addrs[preferred])); err != nil {
-				r.c.log.Debug("moving a partition's leadership to its preferred replica", slog.String("topic", t.name),
-					slog.Int("partition", p), slog.String("to", preferred), slog.Any("error", err))
+			if err := l.rep.TransferLeadership(raft.ServerID(preferred), raft.ServerAddress(addrs[preferred])); err != nil {
+				r.c.log.Debug("moving a partition's leadership to its preferred replica", slog.String("topic", l.topic),
+					slog.Int("partition", l.p), slog.String("to", preferred), slog.Any("error", err))
 				return
 			}
-			r.c.log.Info("moved a partition's leadership to its preferred replica", slog.String("topic", t.name),
-				slog.Int("partition", p), slog.String("to", preferred))
+			r.c.log.Info("moved a partition's leadership to its preferred replica", slog.String("topic", l.topic),
+				slog.Int("partition", l.p), slog.String("to", preferred))
 		})
 	}
 }
@@ -150,15 +150,12 @@ func (r *replicas) membershipLoop() {
 		case <-tick.C:
 		}
 		addrs := r.c.addresses()
-		r.each(func(t *topicReplicas, p int, rep *partition.Replica) {
-			if !rep.IsLeader() {
+		r.each(func(l localReplica) {
+			if !l.rep.IsLeader() {
 				return
 			}
-			r.mu.RLock()
-			want := t.state.Replicas[p]
-			r.mu.RUnlock()
-			if err := r.matchMembers(rep, want, addrs); err != nil {
-				r.c.log.Warn("changing a partition's replicas", slog.String("topic", t.name), slog.Int("partition", p), slog.Any("error", err))
+			if err := r.matchMembers(l.rep, l.state.Replicas[l.p], addrs); err != nil {
+				r.c.log.Warn("changing a partition's replicas", slog.String("topic", l.topic), slog.Int("partition", l.p), slog.Any("error", err))
 			}
 		})
 	}
@@ -300,21 +297,29 @@ func resultErr(r *fsm.Result) error {
 	return r.Err
 }
 
-// each calls f for every local replica.
-func (r *replicas) each(f func(t *topicReplicas, p int, rep *partition.Replica)) {
+// each calls f for every local replica, outside the lock.
+func (r *replicas) each(f func(l localReplica)) {
 	r.mu.RLock()
-	var ts []*topicReplicas
+	var ls []localReplica
 	for _, t := range r.topics {
-		ts = append(ts, t)
-	}
-	r.mu.RUnlock()
-	for _, t := range ts {
 		for p, rep := range t.parts {
 			if rep != nil {
-				f(t, p, rep)
+				ls = append(ls, localReplica{topic: t.name, state: t.state, p: p, rep: rep})
 			}
 		}
 	}
+	r.mu.RUnlock()
+	for _, l := range ls {
+		f(l)
+	}
+}
+
+// localReplica is a local replica with its topic's metadata as each found them.
+type localReplica struct {
+	topic string
+	state fsm.TopicState
+	p     int
+	rep   *partition.Replica
 }
 
 // reconcile makes the local replicas match the metadata: it opens the replicas assigned to this
@@ -584,15 +589,15 @@ func (r *replicas) local(topic string, p int) (*partition.Replica, bool) {
 // leaveAll hands the leadership of every partition this server leads to another replica.
 func (r *replicas) leaveAll() {
 	var wg sync.WaitGroup
-	r.each(func(t *topicReplicas, p int, rep *partition.Replica) {
-		if !rep.IsLeader() {
+	r.each(func(l localReplica) {
+		if !l.rep.IsLeader() {
 			return
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := rep.TransferLeadership("", ""); err != nil {
-				r.c.log.Debug("partition leadership transfer", slog.String("topic", t.name), slog.Int("partition", p), slog.Any("error", err))
+			if err := l.rep.TransferLeadership("", ""); err != nil {
+				r.c.log.Debug("partition leadership transfer", slog.String("topic", l.topic), slog.Int("partition", l.p), slog.Any("error", err))
 			}
 		}()
 	})
