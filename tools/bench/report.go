@@ -58,8 +58,8 @@ func (r *Report) acknowledged() (records, bytes int64) {
 // Stats are one side of a run: its records, throughput and latency.
 type Stats struct {
 	// ElapsedSeconds is how long this side ran: Mixed producers stop before their consumers.
-	ElapsedSeconds   float64 `json:"elapsed_seconds"`
-	Records int64 `json:"records"`
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
+	Records        int64   `json:"records"`
 	// Bytes is the record data of Records: keys and values.
 	Bytes            int64   `json:"bytes"`
 	Failed           int64   `json:"failed"`

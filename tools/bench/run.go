@@ -43,7 +43,7 @@ type run struct {
 	partitions int
 	info       client.TopicInfo
 	start      time.Time
-	end     time.Time // when a run with a Duration stops starting operations
+	end        time.Time // when a run with a Duration stops starting operations
 	// failoversDone, set for a run with a Failover, is closed once its kills are over: the run
 	// goes on past end until then, so that a kill late in the run is measured to its end.
 	failoversDone chan struct{}
@@ -377,9 +377,9 @@ func (r *run) each(worker func(ctx context.Context, c *client.Client, b *budget)
 
 // budget is how many records one client may still produce or read: a count, or until a time.
 type budget struct {
-	client int // the client's index, from 0
-	left  int64 // with a count
-	until time.Time
+	client int   // the client's index, from 0
+	left   int64 // with a count
+	until  time.Time
 	// hold, if not nil, extends until: records are handled until it is closed too.
 	hold <-chan struct{}
 }

@@ -59,11 +59,11 @@ type ClusterUsage struct {
 
 // usageProbe is the readings at the start of a measurement.
 type usageProbe struct {
-	list   func() ([]Process, error)
-	start  map[string]proc.Usage
-	procs  []Process
-	self   proc.Usage
-	err    error
+	list  func() ([]Process, error)
+	start map[string]proc.Usage
+	procs []Process
+	self  proc.Usage
+	err   error
 }
 
 // startUsage reads every process's use so far; the end of the measurement reads them again.
