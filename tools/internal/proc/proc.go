@@ -206,9 +206,22 @@ func Find(parent int, flag, value string) (int, error) {
 	return 0, fmt.Errorf("%w: no child of %d has %s %s", ErrNotFound, parent, flag, value)
 }
 
+// Cmdline returns the arguments process pid was started with, the program first.
+func Cmdline(pid int) ([]string, error) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil {
+		return nil, fmt.Errorf("proc: %w", err)
+	}
+	return splitCmdline(b), nil
+}
+
+func splitCmdline(b []byte) []string {
+	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+}
+
 // hasFlag reports whether a NUL-separated command line holds flag value or flag=value.
 func hasFlag(cmdline []byte, flag, value string) bool {
-	args := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
+	args := splitCmdline(cmdline)
 	for i, a := range args {
 		if a == flag+"="+value || a == flag && i+1 < len(args) && args[i+1] == value {
 			return true

@@ -72,6 +72,9 @@ func TestReadFindAndTerminateAChild(t *testing.T) {
 	is.Equal(pid, cmd.Process.Pid)
 	_, err = Find(os.Getpid(), "--marker", dir+"-other")
 	is.True(err != nil)
+	args, err := Cmdline(pid)
+	is.NoErr(err)
+	is.Equal(args[len(args)-2:], []string{"--marker", dir})
 
 	deadline := time.Now().Add(30 * time.Second)
 	var u Usage
