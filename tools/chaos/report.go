@@ -30,17 +30,17 @@ func (c *Counts) add(o Outcome) {
 
 // Report is the result of a run.
 type Report struct {
-	Seed       int64         `json:"seed"`
-	Nodes      int           `json:"nodes"`
-	Clients    int           `json:"clients"`
-	Topics     int           `json:"topics"`
+	Seed    int64 `json:"seed"`
+	Nodes   int   `json:"nodes"`
+	Clients int   `json:"clients"`
+	Topics  int   `json:"topics"`
 	// Partitions is each topic's partition count and ReplicationFactor its replicas (0: the
 	// cluster's default).
-	Partitions        int `json:"partitions"`
-	ReplicationFactor int `json:"replication_factor,omitempty"`
-	Duration   time.Duration `json:"duration_ns"`
-	FaultKinds []Fault       `json:"fault_kinds"`
-	Raft       RaftTimings   `json:"raft"`
+	Partitions        int           `json:"partitions"`
+	ReplicationFactor int           `json:"replication_factor,omitempty"`
+	Duration          time.Duration `json:"duration_ns"`
+	FaultKinds        []Fault       `json:"fault_kinds"`
+	Raft              RaftTimings   `json:"raft"`
 	// Ops counts the operations of each kind, and Total all of them.
 	Ops   map[OpKind]Counts `json:"ops"`
 	Total Counts            `json:"total"`
