@@ -41,6 +41,9 @@ const (
 	DefaultPreload    = 100_000
 )
 
+// KeyBytes is the size of the key Config.Keys gives each record.
+const KeyBytes = 16
+
 // ErrConfig is wrapped by the errors of Config.Validate.
 var ErrConfig = errors.New("bench: invalid configuration")
 
@@ -49,6 +52,23 @@ type Config struct {
 	Workload Workload
 	// Topic is created if it does not exist. Default DefaultTopic.
 	Topic string
+	// Partitions and ReplicationFactor shape the topic if the run creates it: 0 is one partition,
+	// on the cluster's default replication factor. A topic that exists is used as it is.
+	Partitions        int
+	ReplicationFactor int
+	// Keys gives every record produced a key of KeyBytes bytes, a different one each, so that
+	// records go to the partitions their keys hash to (client.KeyPartition). Without keys, Async
+	// and Mixed producers send each batch to a sticky partition (client.Producer's default), and
+	// Sync and Batch clients name the topic's partitions in turn (Client.ProduceTo). A Batch call
+	// goes to one partition: its records share a key.
+	Keys bool
+	// Leaders makes the report count, at the end of the run, the partitions each server leads
+	// and holds (Report.Leaders).
+	Leaders bool
+	// Processes, if set, lists the server processes on this machine whose CPU time, disk writes
+	// and memory the run measures from /proc (Report.Servers). It is called when the measurement
+	// starts and when it ends.
+	Processes func() ([]Process, error)
 	// RecordSize is the size of each value. Default DefaultRecordSize; Mixed needs at least 8.
 	RecordSize int
 	// Count is how many records the run produces (or, for Replay, reads) in all, shared among the
@@ -152,6 +172,15 @@ func (c *Config) Validate() error {
 		bad("clients %d, window %d, batch %d, preload %d, consumers %d: none may be negative",
 			c.Clients, c.Window, c.Batch, c.Preload, c.Consumers)
 	}
+	if c.Partitions < 0 || c.Partitions > MaxPartitions {
+		bad("%d partitions: want 1 to %d", c.Partitions, MaxPartitions)
+	}
+	if c.ReplicationFactor < 0 {
+		bad("replication factor %d: want 1, 3 or 5 (or 0 for the cluster's default)", c.ReplicationFactor)
+	}
+	if c.Keys && c.Workload == Replay {
+		bad("the replay workload produces no records to key")
+	}
 	if f := c.Failover; f != nil {
 		switch {
 		case c.Workload != Sync && c.Workload != Async && c.Workload != Batch:
@@ -166,6 +195,9 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// MaxPartitions is the most partitions a topic can have.
+const MaxPartitions = 1024
 
 // minRecordSize is the smallest value a workload can write: Mixed stamps each with its send time.
 func minRecordSize(w Workload) int {

@@ -25,6 +25,10 @@ func TestValidate(t *testing.T) {
 		{"a mixed record too small for its send time", Config{Workload: Mixed, Count: 1, RecordSize: 7}, "needs at least 8 bytes"},
 		{"a negative rate", Config{Workload: Sync, Count: 1, Rate: -1}, "negative rate"},
 		{"negative clients", Config{Workload: Sync, Count: 1, Clients: -2}, "none may be negative"},
+		{"partitions", Config{Workload: Async, Count: 1, Partitions: 12, ReplicationFactor: 3, Keys: true}, ""},
+		{"too many partitions", Config{Workload: Sync, Count: 1, Partitions: 1025}, "1025 partitions: want 1 to 1024"},
+		{"a negative replication factor", Config{Workload: Sync, Count: 1, ReplicationFactor: -1}, "replication factor -1"},
+		{"keys for a replay", Config{Workload: Replay, Count: 1, Keys: true}, "the replay workload produces no records to key"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,6 +12,11 @@ import (
 type Report struct {
 	Workload Workload `json:"workload"`
 	Topic    string   `json:"topic"`
+	// Partitions and ReplicationFactor are the topic's when the run began (ReplicationFactor 0:
+	// the server did not say); Keys is set when records had keys.
+	Partitions        int  `json:"partitions"`
+	ReplicationFactor int  `json:"replication_factor,omitempty"`
+	Keys              bool `json:"keys,omitempty"`
 	// Target says what the clients talked to, for people.
 	Target     string  `json:"target,omitempty"`
 	RecordSize int     `json:"record_size"`
@@ -30,13 +35,32 @@ type Report struct {
 	Consume *Stats `json:"consume,omitempty"`
 	// Failover is set for a run that killed the leader.
 	Failover *FailoverStats `json:"failover,omitempty"`
+	// Servers and Cluster are what the server processes used during the measurement, for a run
+	// with Config.Processes.
+	Servers []ServerUsage `json:"servers,omitempty"`
+	Cluster *ClusterUsage `json:"cluster,omitempty"`
+	// Leaders is how the topic's partitions were spread at the end, for a run with
+	// Config.Leaders.
+	Leaders *Leaders `json:"leaders,omitempty"`
+}
+
+// acknowledged returns the records the run acknowledged and their bytes of record data: those
+// produced, or, for a run that produced nothing, those read.
+func (r *Report) acknowledged() (records, bytes int64) {
+	for _, s := range []*Stats{r.Produce, r.Consume} {
+		if s != nil {
+			return s.Records, s.Bytes
+		}
+	}
+	return 0, 0
 }
 
 // Stats are one side of a run: its records, throughput and latency.
 type Stats struct {
 	// ElapsedSeconds is how long this side ran: Mixed producers stop before their consumers.
-	ElapsedSeconds   float64 `json:"elapsed_seconds"`
-	Records          int64   `json:"records"`
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
+	Records        int64   `json:"records"`
+	// Bytes is the record data of Records: keys and values.
 	Bytes            int64   `json:"bytes"`
 	Failed           int64   `json:"failed"`
 	RecordsPerSecond float64 `json:"records_per_second"`
@@ -117,9 +141,45 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "failover %s: longest gap %s, median %s\n", plural(len(f.Kills), "kill"), us(f.MaxGapMillis*1e3), us(f.GapP50Millis*1e3))
 	}
+	r.writeUsage(&b)
+	if r.Leaders != nil {
+		writeLeaders(&b, "leaders ", r.Leaders)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// writeLeaders writes a line of what each server leads and holds.
+func writeLeaders(b *strings.Builder, prefix string, l *Leaders) {
+	var parts []string
+	for _, s := range l.Servers {
+		parts = append(parts, fmt.Sprintf("%s leads %d, holds %d", s.Server, s.Leads, s.Replicas))
+	}
+	balance := "balanced"
+	if !l.Balanced {
+		balance = "NOT balanced"
+	}
+	fmt.Fprintf(b, "%s %s, R%d: %s; %d without a leader; %s (each server P/N ± 1 leaders, P·R/N ± 1 replicas)\n",
+		prefix, plural(l.Partitions, "partition"), l.ReplicationFactor, strings.Join(parts, "; "), l.Leaderless, balance)
+}
+
+// writeUsage writes what the servers used, a line each, and the cluster's totals.
+func (r *Report) writeUsage(b *strings.Builder) {
+	for _, s := range r.Servers {
+		if s.Restarted {
+			fmt.Fprintf(b, "server   %s (pid %d): restarted during the run, not measured\n", s.Name, s.PID)
+			continue
+		}
+		fmt.Fprintf(b, "server   %s (pid %d): CPU %.2fs (%.2f cores, %.2fx the mean), wrote %s (%.3f bytes per acknowledged byte, %.2fx the mean), RSS %s\n",
+			s.Name, s.PID, s.CPUSeconds, s.Cores, s.CPUOfMean, mib(s.WriteBytes), s.WritePerRecordByte, s.WriteOfMean, mib(s.RSSBytes))
+	}
+	if c := r.Cluster; c != nil {
+		fmt.Fprintf(b, "cluster  %s: CPU %.2fs, %.2f µs per record; wrote %s, %.3f bytes per acknowledged byte per server; busiest %.2fx the mean CPU, %.2fx the mean writes; the client %.2fs CPU\n",
+			plural(c.Servers, "server"), c.CPUSeconds, c.CPUMicrosPerRecord, mib(c.WriteBytes), c.WritePerRecordByte, c.MaxCPUOfMean, c.MaxWriteOfMean, c.ClientCPUSeconds)
+	}
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 // describe says in a line what the run did.
 func (r *Report) describe() string {
@@ -135,6 +195,9 @@ func (r *Report) describe() string {
 		parts = append(parts, fmt.Sprintf("window %d records", r.Window), plural(r.Consumers, "consumer"))
 	}
 	parts = append(parts, fmt.Sprintf("%d-byte records", r.RecordSize))
+	if r.Keys {
+		parts = append(parts, fmt.Sprintf("%d-byte keys", KeyBytes))
+	}
 	if r.Count > 0 {
 		parts = append(parts, fmt.Sprintf("%d records", r.Count))
 	} else {
@@ -143,7 +206,11 @@ func (r *Report) describe() string {
 	if r.Rate > 0 {
 		parts = append(parts, fmt.Sprintf("at most %g records/s", r.Rate))
 	}
-	return strings.Join(parts, ", ") + fmt.Sprintf(", topic %q", r.Topic)
+	topic := fmt.Sprintf(", topic %q", r.Topic)
+	if r.Partitions > 1 || r.ReplicationFactor > 0 {
+		topic += fmt.Sprintf(" (%s, R%d)", plural(r.Partitions, "partition"), r.ReplicationFactor)
+	}
+	return strings.Join(parts, ", ") + topic
 }
 
 func plural(n int, what string) string {

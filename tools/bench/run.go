@@ -39,11 +39,16 @@ type run struct {
 	cfg     Config
 	limiter *rate.Limiter // nil without a rate limit
 	payload []byte
-	start   time.Time
-	end     time.Time // when a run with a Duration stops starting operations
+	// partitions is the topic's partition count; info its description when the run began.
+	partitions int
+	info       client.TopicInfo
+	start      time.Time
+	end        time.Time // when a run with a Duration stops starting operations
 	// failoversDone, set for a run with a Failover, is closed once its kills are over: the run
 	// goes on past end until then, so that a kill late in the run is measured to its end.
 	failoversDone chan struct{}
+	// onStart, if set, is called just before the measurement starts.
+	onStart func()
 
 	produce, consume *recorder
 }
@@ -72,7 +77,7 @@ func Run(ctx context.Context, dial Dial, cfg Config) (*Report, error) {
 	if cfg.Workload == Mixed {
 		n += cfg.Consumers
 	}
-	clients, err := dialAll(ctx, dial, cfg.Topic, n)
+	clients, err := dialAll(ctx, dial, cfg, n)
 	defer func() {
 		for _, c := range clients {
 			c.Close()
@@ -81,6 +86,11 @@ func Run(ctx context.Context, dial Dial, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Elections are not what a run measures: it starts once every partition has a leader.
+	if r.info, err = AwaitLeaders(ctx, clients, cfg.Topic, leaderTimeout); err != nil {
+		return nil, err
+	}
+	r.partitions = r.info.Partitions
 
 	var measure func(ctx context.Context, clients []*client.Client)
 	switch cfg.Workload {
@@ -99,19 +109,16 @@ func Run(ctx context.Context, dial Dial, cfg Config) (*Report, error) {
 		if cfg.Count > 0 {
 			need = share(cfg.Count, 0, cfg.Clients)
 		}
-		if err := preload(ctx, clients[0], cfg.Topic, need, r.payload); err != nil {
+		if err := preload(ctx, clients, cfg.Topic, need, r.payload); err != nil {
 			return nil, err
 		}
 		measure = r.each(r.replayer)
 	case Mixed:
 		r.produce = newRecorder("each record, from Send to its result")
 		r.consume = newRecorder("each record, end to end: from Send to the subscriber")
-		info, err := clients[0].DescribeTopic(ctx, cfg.Topic)
-		if err != nil {
-			return nil, fmt.Errorf("bench: describe topic %q: %w", cfg.Topic, err)
-		}
+		from := ends(r.info)
 		measure = func(ctx context.Context, clients []*client.Client) {
-			r.mixed(ctx, clients[:cfg.Clients], clients[cfg.Clients:], info.NextOffset)
+			r.mixed(ctx, clients[:cfg.Clients], clients[cfg.Clients:], from)
 		}
 	}
 
@@ -135,16 +142,23 @@ func Run(ctx context.Context, dial Dial, cfg Config) (*Report, error) {
 			<-r.failoversDone
 		}
 	}
+	var usage *usageProbe
+	if cfg.Processes != nil {
+		r.onStart = func() { usage = startUsage(cfg.Processes) }
+	}
 	elapsed := r.measure(ctx, clients, measure)
 	rep := &Report{
-		Workload:       cfg.Workload,
-		Topic:          cfg.Topic,
-		RecordSize:     cfg.RecordSize,
-		Clients:        cfg.Clients,
-		Rate:           cfg.Rate,
-		Count:          cfg.Count,
-		Duration:       cfg.Duration.Seconds(),
-		ElapsedSeconds: elapsed.Seconds(),
+		Workload:          cfg.Workload,
+		Topic:             cfg.Topic,
+		Partitions:        r.partitions,
+		ReplicationFactor: r.info.ReplicationFactor,
+		Keys:              cfg.Keys,
+		RecordSize:        cfg.RecordSize,
+		Clients:           cfg.Clients,
+		Rate:              cfg.Rate,
+		Count:             cfg.Count,
+		Duration:          cfg.Duration.Seconds(),
+		ElapsedSeconds:    elapsed.Seconds(),
 	}
 	switch cfg.Workload {
 	case Async:
@@ -163,7 +177,28 @@ func Run(ctx context.Context, dial Dial, cfg Config) (*Report, error) {
 	if cfg.Failover != nil {
 		rep.Failover = failoverStats(kills)
 	}
-	return rep, errors.Join(failoverErr, ctx.Err())
+	var usageErr, leadersErr error
+	if usage != nil {
+		records, bytes := rep.acknowledged()
+		rep.Servers, rep.Cluster, usageErr = usage.finish(elapsed.Seconds(), records, bytes)
+	}
+	if cfg.Leaders && ctx.Err() == nil {
+		rep.Leaders, leadersErr = leaders(ctx, clients, cfg.Topic)
+	}
+	return rep, errors.Join(failoverErr, usageErr, leadersErr, ctx.Err())
+}
+
+// leaders counts the partitions of topic each server leads and holds.
+func leaders(ctx context.Context, clients []*client.Client, topic string) (*Leaders, error) {
+	info, err := Describe(ctx, clients, topic)
+	if err != nil {
+		return nil, err
+	}
+	servers, err := serverNames(ctx, clients[0])
+	if err != nil {
+		return nil, err
+	}
+	return CountLeaders(info, servers), nil
 }
 
 // burst is the rate limiter's burst: a batch, and at least rateSlice's worth of records, since a
@@ -180,7 +215,8 @@ func burst(cfg Config) int {
 // dialAll dials n clients, creates the topic if need be, and makes a call on each so that the
 // measurement does not include connecting. It returns the clients dialed even when it fails, for
 // the caller to close.
-func dialAll(ctx context.Context, dial Dial, topic string, n int) ([]*client.Client, error) {
+func dialAll(ctx context.Context, dial Dial, cfg Config, n int) ([]*client.Client, error) {
+	topic := cfg.Topic
 	var clients []*client.Client
 	for range n {
 		c, err := dial()
@@ -189,7 +225,7 @@ func dialAll(ctx context.Context, dial Dial, topic string, n int) ([]*client.Cli
 		}
 		clients = append(clients, c)
 	}
-	_, err := clients[0].CreateTopic(ctx, topic, client.TopicConfig{})
+	_, err := clients[0].CreateTopic(ctx, topic, client.TopicConfig{Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor})
 	if err != nil && status.Code(err) != codes.AlreadyExists {
 		return clients, fmt.Errorf("bench: create topic %q: %w", topic, err)
 	}
@@ -223,19 +259,28 @@ func awaitTopic(ctx context.Context, c *client.Client, topic string) error {
 	}
 }
 
-// preload makes sure topic holds at least n records from offset 0, producing the ones missing.
-func preload(ctx context.Context, c *client.Client, topic string, n int64, value []byte) error {
-	info, err := c.DescribeTopic(ctx, topic)
+// preload makes sure topic holds at least n records from offset 0 of its partitions, producing the
+// ones missing.
+func preload(ctx context.Context, clients []*client.Client, topic string, n int64, value []byte) error {
+	info, err := Describe(ctx, clients, topic)
 	if err != nil {
-		return fmt.Errorf("bench: describe topic %q: %w", topic, err)
+		return err
 	}
-	if info.LowestOffset > 0 {
-		return fmt.Errorf("bench: topic %q starts at offset %d, and a replay reads from 0: use a new topic", topic, info.LowestOffset)
+	held := int64(0)
+	for p, end := range ends(info) {
+		lowest := info.LowestOffset
+		if len(info.PartitionInfo) > 0 {
+			lowest = info.PartitionInfo[p].LowestOffset
+		}
+		if lowest > 0 {
+			return fmt.Errorf("bench: partition %d of topic %q starts at offset %d, and a replay reads from 0: use a new topic", p, topic, lowest)
+		}
+		held += int64(end)
 	}
-	if int64(info.NextOffset) >= n {
+	if held >= n {
 		return nil
 	}
-	p, err := client.NewProducer(c, topic, client.ProducerOptions{})
+	p, err := client.NewProducer(clients[0], topic, client.ProducerOptions{})
 	if err != nil {
 		return err
 	}
@@ -251,7 +296,7 @@ func preload(ctx context.Context, c *client.Client, topic string, n int64, value
 			}
 		}
 	})
-	for range n - int64(info.NextOffset) {
+	for range n - held {
 		results <- p.Send(ctx, client.Record{Value: value})
 	}
 	close(results)
@@ -270,6 +315,9 @@ func (r *run) measure(ctx context.Context, clients []*client.Client, f func(cont
 		if rec != nil {
 			recorders = append(recorders, rec)
 		}
+	}
+	if r.onStart != nil {
+		r.onStart()
 	}
 	r.start = time.Now()
 	r.end = r.start.Add(r.cfg.Duration)
@@ -329,17 +377,18 @@ func (r *run) each(worker func(ctx context.Context, c *client.Client, b *budget)
 
 // budget is how many records one client may still produce or read: a count, or until a time.
 type budget struct {
-	left  int64 // with a count
-	until time.Time
+	client int   // the client's index, from 0
+	left   int64 // with a count
+	until  time.Time
 	// hold, if not nil, extends until: records are handled until it is closed too.
 	hold <-chan struct{}
 }
 
 func (r *run) budget(i, n int) *budget {
 	if r.cfg.Count > 0 {
-		return &budget{left: share(r.cfg.Count, i, n)}
+		return &budget{client: i, left: share(r.cfg.Count, i, n)}
 	}
-	b := &budget{until: r.end}
+	b := &budget{client: i, until: r.end}
 	if r.failoversDone != nil {
 		b.hold = r.failoversDone
 	}
@@ -383,19 +432,73 @@ func failed(ctx context.Context, rec *recorder, err error, records int) {
 	rec.fail(err, records)
 }
 
+// keys makes the keys of one client's records: KeyBytes bytes, a different one each.
+type keys struct {
+	client int
+	n      int64
+}
+
+func (k *keys) next() []byte {
+	k.n++
+	return fmt.Appendf(nil, "%04d-%011d", k.client%10_000, k.n%100_000_000_000)
+}
+
+// producer sends one call's records: with keys, to their key's partition (the first record's, as
+// the server would choose); without, to the topic's partitions in turn, from the client's own.
+type producer struct {
+	r    *run
+	c    *client.Client
+	keys *keys
+	next int // the next partition, without keys
+}
+
+func (r *run) newProducer(c *client.Client, b *budget) *producer {
+	p := &producer{r: r, c: c, next: b.client}
+	if r.cfg.Keys {
+		p.keys = &keys{client: b.client}
+	}
+	return p
+}
+
+// send produces recs, all of them to one partition, and returns the bytes of record data sent.
+func (p *producer) send(ctx context.Context, recs []client.Record) (int, error) {
+	n := 0
+	var key []byte
+	if p.keys != nil {
+		key = p.keys.next()
+	}
+	for i := range recs {
+		recs[i].Key = key
+		n += len(key) + len(recs[i].Value)
+	}
+	var err error
+	switch {
+	case p.keys != nil || p.r.partitions <= 1:
+		_, err = p.c.ProduceBatch(ctx, p.r.cfg.Topic, recs)
+	default:
+		partition := p.next % p.r.partitions
+		p.next++
+		_, err = p.c.ProduceTo(ctx, p.r.cfg.Topic, partition, recs)
+	}
+	return n, err
+}
+
 func (r *run) syncProducer(ctx context.Context, c *client.Client, b *budget) {
-	rec := client.Record{Value: r.payload}
+	p := r.newProducer(c, b)
+	recs := []client.Record{{Value: r.payload}}
 	for b.take(1) == 1 && r.wait(ctx, 1) == nil {
 		start := time.Now()
-		if _, err := c.Produce(ctx, r.cfg.Topic, rec); err != nil {
+		n, err := p.send(ctx, recs)
+		if err != nil {
 			failed(ctx, r.produce, err, 1)
 			continue
 		}
-		r.produce.observe(time.Since(start), 1, len(rec.Value))
+		r.produce.observe(time.Since(start), 1, n)
 	}
 }
 
 func (r *run) batchProducer(ctx context.Context, c *client.Client, b *budget) {
+	p := r.newProducer(c, b)
 	recs := make([]client.Record, r.cfg.Batch)
 	for i := range recs {
 		recs[i].Value = r.payload
@@ -406,11 +509,12 @@ func (r *run) batchProducer(ctx context.Context, c *client.Client, b *budget) {
 			return
 		}
 		start := time.Now()
-		if _, err := c.ProduceBatch(ctx, r.cfg.Topic, recs[:n]); err != nil {
+		size, err := p.send(ctx, recs[:n])
+		if err != nil {
 			failed(ctx, r.produce, err, n)
 			continue
 		}
-		r.produce.observe(time.Since(start), n, n*len(r.payload))
+		r.produce.observe(time.Since(start), n, size)
 	}
 }
 
@@ -426,6 +530,10 @@ func (r *run) asyncProducer(ctx context.Context, c *client.Client, b *budget) {
 		result client.Result
 		at     time.Time
 		bytes  int
+	}
+	var ks *keys
+	if r.cfg.Keys {
+		ks = &keys{client: b.client}
 	}
 	window := make(chan struct{}, r.cfg.Window)
 	// Results complete in the order sent, so one goroutine takes them in that order.
@@ -456,7 +564,11 @@ func (r *run) asyncProducer(ctx context.Context, c *client.Client, b *budget) {
 			copy(value, r.payload)
 			binary.BigEndian.PutUint64(value, uint64(now.UnixNano()))
 		}
-		pending <- sent{result: p.Send(ctx, client.Record{Value: value}), at: now, bytes: len(value)}
+		rec := client.Record{Value: value}
+		if ks != nil {
+			rec.Key = ks.next()
+		}
+		pending <- sent{result: p.Send(ctx, rec), at: now, bytes: len(rec.Key) + len(value)}
 	}
 	close(pending)
 	wg.Wait()
@@ -466,11 +578,16 @@ func (r *run) asyncProducer(ctx context.Context, c *client.Client, b *budget) {
 }
 
 // replayer reads the topic from offset 0 to its end, once with a count (the topic holds at least
-// the client's share) and again and again with a duration.
+// the client's share) and again and again with a duration. A topic of several partitions is read
+// from all of them at once (SubscribeAll).
 func (r *run) replayer(ctx context.Context, c *client.Client, b *budget) {
+	subscribe := c.Subscribe
+	if r.partitions > 1 {
+		subscribe = c.SubscribeAll
+	}
 	for pass := 0; r.cfg.Count == 0 || pass == 0; pass++ {
 		last := time.Now()
-		for rec, err := range c.Subscribe(ctx, r.cfg.Topic, client.AtOffset(0), client.StopAtEnd()) {
+		for rec, err := range subscribe(ctx, r.cfg.Topic, client.AtOffset(0), client.StopAtEnd()) {
 			if err != nil {
 				failed(ctx, r.consume, err, 1)
 				return
@@ -478,7 +595,7 @@ func (r *run) replayer(ctx context.Context, c *client.Client, b *budget) {
 			if b.take(1) == 0 {
 				return
 			}
-			r.consume.observe(time.Since(last), 1, len(rec.Value))
+			r.consume.observe(time.Since(last), 1, len(rec.Key)+len(rec.Value))
 			if r.wait(ctx, 1) != nil {
 				return
 			}
@@ -487,9 +604,9 @@ func (r *run) replayer(ctx context.Context, c *client.Client, b *budget) {
 	}
 }
 
-// mixed runs the producers and, at the same time, consumers that follow the topic from offset from
-// until they have read every record the producers wrote.
-func (r *run) mixed(ctx context.Context, producers, consumers []*client.Client, from uint64) {
+// mixed runs the producers and, at the same time, consumers that follow every partition of the
+// topic from where it ended, from[p], until they have read every record the producers wrote.
+func (r *run) mixed(ctx context.Context, producers, consumers []*client.Client, from []uint64) {
 	// target is how many records each consumer is to read, -1 until the producers are done.
 	var target atomic.Int64
 	target.Store(-1)
@@ -538,12 +655,30 @@ func (r *run) mixed(ctx context.Context, producers, consumers []*client.Client, 
 	}
 }
 
-// follower reads the topic from offset from until ctx ends or it has read target records.
-func (r *run) follower(ctx context.Context, c *client.Client, from uint64, read, target *atomic.Int64) {
-	for rec, err := range c.Subscribe(ctx, r.cfg.Topic, client.AtOffset(from)) {
+// follower reads every partition p of the topic from offset from[p], each on a subscription of its
+// own, until ctx ends or it has read target records in all.
+func (r *run) follower(ctx context.Context, c *client.Client, from []uint64, read, target *atomic.Int64) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for p, off := range from {
+		wg.Go(func() {
+			// The last partition to reach the target ends them all.
+			if r.followPartition(ctx, c, p, off, read, target) {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// followPartition reads partition p from offset from until ctx ends or the consumer has read
+// target records in all, and reports whether it has.
+func (r *run) followPartition(ctx context.Context, c *client.Client, p int, from uint64, read, target *atomic.Int64) bool {
+	for rec, err := range c.Subscribe(ctx, r.cfg.Topic, client.AtOffset(from), client.Partition(p)) {
 		if err != nil {
 			failed(ctx, r.consume, err, 1)
-			return
+			return false
 		}
 		now := time.Now()
 		if len(rec.Value) < stampBytes {
@@ -551,10 +686,11 @@ func (r *run) follower(ctx context.Context, c *client.Client, from uint64, read,
 				rec.Offset, len(rec.Value), r.cfg.Topic), 1)
 		} else {
 			sent := time.Unix(0, int64(binary.BigEndian.Uint64(rec.Value)))
-			r.consume.observe(now.Sub(sent), 1, len(rec.Value))
+			r.consume.observe(now.Sub(sent), 1, len(rec.Key)+len(rec.Value))
 		}
 		if n, t := read.Add(1), target.Load(); t >= 0 && n >= t {
-			return
+			return true
 		}
 	}
+	return false
 }

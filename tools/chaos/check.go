@@ -39,29 +39,51 @@ func (c *Check) violation(format string, args ...any) {
 	}
 }
 
-// finalLogs is what the run read back after healing: for each topic, each node's values by offset
-// (nodes whose read failed have an error instead).
+// finalLogs is what the run read back after healing: for each partition of each topic (a log),
+// the values by offset of each node that holds a replica of it (nodes whose read failed have an
+// error instead).
 type finalLogs struct {
-	nodes  []string
-	topics []string
-	values map[string][][]string // topic → node → values
-	errs   map[string][]error    // topic → node → error of the read
-	// ref is node ref's values of each topic: the leader's, against which acknowledgements are
-	// checked (CheckConsistent checks that the others hold the same).
-	ref int
+	nodes []string // by index
+	logs  []Log
+	// holders are, per log, the nodes that hold a replica, which were read back.
+	holders map[Log][]int
+	values  map[Log][][]string // log → node → values (nil for a node that holds none)
+	errs    map[Log][]error    // log → node → error of the read
+	// ref is, per log, the node whose values are checked against the acknowledgements: the
+	// partition's leader (checkConsistent checks that the other replicas hold the same).
+	ref map[Log]int
 }
 
-func (f *finalLogs) refLog(topic string) []string { return f.values[topic][f.ref] }
+func newFinalLogs(nodes []string, logs []Log) *finalLogs {
+	return &finalLogs{nodes: nodes, logs: logs, holders: map[Log][]int{}, values: map[Log][][]string{}, errs: map[Log][]error{}, ref: map[Log]int{}}
+}
+
+// add records what node n read of log l.
+func (f *finalLogs) add(l Log, n int, values []string, err error) {
+	if f.values[l] == nil {
+		f.values[l] = make([][]string, len(f.nodes))
+		f.errs[l] = make([]error, len(f.nodes))
+	}
+	f.holders[l] = append(f.holders[l], n)
+	f.values[l][n], f.errs[l][n] = values, err
+}
+
+func (f *finalLogs) refLog(l Log) []string {
+	if f.values[l] == nil {
+		return nil
+	}
+	return f.values[l][f.ref[l]]
+}
 
 // CheckNoLostWrites: every acknowledged produce's value is at the offset it was acknowledged at,
-// in the reference node's final log.
+// in the reference node's final log of its partition.
 func checkNoLostWrites(ops []Op, logs *finalLogs) Check {
 	c := Check{Name: "no lost acknowledged writes", Verdict: Pass}
-	where := map[string]map[string][]int{} // topic → value → offsets
-	for _, t := range logs.topics {
-		where[t] = map[string][]int{}
-		for off, v := range logs.refLog(t) {
-			where[t][v] = append(where[t][v], off)
+	where := map[Log]map[string][]int{} // log → value → offsets
+	for _, l := range logs.logs {
+		where[l] = map[string][]int{}
+		for off, v := range logs.refLog(l) {
+			where[l][v] = append(where[l][v], off)
 		}
 	}
 	acked := 0
@@ -71,19 +93,20 @@ func checkNoLostWrites(ops []Op, logs *finalLogs) Check {
 			continue
 		}
 		acked++
-		log := logs.refLog(op.Topic)
+		l := op.Log()
+		log := logs.refLog(l)
 		if op.Offset < uint64(len(log)) && log[op.Offset] == op.Value {
 			continue
 		}
-		held := "nothing: the topic ends before it"
+		held := "nothing: the partition ends before it"
 		if op.Offset < uint64(len(log)) {
 			held = fmt.Sprintf("%q", log[op.Offset])
 		}
-		found := "the value is nowhere in the topic"
-		if offs := where[op.Topic][op.Value]; len(offs) > 0 {
+		found := "the value is nowhere in the partition"
+		if offs := where[l][op.Value]; len(offs) > 0 {
 			found = fmt.Sprintf("the value is at offset(s) %v", offs)
 		}
-		c.violation("%s; in the end offset %d of %s on %s holds %s, and %s", op, op.Offset, op.Topic, logs.nodes[logs.ref], held, found)
+		c.violation("%s; in the end offset %d of %s on %s holds %s, and %s", op, op.Offset, l, logs.nodes[logs.ref[l]], held, found)
 	}
 	if c.Verdict == Pass {
 		c.Summary = fmt.Sprintf("all %d acknowledged writes are at their offsets", acked)
@@ -93,41 +116,42 @@ func checkNoLostWrites(ops []Op, logs *finalLogs) Check {
 	return c
 }
 
-// checkNoDuplicates: no value is twice in a topic, on any node.
+// checkNoDuplicates: no value is twice in a partition, on any replica.
 func checkNoDuplicates(logs *finalLogs) Check {
 	c := Check{Name: "no duplicates", Verdict: Pass}
 	records := 0
-	for _, t := range logs.topics {
-		for n, log := range logs.values[t] {
+	for _, l := range logs.logs {
+		for _, n := range logs.holders[l] {
 			first := map[string]int{}
-			for off, v := range log {
+			for off, v := range logs.values[l][n] {
 				records++
 				if prev, ok := first[v]; ok {
-					c.violation("%s on %s: value %q at offsets %d and %d", t, logs.nodes[n], v, prev, off)
+					c.violation("%s on %s: value %q at offsets %d and %d", l, logs.nodes[n], v, prev, off)
 					continue
 				}
 				first[v] = off
 			}
 		}
 	}
-	c.Summary = fmt.Sprintf("%d records read on all nodes, %d duplicates", records, c.Violations)
+	c.Summary = fmt.Sprintf("%d records read on all replicas, %d duplicates", records, c.Violations)
 	return c
 }
 
-// checkNoPhantoms: every value in a topic was produced, to that topic, by a client of the run.
+// checkNoPhantoms: every value in a partition was produced, to that partition, by a client of the
+// run.
 func checkNoPhantoms(ops []Op, logs *finalLogs) Check {
 	c := Check{Name: "no phantom values", Verdict: Pass}
-	produced := map[string]string{} // value → topic
+	produced := map[string]Log{} // value → partition
 	for i := range ops {
 		if ops[i].Kind == OpProduce {
-			produced[ops[i].Value] = ops[i].Topic
+			produced[ops[i].Value] = ops[i].Log()
 		}
 	}
-	for _, t := range logs.topics {
-		for n, log := range logs.values[t] {
-			for off, v := range log {
-				if produced[v] != t {
-					c.violation("%s on %s: offset %d holds %q, which no client produced to %s", t, logs.nodes[n], off, v, t)
+	for _, l := range logs.logs {
+		for _, n := range logs.holders[l] {
+			for off, v := range logs.values[l][n] {
+				if p, ok := produced[v]; !ok || p != l {
+					c.violation("%s on %s: offset %d holds %q, which no client produced to %s", l, logs.nodes[n], off, v, l)
 				}
 			}
 		}
@@ -136,40 +160,51 @@ func checkNoPhantoms(ops []Op, logs *finalLogs) Check {
 	return c
 }
 
-// checkConsistent: every node holds the same values at the same offsets, to the same end.
+// checkConsistent: every replica of a partition holds the same values at the same offsets, to the
+// same end.
 func checkConsistent(logs *finalLogs) Check {
 	c := Check{Name: "consistent offsets on every node", Verdict: Pass}
-	for _, t := range logs.topics {
-		ref := logs.refLog(t)
-		for n, log := range logs.values[t] {
-			if err := logs.errs[t][n]; err != nil {
-				c.violation("%s on %s: reading it back failed after %d records: %v", t, logs.nodes[n], len(log), err)
+	total, shortest, longest := 0, -1, 0
+	for _, l := range logs.logs {
+		ref := logs.refLog(l)
+		if len(logs.holders[l]) == 0 {
+			c.violation("%s: no replica was read back", l)
+		}
+		for _, n := range logs.holders[l] {
+			log := logs.values[l][n]
+			if err := logs.errs[l][n]; err != nil {
+				c.violation("%s on %s: reading it back failed after %d records: %v", l, logs.nodes[n], len(log), err)
 				continue
 			}
-			if n == logs.ref {
+			if n == logs.ref[l] {
 				continue
 			}
 			for off := range min(len(log), len(ref)) {
 				if log[off] != ref[off] {
-					c.violation("%s offset %d: %q on %s, %q on %s", t, off, ref[off], logs.nodes[logs.ref], log[off], logs.nodes[n])
+					c.violation("%s offset %d: %q on %s, %q on %s", l, off, ref[off], logs.nodes[logs.ref[l]], log[off], logs.nodes[n])
 					break
 				}
 			}
 			if len(log) != len(ref) {
-				c.violation("%s: %d records on %s, %d on %s", t, len(ref), logs.nodes[logs.ref], len(log), logs.nodes[n])
+				c.violation("%s: %d records on %s, %d on %s", l, len(ref), logs.nodes[logs.ref[l]], len(log), logs.nodes[n])
 			}
 		}
+		total += len(ref)
+		if shortest < 0 || len(ref) < shortest {
+			shortest = len(ref)
+		}
+		longest = max(longest, len(ref))
 	}
-	lens := make([]int, len(logs.topics))
-	for i, t := range logs.topics {
-		lens[i] = len(logs.refLog(t))
+	replicas := 0
+	for _, l := range logs.logs {
+		replicas += len(logs.holders[l])
 	}
-	c.Summary = fmt.Sprintf("%d nodes, topics of %v records", len(logs.nodes), lens)
+	c.Summary = fmt.Sprintf("%d nodes; %d partitions of %d to %d records, %d in all, read from %d replicas", len(logs.nodes), len(logs.logs), max(shortest, 0), longest, total, replicas)
 	return c
 }
 
 // checkOffsets checks each consumer group's committed offsets. One client owns each group and
-// makes one call at a time, so its operations are ordered. Per group and topic:
+// makes one call at a time, so its operations are ordered. Per group and partition of a topic:
 //
 //   - the client commits strictly increasing offsets (commits that were refused aside);
 //   - a fetch that succeeds returns an offset the group committed or tried to commit before the
@@ -181,7 +216,10 @@ func checkConsistent(logs *finalLogs) Check {
 //     is the last commit applied, as in Kafka), which is allowed and counted as a stale overwrite.
 func checkOffsets(ops []Op) Check {
 	c := Check{Name: "consumer offsets monotonic", Verdict: Pass}
-	type key struct{ group, topic string }
+	type key struct {
+		group string
+		log   Log
+	}
 	byKey := map[key][]*Op{}
 	var keys []key
 	for i := range ops {
@@ -189,7 +227,7 @@ func checkOffsets(ops []Op) Check {
 		if op.Kind != OpCommit && op.Kind != OpFetch {
 			continue
 		}
-		k := key{op.Group, op.Topic}
+		k := key{op.Group, op.Log()}
 		if byKey[k] == nil {
 			keys = append(keys, k)
 		}
@@ -242,6 +280,6 @@ func checkOffsets(ops []Op) Check {
 			}
 		}
 	}
-	c.Summary = fmt.Sprintf("%d groups and topics, %d commits, %d fetches, %d stale overwrites by indeterminate commits", len(keys), commits, fetches, stale)
+	c.Summary = fmt.Sprintf("%d groups and partitions, %d commits, %d fetches, %d stale overwrites by indeterminate commits", len(keys), commits, fetches, stale)
 	return c
 }

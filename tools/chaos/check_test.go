@@ -19,10 +19,16 @@ func read(client int, offset uint64, value string, call, ret int) Op {
 	return Op{Client: client, Kind: OpRead, Topic: "t", Offset: offset, Value: value, OutOfRange: value == "", Call: ms(call), Return: ms(ret), Outcome: OK, Node: "node2"}
 }
 
+// oneTopic is what nodes read back of partition 0 of topic t, node i's values at i; node1 leads.
 func oneTopic(nodes ...[]string) *finalLogs {
-	l := &finalLogs{topics: []string{"t"}, values: map[string][][]string{"t": nodes}, errs: map[string][]error{"t": make([]error, len(nodes))}}
+	var names []string
 	for i := range nodes {
-		l.nodes = append(l.nodes, "node"+string(rune('1'+i)))
+		names = append(names, "node"+string(rune('1'+i)))
+	}
+	t0 := Log{Topic: "t"}
+	l := newFinalLogs(names, []Log{t0})
+	for i, values := range nodes {
+		l.add(t0, i, values, nil)
 	}
 	return l
 }
@@ -60,7 +66,7 @@ func TestLinearizabilityOfALogHistory(t *testing.T) {
 		{
 			name:  "OUT_OF_RANGE after the write was acknowledged is a stale read",
 			ops:   []Op{produce(0, "a", 0, 0, 10, OK), read(1, 0, "", 20, 30)},
-			final: []string{"a"}, verdict: Fail, explain: "stale read: client 1: read t@0 on node2",
+			final: []string{"a"}, verdict: Fail, explain: "stale read: client 1: read t/0@0 on node2",
 		},
 		{
 			name:  "OUT_OF_RANGE after another read saw the offset is a stale read",
@@ -75,7 +81,7 @@ func TestLinearizabilityOfALogHistory(t *testing.T) {
 		{
 			name:  "a read of a value the offset does not hold fails",
 			ops:   []Op{produce(0, "a", 0, 0, 10, OK), read(1, 0, "zz", 20, 30)},
-			final: []string{"a"}, verdict: Fail, explain: `wrong value: client 1: read t@0 on node2, [20ms, 30ms] -> "zz"`,
+			final: []string{"a"}, verdict: Fail, explain: `wrong value: client 1: read t/0@0 on node2, [20ms, 30ms] -> "zz"`,
 		},
 	}
 	for _, tc := range tests {
@@ -105,7 +111,7 @@ func TestLostDuplicatedPhantomAndInconsistentRecordsAreFound(t *testing.T) {
 	lost := checkNoLostWrites(ops, logs)
 	is.Equal(lost.Verdict, Fail)
 	is.Equal(lost.Violations, 1)
-	is.True(strings.Contains(lost.Details[0], `offset 1 of t on node1 holds "d", and the value is nowhere in the topic`))
+	is.True(strings.Contains(lost.Details[0], `offset 1 of t/0 on node1 holds "d", and the value is nowhere in the partition`))
 
 	dups := checkNoDuplicates(logs)
 	is.Equal(dups.Violations, 1)
@@ -116,7 +122,7 @@ func TestLostDuplicatedPhantomAndInconsistentRecordsAreFound(t *testing.T) {
 
 	cons := checkConsistent(logs)
 	is.Equal(cons.Violations, 2) // offset 2 differs, and the lengths
-	is.True(strings.Contains(cons.Details[0], `t offset 2: "d" on node1, "x" on node2`))
+	is.True(strings.Contains(cons.Details[0], `t/0 offset 2: "d" on node1, "x" on node2`))
 
 	is.Equal(checkNoLostWrites(ops[:1], logs).Verdict, Pass)
 	is.Equal(checkConsistent(oneTopic([]string{"a"}, []string{"a"})).Verdict, Pass)
@@ -153,4 +159,70 @@ func TestConsumerOffsets(t *testing.T) {
 			is.Equal(!strings.Contains(c.Summary, " 0 stale overwrites"), tc.stale)
 		})
 	}
+}
+
+// Each partition is a log of its own: the same offsets in two partitions of a topic are no
+// conflict, a value must be in the partition it was produced to, only the nodes that hold a
+// replica are compared, and consumer offsets are per partition.
+func TestChecksTakeEachPartitionOnItsOwn(t *testing.T) {
+	is := is.New(t)
+	p0, p1 := Log{Topic: "t", Partition: 0}, Log{Topic: "t", Partition: 1}
+	on := func(op Op, p int) Op { op.Partition = p; return op }
+	ops := []Op{
+		on(produce(0, "a", 0, 0, 10, OK), 0),
+		on(produce(1, "b", 0, 0, 10, OK), 1), // offset 0 again, in another partition
+		on(read(2, 0, "b", 20, 30), 1),
+		on(read(2, 1, "", 20, 30), 0),
+		on(produce(1, "c", 1, 40, 50, OK), 1),
+	}
+	// Partition 0 on node1 and node2 (node2 leads), partition 1 on node2 and node3; node3's
+	// copy of partition 1 lacks c.
+	logs := newFinalLogs([]string{"node1", "node2", "node3"}, []Log{p0, p1})
+	logs.add(p0, 0, []string{"a"}, nil)
+	logs.add(p0, 1, []string{"a"}, nil)
+	logs.add(p1, 1, []string{"b", "c"}, nil)
+	logs.add(p1, 2, []string{"b"}, nil)
+	logs.ref[p0], logs.ref[p1] = 1, 1
+
+	is.Equal(checkNoLostWrites(ops, logs).Verdict, Pass)
+	is.Equal(checkNoDuplicates(logs).Verdict, Pass)
+	is.Equal(checkNoPhantoms(ops, logs).Verdict, Pass)
+	cfg := Config{Bin: "dislog"}
+	is.NoErr(cfg.setDefaults())
+	lin := checkLinearizable(&cfg, ops, logs)
+	is.Equal(lin.Verdict, Pass)
+	is.True(strings.Contains(lin.Summary, "in 2 partitions"))
+	cons := checkConsistent(logs)
+	is.Equal(cons.Violations, 1) // node3's partition 1 is short; node1 and node3 are not compared with each other
+	is.True(strings.Contains(cons.Details[0], "t/1: 2 records on node2, 1 on node3"))
+
+	// A value found in the other partition of its topic is a phantom there, and lost here.
+	moved := newFinalLogs([]string{"node1"}, []Log{p0, p1})
+	moved.add(p0, 0, []string{"a", "c"}, nil)
+	moved.add(p1, 0, []string{"b"}, nil)
+	phantoms := checkNoPhantoms(ops, moved)
+	is.Equal(phantoms.Violations, 1)
+	is.True(strings.Contains(phantoms.Details[0], `t/0 on node1: offset 1 holds "c", which no client produced to t/0`))
+	is.Equal(checkNoLostWrites(ops, moved).Violations, 1)
+
+	// Commits on partition 0 say nothing of partition 1's offset.
+	offsets := checkOffsets([]Op{
+		{Client: 0, Kind: OpCommit, Topic: "t", Partition: 0, Group: "g0", Offset: 3, Call: ms(10), Return: ms(11), Outcome: OK},
+		{Client: 0, Kind: OpFetch, Topic: "t", Partition: 1, Group: "g0", Call: ms(20), Return: ms(21), Outcome: OK},
+		{Client: 0, Kind: OpFetch, Topic: "t", Partition: 0, Group: "g0", Offset: 3, Committed: true, Call: ms(30), Return: ms(31), Outcome: OK},
+	})
+	is.Equal(offsets.Violations, 0)
+	is.True(strings.Contains(offsets.Summary, "2 groups and partitions"))
+}
+
+func TestFlagEditsOfACommandLine(t *testing.T) {
+	is := is.New(t)
+	args := []string{"--data-dir", "/d/node1", "--node-id", "node1", "--bootstrap", "--join", "a:1,b:2", "--addr", "x:1"}
+	is.Equal(flagValue(args, "--node-id"), "node1")
+	is.Equal(flagValue(args, "--serf-addr"), "")
+	args = dropFlag(args, "--bootstrap", false)
+	args = dropFlag(args, "--join", true)
+	args = setFlag(args, "--node-id", "node1-2")
+	args = setFlag(args, "--serf-addr", "y:2")
+	is.Equal(args, []string{"--data-dir", "/d/node1", "--node-id", "node1-2", "--addr", "x:1", "--serf-addr", "y:2"})
 }

@@ -28,10 +28,20 @@ const (
 	// every other node: either the connections it opens to them, or the ones they open to it (see
 	// faultproxy for what one way means for a TCP connection).
 	PartitionOneWay Fault = "partition-oneway"
+	// LeaderMove stops a node that leads partitions with SIGTERM: its graceful shutdown hands the
+	// leadership of each partition it leads to another replica and leaves the cluster. The node is
+	// started again on its data when the fault ends, and the preferred-leader election moves
+	// leaderships back to it.
+	LeaderMove Fault = "leader-move"
+	// RemoveReadd stops a node (SIGKILL) and keeps it down past the failed-remove grace period,
+	// until the cluster has removed it and placed its partitions' replicas on the other nodes;
+	// then a new node takes its place, with an empty data directory and a new ID, on its
+	// addresses.
+	RemoveReadd Fault = "remove-readd"
 )
 
 // AllFaults is every kind of fault.
-var AllFaults = []Fault{Kill, Pause, PartitionLeader, PartitionSplit, PartitionOneWay}
+var AllFaults = []Fault{Kill, Pause, PartitionLeader, PartitionSplit, PartitionOneWay, LeaderMove, RemoveReadd}
 
 // ParseFaults reads a comma-separated list of faults; "partition" stands for the three kinds of
 // partition and "all" for every fault.
@@ -53,13 +63,19 @@ func ParseFaults(s string) ([]Fault, error) {
 			add(PartitionLeader, PartitionSplit, PartitionOneWay)
 		default:
 			if !slices.Contains(AllFaults, Fault(name)) {
-				return nil, fmt.Errorf("chaos: unknown fault %q: want kill, pause, partition, partition-leader, partition-split, partition-oneway or all", name)
+				return nil, fmt.Errorf("chaos: unknown fault %q: want kill, pause, partition, partition-leader, partition-split, partition-oneway, leader-move, remove-readd or all", name)
 			}
 			add(Fault(name))
 		}
 	}
 	return out, nil
 }
+
+// DefaultFailedRemoveAfter is the failed-remove grace period of a run with the RemoveReadd fault:
+// longer than any other fault keeps a node down (1.5 times the mean fault duration), so that only
+// RemoveReadd makes the cluster remove a node, and short enough to keep the fault's length near
+// the others'.
+const DefaultFailedRemoveAfter = 8 * time.Second
 
 // RaftTimings are the nodes' Raft timeouts (the dislog flags --raft-*). Zero values keep dislog's
 // defaults.
@@ -111,10 +127,15 @@ type Config struct {
 	// even ones dial the cluster (dislog:///, produces to the leader), odd ones one node each
 	// (which forwards produces to the leader). Default 6.
 	Clients int
-	// Topics is the number of topics the clients share. The linearizability check is per topic,
-	// and its cost grows steeply with a topic's history, so a long run wants more topics or a
-	// lower Rate. Default 2.
+	// Topics is the number of topics the clients share. Default 2.
 	Topics int
+	// Partitions is each topic's partition count, and ReplicationFactor the servers that hold
+	// each partition (0: the cluster's default, 3). The clients spread their operations evenly
+	// over the partitions, and the checks take each partition on its own. The linearizability
+	// check's cost grows steeply with a partition's history, so a long run wants more partitions
+	// or a lower Rate. Default 1.
+	Partitions        int
+	ReplicationFactor int
 	// Rate caps the operations a second of all clients together; 0 means no cap. Default 0.
 	Rate float64
 	// Faults are the kinds of fault the nemesis picks from; none runs the clients on a healthy
@@ -129,6 +150,10 @@ type Config struct {
 	FaultInterval time.Duration
 	// Raft are the nodes' Raft timeouts. Default DefaultRaftTimings.
 	Raft RaftTimings
+	// FailedRemoveAfter is the nodes' --failed-remove-after: how long a node may be down before
+	// the cluster removes it and places its replicas elsewhere. Default: dislog's (1 minute), or
+	// DefaultFailedRemoveAfter with the RemoveReadd fault, which waits that long.
+	FailedRemoveAfter time.Duration
 	// LinearizabilityTimeout bounds porcupine's search for each topic; a search that runs out
 	// gives the verdict "unknown". Default 5 minutes.
 	LinearizabilityTimeout time.Duration
@@ -158,8 +183,21 @@ func (c *Config) setDefaults() error {
 	if c.Topics == 0 {
 		c.Topics = 2
 	}
-	if c.Duration < 0 || c.Clients < 0 || c.Topics < 0 || c.Rate < 0 || c.MaxFaults < 0 || c.FaultDuration < 0 || c.FaultInterval < 0 {
+	if c.Partitions == 0 {
+		c.Partitions = 1
+	}
+	if c.Duration < 0 || c.Clients < 0 || c.Topics < 0 || c.Partitions < 0 || c.ReplicationFactor < 0 || c.Rate < 0 ||
+		c.MaxFaults < 0 || c.FaultDuration < 0 || c.FaultInterval < 0 || c.FailedRemoveAfter < 0 {
 		return errors.New("chaos: negative duration, count or rate")
+	}
+	if c.Partitions > 1024 {
+		return fmt.Errorf("chaos: %d partitions: want 1 to 1024", c.Partitions)
+	}
+	if c.ReplicationFactor > c.Nodes {
+		return fmt.Errorf("chaos: replication factor %d on %d nodes", c.ReplicationFactor, c.Nodes)
+	}
+	if c.FailedRemoveAfter == 0 && slices.Contains(c.Faults, RemoveReadd) {
+		c.FailedRemoveAfter = DefaultFailedRemoveAfter
 	}
 	if c.FaultDuration == 0 {
 		c.FaultDuration = 3 * time.Second

@@ -35,12 +35,22 @@ const (
 	Indeterminate Outcome = "indeterminate"
 )
 
+// Log is one partition of one topic: a log of its own, with its own offsets, producer sequences
+// and consumer offsets, which the checks take one by one.
+type Log struct {
+	Topic     string `json:"topic"`
+	Partition int    `json:"partition"`
+}
+
+func (l Log) String() string { return fmt.Sprintf("%s/%d", l.Topic, l.Partition) }
+
 // Op is one operation of one client, from its first attempt to its last.
 type Op struct {
-	Client int    `json:"client"`
-	Kind   OpKind `json:"kind"`
-	Topic  string `json:"topic"`
-	Group  string `json:"group,omitempty"`
+	Client    int    `json:"client"`
+	Kind      OpKind `json:"kind"`
+	Topic     string `json:"topic"`
+	Partition int    `json:"partition"`
+	Group     string `json:"group,omitempty"`
 	// Value is what a produce wrote or a read returned.
 	Value string `json:"value,omitempty"`
 	// Offset is where a produce was acknowledged, what a read or commit asked for, or what a
@@ -63,6 +73,9 @@ type Op struct {
 	Return time.Duration `json:"return_ns"`
 }
 
+// Log is the partition the operation was on.
+func (o *Op) Log() Log { return Log{Topic: o.Topic, Partition: o.Partition} }
+
 func (o *Op) String() string {
 	var res string
 	switch {
@@ -84,13 +97,13 @@ func (o *Op) String() string {
 	var what string
 	switch o.Kind {
 	case OpProduce:
-		what = fmt.Sprintf("produce %q to %s", o.Value, o.Topic)
+		what = fmt.Sprintf("produce %q to %s", o.Value, o.Log())
 	case OpRead:
-		what = fmt.Sprintf("read %s@%d", o.Topic, o.Offset)
+		what = fmt.Sprintf("read %s@%d", o.Log(), o.Offset)
 	case OpCommit:
-		what = fmt.Sprintf("commit %s %s@%d", o.Group, o.Topic, o.Offset)
+		what = fmt.Sprintf("commit %s %s@%d", o.Group, o.Log(), o.Offset)
 	case OpFetch:
-		what = fmt.Sprintf("fetch %s %s", o.Group, o.Topic)
+		what = fmt.Sprintf("fetch %s %s", o.Group, o.Log())
 	}
 	node := ""
 	if o.Node != "" {

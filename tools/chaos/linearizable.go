@@ -13,7 +13,7 @@ import (
 	"github.com/benbjohnson/immutable"
 )
 
-// The model of one topic for porcupine: a log that produces append to and reads index.
+// The model of one partition of a topic for porcupine: a log that produces append to and reads index.
 //
 //	produce(v) -> o        legal iff o == len(log); then log = log + [v]
 //	produce(v) -> unknown  (indeterminate) always legal; log = log + [v]
@@ -124,12 +124,12 @@ var logModel = porcupine.Model{
 	},
 }
 
-// operations turns a topic's history into porcupine's operations.
-func operations(ops []Op, topic string) []porcupine.Operation {
+// operations turns a partition's history into porcupine's operations.
+func operations(ops []Op, l Log) []porcupine.Operation {
 	var out []porcupine.Operation
 	for i := range ops {
 		op := &ops[i]
-		if op.Topic != topic {
+		if op.Log() != l {
 			continue
 		}
 		p := porcupine.Operation{ClientId: op.Client, Call: int64(op.Call), Return: int64(op.Return), Metadata: op}
@@ -148,16 +148,16 @@ func operations(ops []Op, topic string) []porcupine.Operation {
 	return out
 }
 
-// checkLinearizable runs porcupine on each topic's produces and reads.
+// checkLinearizable runs porcupine on each partition's produces and reads.
 func checkLinearizable(cfg *Config, ops []Op, logs *finalLogs) Check {
 	c := Check{Name: "linearizable (porcupine)", Verdict: Pass}
 	total, unknown := 0, 0
-	for _, t := range logs.topics {
+	for _, t := range logs.logs {
 		history := operations(ops, t)
 		total += len(history)
 		start := time.Now()
 		res, info := porcupine.CheckOperationsVerbose(logModel, history, cfg.LinearizabilityTimeout)
-		fmt.Fprintf(cfg.Log, "chaos: porcupine: topic %s, %d operations: %s in %v\n", t, len(history), res, time.Since(start).Round(time.Millisecond))
+		fmt.Fprintf(cfg.Log, "chaos: porcupine: %s, %d operations: %s in %v\n", t, len(history), res, time.Since(start).Round(time.Millisecond))
 		switch res {
 		case porcupine.Unknown:
 			unknown++
@@ -173,31 +173,31 @@ func checkLinearizable(cfg *Config, ops []Op, logs *finalLogs) Check {
 				c.violation("%s: porcupine finds no linearization; no stale or wrong read explains it (see its visualization)", t)
 			}
 			if cfg.VisualizeDir != "" {
-				path := filepath.Join(cfg.VisualizeDir, t+".html")
+				path := filepath.Join(cfg.VisualizeDir, fmt.Sprintf("%s-%d.html", t.Topic, t.Partition))
 				if err := os.MkdirAll(cfg.VisualizeDir, 0o755); err == nil {
 					if err := porcupine.VisualizePath(logModel, info, path); err == nil {
-						c.Details = append(c.Details, "porcupine's visualization of "+t+": "+path)
+						c.Details = append(c.Details, "porcupine's visualization of "+t.String()+": "+path)
 					}
 				}
 			}
 		}
 	}
-	c.Summary = fmt.Sprintf("%d operations in %d topics", total, len(logs.topics))
+	c.Summary = fmt.Sprintf("%d operations in %d partitions", total, len(logs.logs))
 	if unknown > 0 {
-		c.Summary += fmt.Sprintf("; porcupine ran out of time (%v) on %d topics", cfg.LinearizabilityTimeout, unknown)
+		c.Summary += fmt.Sprintf("; porcupine ran out of time (%v) on %d partitions", cfg.LinearizabilityTimeout, unknown)
 	}
 	return c
 }
 
-// explain finds, in a topic's history that porcupine rejects, the operations that show why: two
-// produces acknowledged at the same offset, an OUT_OF_RANGE answer for an offset that a write
+// explain finds, in a partition's history that porcupine rejects, the operations that show why:
+// two produces acknowledged at the same offset, an OUT_OF_RANGE answer for an offset that a write
 // acknowledged, or a read answered, before the read was sent (a stale read), and a read of a value
-// that is not the one the topic holds at that offset in the end.
-func explain(ops []Op, topic string, logs *finalLogs) []string {
+// that is not the one the partition holds at that offset in the end.
+func explain(ops []Op, topic Log, logs *finalLogs) []string {
 	var reads, known []*Op // known: acknowledged produces and reads that returned a value
 	for i := range ops {
 		op := &ops[i]
-		if op.Topic != topic || op.Outcome != OK {
+		if op.Log() != topic || op.Outcome != OK {
 			continue
 		}
 		switch {
@@ -250,7 +250,7 @@ func explain(ops []Op, topic string, logs *finalLogs) []string {
 
 func describeAt(log []string, off uint64) string {
 	if off >= uint64(len(log)) {
-		return fmt.Sprintf("nothing (the topic ends at %d)", len(log))
+		return fmt.Sprintf("nothing (the partition ends at %d)", len(log))
 	}
 	return fmt.Sprintf("%q", log[off])
 }

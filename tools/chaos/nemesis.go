@@ -33,15 +33,16 @@ type FaultEvent struct {
 type nemesis struct {
 	cfg      *Config
 	cl       *cluster
+	logs     []Log
 	schedule *rand.Rand
 	rng      *rand.Rand
 	start    time.Time
 	events   []FaultEvent
 }
 
-func newNemesis(cfg *Config, cl *cluster) *nemesis {
+func newNemesis(cfg *Config, cl *cluster, logs []Log) *nemesis {
 	return &nemesis{
-		cfg: cfg, cl: cl,
+		cfg: cfg, cl: cl, logs: logs,
 		schedule: rand.New(rand.NewPCG(uint64(cfg.Seed), 1)),
 		rng:      rand.New(rand.NewPCG(uint64(cfg.Seed), 2)),
 	}
@@ -49,6 +50,10 @@ func newNemesis(cfg *Config, cl *cluster) *nemesis {
 
 // leaderWait bounds the wait for a leader to isolate.
 const leaderWait = 5 * time.Second
+
+// removeWait bounds the wait, past the failed-remove grace period, for the cluster to remove a
+// node and place its replicas on the others.
+const removeWait = time.Minute
 
 // jitter returns a duration between half and one and a half of mean.
 func (n *nemesis) jitter(mean time.Duration) time.Duration {
@@ -97,20 +102,41 @@ func (n *nemesis) run(ctx context.Context) {
 	}
 }
 
-// target picks the node a fault hits: the leader or, as often, a random follower (any node when
-// none leads).
+// target picks the node a fault hits: the leader of a random partition or, as often, another
+// node (any node when the partition has no leader known).
 func (n *nemesis) target(ctx context.Context) (int, string) {
-	leader := n.cl.leader(ctx)
-	nodes := len(n.cl.names)
+	nodes := n.cl.size()
+	l := n.logs[n.rng.IntN(len(n.logs))]
+	leader := n.cl.partitionLeader(ctx, l, n.rng.IntN(nodes))
 	if leader < 0 {
 		i := n.rng.IntN(nodes)
-		return i, n.cl.names[i] + " (no leader known)"
+		return i, fmt.Sprintf("%s (no leader of %s known)", n.cl.id(i), l)
 	}
 	if n.rng.IntN(2) == 0 {
-		return leader, n.cl.names[leader] + " (leader)"
+		return leader, fmt.Sprintf("%s (leader of %s)", n.cl.id(leader), l)
 	}
 	i := (leader + 1 + n.rng.IntN(nodes-1)) % nodes
-	return i, n.cl.names[i] + " (follower)"
+	return i, fmt.Sprintf("%s (not the leader of %s)", n.cl.id(i), l)
+}
+
+// leader returns the leader of a random partition, waiting a few seconds for one: just after
+// another fault the partition may still be electing.
+func (n *nemesis) leader(ctx context.Context) (int, string, error) {
+	l := n.logs[n.rng.IntN(len(n.logs))]
+	from := n.rng.IntN(n.cl.size())
+	leader := -1
+	waitCtx, cancel := context.WithTimeout(ctx, leaderWait)
+	defer cancel()
+	err := poll(waitCtx, "a leader of "+l.String(), func() error {
+		if leader = n.cl.partitionLeader(waitCtx, l, from); leader < 0 {
+			return errors.New("no node names one")
+		}
+		return nil
+	})
+	if err != nil {
+		return -1, "the leader of " + l.String(), err
+	}
+	return leader, fmt.Sprintf("%s (leader of %s)", n.cl.id(leader), l), nil
 }
 
 func (n *nemesis) mode() faultproxy.Mode {
@@ -122,43 +148,39 @@ func (n *nemesis) mode() faultproxy.Mode {
 
 // inject starts a fault and returns what heals it.
 func (n *nemesis) inject(ctx context.Context, kind Fault, ev *FaultEvent) (func() error, error) {
+	restart := func(i int) func() error {
+		return func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			return n.cl.restart(ctx, i)
+		}
+	}
 	switch kind {
 	case Kill:
 		i, what := n.target(ctx)
 		ev.What = what
-		if err := n.cl.lc.Kill(i); err != nil {
+		if err := n.cl.kill(i); err != nil {
 			return nil, err
 		}
-		return func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			return n.cl.lc.Restart(ctx, i)
-		}, nil
+		return restart(i), nil
 	case Pause:
 		i, what := n.target(ctx)
 		ev.What = what
-		if err := n.cl.lc.Pause(i); err != nil {
+		if err := n.cl.pause(i); err != nil {
 			return nil, err
 		}
-		return func() error { return n.cl.lc.Resume(i) }, nil
+		return func() error { return n.cl.resume(i) }, nil
 	case PartitionLeader:
-		// Just after another fault the cluster may still be electing: give it a few seconds.
-		leader := -1
-		waitCtx, cancel := context.WithTimeout(ctx, leaderWait)
-		err := poll(waitCtx, "a leader", func() error {
-			if leader = n.cl.leader(waitCtx); leader < 0 {
-				return errors.New("no node names a leader")
-			}
-			return nil
-		})
-		cancel()
+		leader, what, err := n.leader(ctx)
+		ev.What = what
 		if err != nil {
-			ev.What = "the leader"
 			return nil, err
 		}
-		return n.partition(ev, []int{leader}, true, true), nil
+		heal := n.partition(ev, []int{leader}, true, true)
+		ev.What = what + " cut off: " + ev.What
+		return heal, nil
 	case PartitionSplit:
-		perm := n.rng.Perm(len(n.cl.names))
+		perm := n.rng.Perm(n.cl.size())
 		minority := perm[:1+n.rng.IntN(len(perm)/2)]
 		return n.partition(ev, minority, true, true), nil
 	case PartitionOneWay:
@@ -171,20 +193,59 @@ func (n *nemesis) inject(ctx context.Context, kind Fault, ev *FaultEvent) (func(
 			ev.What = fmt.Sprintf("the others cannot reach %s, it reaches them: %s", what, ev.What)
 		}
 		return heal, nil
+	case LeaderMove:
+		i, what, err := n.leader(ctx)
+		ev.What = what + ", stopped with SIGTERM"
+		if err != nil {
+			return nil, err
+		}
+		if err := n.cl.terminate(i); err != nil {
+			return nil, err
+		}
+		return restart(i), nil
+	case RemoveReadd:
+		i, what := n.target(ctx)
+		old := n.cl.id(i)
+		ev.What = what + ", killed for good"
+		if err := n.cl.kill(i); err != nil {
+			return nil, err
+		}
+		return func() error { return n.readd(ev, i, old) }, nil
 	}
 	return nil, fmt.Errorf("unknown fault %q", kind)
+}
+
+// readd waits until the cluster has removed node i, whose ID was old, and placed its replicas on
+// the others, and then starts a new node in its place. If the cluster does not remove it in time,
+// the old node is started again so that the run can go on, and readd fails.
+func (n *nemesis) readd(ev *FaultEvent, i int, old string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.FailedRemoveAfter+removeWait)
+	defer cancel()
+	err := poll(ctx, "the cluster to remove "+old+" and place its replicas on the other nodes", func() error {
+		return n.cl.removed(ctx, i, old, n.logs)
+	})
+	if err != nil {
+		return errors.Join(err, n.cl.restart(context.Background(), i))
+	}
+	n.logf("%s removed and its replicas placed on the other nodes", old)
+	id, err := n.cl.replace(ctx, i)
+	if err != nil {
+		return err
+	}
+	ev.What += fmt.Sprintf("; %s added empty in its place", id)
+	return nil
 }
 
 // partition blocks the links between the nodes of side and the others: the ones side opens if
 // out, the ones the others open to side if in.
 func (n *nemesis) partition(ev *FaultEvent, side []int, out, in bool) func() error {
 	var links []faultproxy.Link
-	var a, b []string
-	for i, name := range n.cl.names {
+	var a, b, ids, others []string
+	for i, label := range n.cl.labels {
 		if slices.Contains(side, i) {
-			a = append(a, name)
+			a, ids = append(a, label), append(ids, n.cl.id(i))
 		} else {
-			b = append(b, name)
+			b, others = append(b, label), append(others, n.cl.id(i))
 		}
 	}
 	for _, x := range a {
@@ -199,7 +260,7 @@ func (n *nemesis) partition(ev *FaultEvent, side []int, out, in bool) func() err
 	}
 	mode := n.mode()
 	n.cl.net.Block(mode, links...)
-	ev.What = fmt.Sprintf("%s | %s (%s)", strings.Join(a, " "), strings.Join(b, " "), mode)
+	ev.What = fmt.Sprintf("%s | %s (%s)", strings.Join(ids, " "), strings.Join(others, " "), mode)
 	return func() error {
 		n.cl.net.Heal(links...)
 		return nil
@@ -212,11 +273,11 @@ func (n *nemesis) partition(ev *FaultEvent, side []int, out, in bool) func() err
 func (n *nemesis) healAll(ctx context.Context) error {
 	n.cl.net.HealAll()
 	var errs []string
-	for i := range n.cl.names {
+	for i := range n.cl.size() {
 		// Resume fails on a node that is not running, Restart on one that is: one of them applies.
-		if err := n.cl.lc.Resume(i); err != nil {
-			if rerr := n.cl.lc.Restart(ctx, i); rerr != nil {
-				errs = append(errs, fmt.Sprintf("%s: %v; %v", n.cl.names[i], err, rerr))
+		if err := n.cl.resume(i); err != nil {
+			if rerr := n.cl.restart(ctx, i); rerr != nil {
+				errs = append(errs, fmt.Sprintf("%s: %v; %v", n.cl.id(i), err, rerr))
 			}
 		}
 	}

@@ -30,13 +30,17 @@ func (c *Counts) add(o Outcome) {
 
 // Report is the result of a run.
 type Report struct {
-	Seed       int64         `json:"seed"`
-	Nodes      int           `json:"nodes"`
-	Clients    int           `json:"clients"`
-	Topics     int           `json:"topics"`
-	Duration   time.Duration `json:"duration_ns"`
-	FaultKinds []Fault       `json:"fault_kinds"`
-	Raft       RaftTimings   `json:"raft"`
+	Seed    int64 `json:"seed"`
+	Nodes   int   `json:"nodes"`
+	Clients int   `json:"clients"`
+	Topics  int   `json:"topics"`
+	// Partitions is each topic's partition count and ReplicationFactor its replicas (0: the
+	// cluster's default).
+	Partitions        int           `json:"partitions"`
+	ReplicationFactor int           `json:"replication_factor,omitempty"`
+	Duration          time.Duration `json:"duration_ns"`
+	FaultKinds        []Fault       `json:"fault_kinds"`
+	Raft              RaftTimings   `json:"raft"`
 	// Ops counts the operations of each kind, and Total all of them.
 	Ops   map[OpKind]Counts `json:"ops"`
 	Total Counts            `json:"total"`
@@ -103,8 +107,12 @@ func (r *Report) WriteText(w io.Writer) {
 	for i, k := range r.FaultKinds {
 		kinds[i] = string(k)
 	}
-	fmt.Fprintf(w, "dislog-chaos: %d nodes, %d clients, %d topics, %v, seed %d, faults %s\n",
-		r.Nodes, r.Clients, r.Topics, r.Duration, r.Seed, strings.Join(kinds, ","))
+	rf := "the cluster's default replicas"
+	if r.ReplicationFactor > 0 {
+		rf = fmt.Sprintf("R%d", r.ReplicationFactor)
+	}
+	fmt.Fprintf(w, "dislog-chaos: %d nodes, %d clients, %d topics of %d partitions (%s), %v, seed %d, faults %s\n",
+		r.Nodes, r.Clients, r.Topics, max(r.Partitions, 1), rf, r.Duration, r.Seed, strings.Join(kinds, ","))
 	fmt.Fprintf(w, "\n%-10s %10s %10s %10s %14s\n", "operation", "attempted", "ok", "failed", "indeterminate")
 	for _, k := range []OpKind{OpProduce, OpRead, OpCommit, OpFetch} {
 		c := r.Ops[k]
@@ -122,7 +130,7 @@ func (r *Report) WriteText(w io.Writer) {
 	slices.Sort(injected)
 	fmt.Fprintf(w, "%s\n", strings.Join(injected, ","))
 	for _, f := range r.Faults {
-		line := fmt.Sprintf("  %7.2fs-%7.2fs %-17s %s", f.Start.Seconds(), f.End.Seconds(), f.Kind, f.What)
+		line := fmt.Sprintf("  %7.2fs-%7.2fs %-16s %s", f.Start.Seconds(), f.End.Seconds(), f.Kind, f.What)
 		if f.Err != "" {
 			line += ": " + f.Err
 		}

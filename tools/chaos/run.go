@@ -28,15 +28,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for i := range topics {
 		topics[i] = fmt.Sprintf("chaos-%d", i)
 	}
-	if err := cl.createTopics(ctx, topics); err != nil {
+	if err := cl.createTopics(ctx, topics, cfg.Partitions, cfg.ReplicationFactor); err != nil {
 		return nil, err
 	}
+	var logs []Log
+	for _, t := range topics {
+		for p := range cfg.Partitions {
+			logs = append(logs, Log{Topic: t, Partition: p})
+		}
+	}
 
-	w := &workload{cfg: &cfg, cl: cl, topics: topics, ends: map[string]uint64{}}
+	w := &workload{cfg: &cfg, cl: cl, logs: logs, ends: map[Log]uint64{}}
 	if cfg.Rate > 0 {
 		w.limiter = rate.NewLimiter(rate.Limit(cfg.Rate), 1)
 	}
-	n := newNemesis(&cfg, cl)
+	n := newNemesis(&cfg, cl, logs)
 	w.start = time.Now()
 	n.start = w.start
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
@@ -53,7 +59,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	rep := &Report{
-		Seed: cfg.Seed, Nodes: cfg.Nodes, Clients: cfg.Clients, Topics: cfg.Topics, Duration: cfg.Duration,
+		Seed: cfg.Seed, Nodes: cfg.Nodes, Clients: cfg.Clients, Topics: cfg.Topics, Partitions: cfg.Partitions,
+		ReplicationFactor: cfg.ReplicationFactor, Duration: cfg.Duration,
 		FaultKinds: cfg.Faults, Raft: cfg.Raft, Faults: n.events, History: w.hist.Ops(),
 	}
 	rep.count()
@@ -64,34 +71,38 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := n.healAll(healCtx); err != nil {
 		recovered.violation("%v", err)
 	}
-	if err := cl.converge(healCtx, topics); err != nil {
+	sets, err := cl.converge(healCtx, topics)
+	if err != nil {
 		recovered.violation("%v", err)
 	}
 	recovered.Summary = fmt.Sprintf("the nodes agreed %v after the clients stopped", time.Since(w.start.Add(cfg.Duration)).Round(time.Millisecond))
 	if recovered.Verdict != Pass {
-		recovered.Summary = "the nodes did not agree on a leader and the topics' ends after healing"
+		recovered.Summary = "the nodes did not agree on the leaders, the replicas and the partitions' ends after healing"
 	}
 	fmt.Fprintf(cfg.Log, "chaos: %6.2fs: %s; reading back\n", time.Since(w.start).Seconds(), recovered.Summary)
 
-	logs := &finalLogs{nodes: cl.names, topics: topics, values: map[string][][]string{}, errs: map[string][]error{}}
-	if leader := cl.leader(ctx); leader >= 0 {
-		logs.ref = leader
-	}
-	for _, t := range topics {
-		for i := range cl.names {
-			values, err := cl.readAll(ctx, i, t)
-			logs.values[t] = append(logs.values[t], values)
-			logs.errs[t] = append(logs.errs[t], err)
+	// Each partition is read back from every node that holds a replica, against its leader's
+	// copy; without agreement, from the replicas and leader some node names, or every node.
+	final := newFinalLogs(cl.nodeIDs(), logs)
+	for _, l := range logs {
+		set, ok := sets[l]
+		if !ok {
+			set = cl.guessReplicas(ctx, l)
+		}
+		final.ref[l] = set.leader
+		for _, i := range set.holders {
+			values, err := cl.readAll(ctx, i, l)
+			final.add(l, i, values, err)
 		}
 	}
 	rep.Checks = []Check{
 		recovered,
-		checkNoLostWrites(rep.History, logs),
-		checkNoDuplicates(logs),
-		checkNoPhantoms(rep.History, logs),
-		checkConsistent(logs),
+		checkNoLostWrites(rep.History, final),
+		checkNoDuplicates(final),
+		checkNoPhantoms(rep.History, final),
+		checkConsistent(final),
 		checkOffsets(rep.History),
-		checkLinearizable(&cfg, rep.History, logs),
+		checkLinearizable(&cfg, rep.History, final),
 	}
 	rep.Elapsed = time.Since(began)
 	return rep, nil

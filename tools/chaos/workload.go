@@ -32,13 +32,13 @@ const (
 type workload struct {
 	cfg     *Config
 	cl      *cluster
-	topics  []string
+	logs    []Log // every partition of every topic
 	start   time.Time
 	limiter *rate.Limiter // nil without a cap
 	hist    History
 
 	mu   sync.Mutex
-	ends map[string]uint64 // per topic, one past the highest offset acknowledged
+	ends map[Log]uint64 // per partition, one past the highest offset acknowledged
 }
 
 // run runs the clients until ctx ends; each finishes the operation it is in first.
@@ -66,9 +66,9 @@ func (w *workload) run(ctx context.Context) error {
 			id: i, w: w, api: c.API(),
 			rng:       rand.New(rand.NewPCG(uint64(w.cfg.Seed), uint64(i)+1)),
 			group:     fmt.Sprintf("g%d", i),
-			seq:       map[string]uint64{},
-			read:      map[string]uint64{},
-			committed: map[string]uint64{},
+			seq:       map[Log]uint64{},
+			read:      map[Log]uint64{},
+			committed: map[Log]uint64{},
 		}
 		wk.producer = wk.newProducerID()
 		wg.Go(func() { wk.run(ctx) })
@@ -77,16 +77,16 @@ func (w *workload) run(ctx context.Context) error {
 	return nil
 }
 
-func (w *workload) frontier(topic string) uint64 {
+func (w *workload) frontier(l Log) uint64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.ends[topic]
+	return w.ends[l]
 }
 
-func (w *workload) acked(topic string, offset uint64) {
+func (w *workload) acked(l Log, offset uint64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.ends[topic] = max(w.ends[topic], offset+1)
+	w.ends[l] = max(w.ends[l], offset+1)
 }
 
 // worker is one client: one operation at a time, chosen at random.
@@ -97,11 +97,11 @@ type worker struct {
 	rng *rand.Rand
 
 	producer  uint64
-	seq       map[string]uint64 // per topic, the sequence of the producer's last batch
+	seq       map[Log]uint64 // per partition, the sequence of the producer's last batch
 	values    int
 	group     string
-	read      map[string]uint64 // per topic, one past the highest offset this client read
-	committed map[string]uint64 // per topic, the group's last offset committed (or tried)
+	read      map[Log]uint64 // per partition, one past the highest offset this client read
+	committed map[Log]uint64 // per partition, the group's last offset committed (or tried)
 }
 
 func (wk *worker) newProducerID() uint64 {
@@ -117,17 +117,17 @@ func (wk *worker) run(ctx context.Context) {
 		if wk.w.limiter != nil && wk.w.limiter.Wait(ctx) != nil {
 			return
 		}
-		topic := wk.w.topics[wk.rng.IntN(len(wk.w.topics))]
+		l := wk.w.logs[wk.rng.IntN(len(wk.w.logs))]
 		var op Op
 		switch p := wk.rng.IntN(100); {
 		case p < 50:
-			op = wk.produce(topic)
+			op = wk.produce(l)
 		case p < 80:
-			op = wk.readAt(topic)
-		case p < 92 && wk.read[topic] > wk.committed[topic]:
-			op = wk.commit(topic)
+			op = wk.readAt(l)
+		case p < 92 && wk.read[l] > wk.committed[l]:
+			op = wk.commit(l)
 		default:
-			op = wk.fetch(topic)
+			op = wk.fetch(l)
 		}
 		wk.w.hist.add(op)
 	}
@@ -194,12 +194,13 @@ func (wk *worker) write(op *Op, f func(ctx context.Context, opt grpc.CallOption)
 
 // produce appends a value no other operation writes, as one idempotent batch: every attempt has
 // the producer id and sequence of the first, so the cluster writes it at most once.
-func (wk *worker) produce(topic string) Op {
+func (wk *worker) produce(l Log) Op {
 	wk.values++
-	op := Op{Client: wk.id, Kind: OpProduce, Topic: topic, Value: fmt.Sprintf("%d-%d", wk.id, wk.values), Call: wk.now()}
+	op := Op{Client: wk.id, Kind: OpProduce, Topic: l.Topic, Partition: l.Partition, Value: fmt.Sprintf("%d-%d", wk.id, wk.values), Call: wk.now()}
+	partition := uint32(l.Partition)
 	req := &dislogv1.ProduceRequest{
-		Topic: topic, Records: []*dislogv1.Record{{Value: []byte(op.Value)}},
-		ProducerId: wk.producer, Sequence: wk.seq[topic] + 1,
+		Topic: l.Topic, Partition: &partition, Records: []*dislogv1.Record{{Value: []byte(op.Value)}},
+		ProducerId: wk.producer, Sequence: wk.seq[l] + 1,
 	}
 	wk.write(&op, func(ctx context.Context, opt grpc.CallOption) error {
 		resp, err := wk.api.Produce(ctx, req, opt)
@@ -209,28 +210,28 @@ func (wk *worker) produce(topic string) Op {
 	op.Return = wk.now()
 	switch op.Outcome {
 	case OK:
-		wk.seq[topic]++
-		wk.w.acked(topic, op.Offset)
+		wk.seq[l]++
+		wk.w.acked(l, op.Offset)
 	case Indeterminate:
 		// The batch may land later: a new producer id cannot be confused with it.
-		wk.producer, wk.seq = wk.newProducerID(), map[string]uint64{}
+		wk.producer, wk.seq = wk.newProducerID(), map[Log]uint64{}
 	}
 	return op
 }
 
 // readAt reads, with read_your_writes, mostly around the highest offset acknowledged so far (just
 // before, at, and just past the end that clients know of), sometimes anywhere below it.
-func (wk *worker) readAt(topic string) Op {
-	end := wk.w.frontier(topic)
+func (wk *worker) readAt(l Log) Op {
+	end := wk.w.frontier(l)
 	var off uint64
 	if end > 0 && wk.rng.IntN(10) < 3 {
 		off = wk.rng.Uint64N(end)
 	} else {
 		off = max(end, 1) - 1 + wk.rng.Uint64N(3)
 	}
-	op := Op{Client: wk.id, Kind: OpRead, Topic: topic, Offset: off, Call: wk.now()}
+	op := Op{Client: wk.id, Kind: OpRead, Topic: l.Topic, Partition: l.Partition, Offset: off, Call: wk.now()}
 	err := wk.call(&op, func(ctx context.Context, opt grpc.CallOption) error {
-		resp, err := wk.api.Consume(ctx, &dislogv1.ConsumeRequest{Topic: topic, Offset: off, ReadYourWrites: true}, opt)
+		resp, err := wk.api.Consume(ctx, &dislogv1.ConsumeRequest{Topic: l.Topic, Partition: uint32(l.Partition), Offset: off, ReadYourWrites: true}, opt)
 		if err == nil && resp.GetRecord().GetOffset() != off {
 			return fmt.Errorf("asked for offset %d, got the record of offset %d", off, resp.GetRecord().GetOffset())
 		}
@@ -241,7 +242,7 @@ func (wk *worker) readAt(topic string) Op {
 	switch {
 	case err == nil:
 		op.Outcome = OK
-		wk.read[topic] = max(wk.read[topic], off+1)
+		wk.read[l] = max(wk.read[l], off+1)
 	case status.Code(err) == codes.OutOfRange:
 		op.Outcome, op.OutOfRange, op.Err = OK, true, ""
 	default:
@@ -252,24 +253,24 @@ func (wk *worker) readAt(topic string) Op {
 
 // commit commits the group's offset: one past the highest this client read, so always more than
 // the group's last commit.
-func (wk *worker) commit(topic string) Op {
-	op := Op{Client: wk.id, Kind: OpCommit, Topic: topic, Group: wk.group, Offset: wk.read[topic], Call: wk.now()}
+func (wk *worker) commit(l Log) Op {
+	op := Op{Client: wk.id, Kind: OpCommit, Topic: l.Topic, Partition: l.Partition, Group: wk.group, Offset: wk.read[l], Call: wk.now()}
 	wk.write(&op, func(ctx context.Context, opt grpc.CallOption) error {
-		_, err := wk.api.CommitOffset(ctx, &dislogv1.CommitOffsetRequest{Group: wk.group, Topic: topic, Offset: op.Offset}, opt)
+		_, err := wk.api.CommitOffset(ctx, &dislogv1.CommitOffsetRequest{Group: wk.group, Topic: l.Topic, Partition: uint32(l.Partition), Offset: op.Offset}, opt)
 		return err
 	})
 	op.Return = wk.now()
 	if op.Outcome != Failed {
-		wk.committed[topic] = op.Offset
+		wk.committed[l] = op.Offset
 	}
 	return op
 }
 
 // fetch reads the group's committed offset.
-func (wk *worker) fetch(topic string) Op {
-	op := Op{Client: wk.id, Kind: OpFetch, Topic: topic, Group: wk.group, Call: wk.now()}
+func (wk *worker) fetch(l Log) Op {
+	op := Op{Client: wk.id, Kind: OpFetch, Topic: l.Topic, Partition: l.Partition, Group: wk.group, Call: wk.now()}
 	err := wk.call(&op, func(ctx context.Context, opt grpc.CallOption) error {
-		resp, err := wk.api.FetchOffset(ctx, &dislogv1.FetchOffsetRequest{Group: wk.group, Topic: topic}, opt)
+		resp, err := wk.api.FetchOffset(ctx, &dislogv1.FetchOffsetRequest{Group: wk.group, Topic: l.Topic, Partition: uint32(l.Partition)}, opt)
 		op.Offset, op.Committed = resp.GetOffset(), resp.GetCommitted()
 		return err
 	})

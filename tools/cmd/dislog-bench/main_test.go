@@ -113,6 +113,90 @@ func TestEveryWorkloadAgainstANodeInProcess(t *testing.T) {
 	}
 }
 
+// Every workload on a topic of three partitions: records spread over them (sticky, in turn, or by
+// key), replay and mixed read them all, and the report counts keys as record data, measures the
+// node's process and, with --leaders, says who leads what.
+func TestEveryWorkloadOnPartitions(t *testing.T) {
+	tests := []struct {
+		name             string
+		args             []string
+		produce, consume int64
+		keyed            bool
+	}{
+		{"sync produce names the partitions in turn", []string{"sync", "--count", "300"}, 300, 0, false},
+		{"sync produce with keys", []string{"sync", "--count", "300", "--keys"}, 300, 0, true},
+		{"windowed produce to sticky partitions", []string{"async", "--count", "5000", "--window", "64", "--clients", "2"}, 5000, 0, false},
+		{"windowed produce with keys", []string{"async", "--count", "5000", "--window", "64", "--keys"}, 5000, 0, true},
+		{"batched produce with keys", []string{"batch", "--count", "1050", "--batch", "100", "--keys"}, 1050, 0, true},
+		{"replay reads every partition", []string{"replay", "--count", "2000", "--clients", "2"}, 0, 2000, false},
+		{"mixed: every consumer reads every record of every partition", []string{"mixed", "--count", "2000", "--consumers", "2", "--window", "128", "--keys"}, 2000, 4000, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			rep := runJSON(t, nil, append(tc.args, "--cluster", "1", "--record-size", "512", "--partitions", "3", "--leaders")...)
+			is.Equal(rep.Partitions, 3)
+			is.Equal(rep.Keys, tc.keyed)
+			size := int64(512)
+			if tc.keyed {
+				size += bench.KeyBytes
+			}
+			if tc.produce > 0 {
+				checkStats(t, "produce", rep.Produce, tc.produce)
+				is.Equal(rep.Produce.Bytes, size*tc.produce) // keys count as record data
+			}
+			if tc.consume > 0 {
+				checkStats(t, "consume", rep.Consume, tc.consume)
+			}
+			is.Equal(len(rep.Servers), 1) // the node, in this process
+			is.True(rep.Servers[0].PID == os.Getpid() && rep.Servers[0].CPUSeconds > 0 && rep.Servers[0].RSSBytes > 0)
+			is.True(rep.Cluster != nil && rep.Cluster.Servers == 1 && rep.Cluster.CPUMicrosPerRecord > 0)
+			is.True(rep.Leaders != nil)
+			is.Equal(rep.Leaders.Partitions, 3)
+			is.Equal(len(rep.Leaders.Servers), 1)
+			is.Equal(rep.Leaders.Servers[0].Leads, 3)
+			is.True(rep.Leaders.Balanced)
+		})
+	}
+}
+
+// The records of a run without keys reach every partition: the producer's sticky partition
+// moves on after each batch, and one-record calls name the partitions in turn.
+func TestRecordsSpreadOverThePartitions(t *testing.T) {
+	cl, err := localcluster.StartInProcess()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	files := cl.ClientTLS
+	vars := map[string]string{"DISLOG_ADDR": cl.Addrs[0], "DISLOG_CA": files.CAFile, "DISLOG_CERT": files.CertFile, "DISLOG_KEY": files.KeyFile}
+	for _, args := range [][]string{
+		{"sync", "--count", "40", "--topic", "spread-sync"},
+		{"async", "--count", "20000", "--window", "256", "--topic", "spread-async"},
+		{"batch", "--count", "4000", "--batch", "100", "--topic", "spread-batch"},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			is := is.New(t)
+			rep := runJSON(t, vars, append(args, "--partitions", "4")...)
+			checkStats(t, "produce", rep.Produce, rep.Count)
+			c, err := cl.Dial(cl.Addrs[0])
+			is.NoErr(err)
+			defer c.Close()
+			info, err := c.DescribeTopic(context.Background(), rep.Topic)
+			is.NoErr(err)
+			is.Equal(len(info.PartitionInfo), 4)
+			total := uint64(0)
+			for _, pi := range info.PartitionInfo {
+				if pi.NextOffset == 0 {
+					t.Errorf("partition %d got no record", pi.Partition)
+				}
+				total += pi.NextOffset
+			}
+			is.Equal(total, uint64(rep.Count))
+		})
+	}
+}
+
 func TestTextReportNamesTheWorkloadAndPercentiles(t *testing.T) {
 	is := is.New(t)
 	code, stdout, stderr := runBench(t, nil, "batch", "--cluster", "1", "--count", "500", "--batch", "50")
@@ -214,6 +298,10 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 		args []string
 		want []string
 	}{
+		{"too many partitions", nil, []string{"async", "--cluster", "1", "--count", "5", "--partitions", "2000"}, []string{"2000 partitions: want 1 to 1024"}},
+		{"idle without server processes", nil, []string{"idle", "--cluster", "1"}, []string{"idle measures server processes"}},
+		{"idle restarting servers it did not start", nil, []string{"idle", "--server-pid", "1", "--restart", "term"}, []string{"--restart needs --cluster 3 or 5"}},
+		{"idle with an unknown restart", nil, []string{"idle", "--cluster", "3", "--restart", "nicely"}, []string{`--restart "nicely": want term or kill`}},
 		{"a count and a duration", nil, []string{"sync", "--cluster", "1", "--count", "5", "--duration", "1s"}, []string{"give a count or a duration, not both or neither"}},
 		{"a cluster of two", nil, []string{"sync", "--cluster", "2", "--count", "5"}, []string{"--cluster 2: want 1, 3 or 5"}},
 		{"an address and a cluster", nil, []string{"sync", "--cluster", "1", "--addr", "127.0.0.1:1"}, []string{"give --addr or --cluster, not both"}},
@@ -321,4 +409,67 @@ func TestAFailoverRunReportsTheGapOfEachKill(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Against three dislog processes: a run on partitions of three replicas measures every server
+// (each writes the record data at least once), and the idle run times a topic's elections,
+// measures the idle servers, restarts them all and times the elections again.
+func TestPartitionsOnThreeProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs dislog processes: skipped by -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin, err := localcluster.BuildDislog(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("async", func(t *testing.T) {
+		is := is.New(t)
+		rep := runJSON(t, nil, "async", "--cluster", "3", "--dislog-bin", bin, "--duration", "2s", "--window", "512",
+			"--partitions", "6", "--replicas", "3", "--leaders")
+		is.Equal(rep.Partitions, 6)
+		is.Equal(rep.ReplicationFactor, 3)
+		is.True(rep.Produce.Records > 0)
+		is.Equal(len(rep.Servers), 3)
+		for _, s := range rep.Servers {
+			// Every server holds every partition and writes each record at least once (a
+			// little may still be in flight when the run ends).
+			if s.Restarted || s.CPUSeconds <= 0 || s.WritePerRecordByte < 0.9 || s.RSSBytes <= 0 || s.CPUOfMean <= 0 {
+				t.Errorf("server %+v: want measured, with CPU, at least 0.9 bytes written per byte of record data, and memory", s)
+			}
+		}
+		is.Equal(rep.Cluster.Servers, 3)
+		is.True(rep.Cluster.CPUMicrosPerRecord > 0)
+		is.Equal(rep.Leaders.Partitions, 6)
+		is.Equal(rep.Leaders.Leaderless, 0)
+		leads := 0
+		for _, s := range rep.Leaders.Servers {
+			is.Equal(s.Replicas, 6)
+			leads += s.Leads
+		}
+		is.Equal(leads, 6)
+	})
+	t.Run("idle", func(t *testing.T) {
+		is := is.New(t)
+		code, stdout, stderr := runBench(t, nil, "idle", "--cluster", "3", "--dislog-bin", bin, "--duration", "1s",
+			"--partitions", "8", "--replicas", "3", "--restart", "term", "--json")
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+		var rep bench.IdleReport
+		is.NoErr(json.Unmarshal([]byte(stdout), &rep))
+		is.Equal(rep.Partitions, 8)
+		is.True(rep.CreateSeconds > 0 && rep.CreateSeconds >= rep.CreateCallSeconds)
+		is.True(rep.IdleSeconds >= 1)
+		is.Equal(len(rep.Servers), 3)
+		for _, s := range rep.Servers {
+			is.Equal(s.Replicas, 8)
+			is.True(s.RSSBytes > 0 && s.RSSBeforeBytes > 0 && s.RSSPerPartitionBytes > 0)
+		}
+		is.Equal(rep.Leaders.Leaderless, 0)
+		is.True(rep.StopSeconds > 0 && rep.RestartSeconds > 0)
+		is.True(rep.LeadersRestart != nil)
+		is.Equal(rep.LeadersRestart.Leaderless, 0) // every partition has a leader again
+	})
 }

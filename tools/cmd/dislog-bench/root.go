@@ -16,6 +16,7 @@ import (
 	"github.com/dislog/dislog/client/ctl"
 	"github.com/dislog/dislog/server/localcluster"
 	"github.com/dislog/dislog/tools/bench"
+	"github.com/dislog/dislog/tools/internal/proc"
 	"github.com/spf13/cobra"
 )
 
@@ -49,6 +50,7 @@ type app struct {
 	plotFile                     string
 	kills, pauses                int
 	killEvery, pauseFor          time.Duration
+	pids                         []int
 	cfg                          bench.Config
 }
 
@@ -109,6 +111,10 @@ A run lasts --count records in all (failed ones count) or --duration (default 10
 	f.StringVar(&a.clusterLog, "cluster-log", "", "file to write the output of --cluster 3 or 5 nodes to (default: discard it)")
 
 	f.StringVar(&a.cfg.Topic, "topic", bench.DefaultTopic, "topic, created if it does not exist")
+	f.IntVar(&a.cfg.Partitions, "partitions", 1, "partitions of the topic, if the run creates it")
+	f.IntVar(&a.cfg.ReplicationFactor, "replicas", 0, "replication factor of the topic, if the run creates it: 1, 3 or 5 (0: the cluster's default, 3 on three servers or more)")
+	f.BoolVar(&a.cfg.Leaders, "leaders", false, "at the end, print how many partitions each server leads and holds, and whether that is balanced")
+	f.IntSliceVar(&a.pids, "server-pid", nil, "pids of server processes on this machine to measure (CPU, disk writes, memory from /proc), comma separated; --cluster 3 or 5 measures its own")
 	f.IntVar(&a.cfg.RecordSize, "record-size", bench.DefaultRecordSize, "bytes in each record's value")
 	f.Int64Var(&a.cfg.Count, "count", 0, "records to produce (replay: read) in all; failed ones count")
 	f.DurationVar(&a.cfg.Duration, "duration", 0, "how long to run, instead of --count (default 10s)")
@@ -176,6 +182,9 @@ A run lasts --count records in all (failed ones count) or --duration (default 10
 		if w.consumers {
 			sf.IntVar(&a.cfg.Consumers, "consumers", 1, "subscribers, each on its own connection")
 		}
+		if w.workload != bench.Replay {
+			sf.BoolVar(&a.cfg.Keys, "keys", false, fmt.Sprintf("give each record a key of %d bytes, a different one each, so that it goes to its key's partition (default: no key; the producer's sticky partition, or the partitions in turn)", bench.KeyBytes))
+		}
 		if w.failover {
 			sf.IntVar(&a.kills, "kill-leader", 0, "with --cluster 3 or 5: SIGKILL the leader this many times during the run and report the failover gaps")
 			sf.DurationVar(&a.killEvery, "kill-every", 5*time.Second, "with --kill-leader or --pause-leader: time before the first kill and between a restart (resume) and the next kill")
@@ -184,6 +193,7 @@ A run lasts --count records in all (failed ones count) or --duration (default 10
 		}
 		cmd.AddCommand(sub)
 	}
+	cmd.AddCommand(a.idleCommand())
 	ctl.PlainBools(cmd)
 	return cmd
 }
@@ -243,7 +253,11 @@ func (a *app) run(cmd *cobra.Command) (err error) {
 	}
 	defer func() { err = errors.Join(err, closeTarget()) }()
 	if a.cfg.Failover != nil {
-		a.cfg.Failover.Cluster = nodes{target.cluster}
+		a.cfg.Failover.Cluster = nodes{Cluster: target.cluster, topic: a.cfg.Topic}
+	}
+	a.cfg.Processes = target.processes
+	if len(a.pids) > 0 {
+		a.cfg.Processes = a.pidProcesses
 	}
 	bar := a.startProgress(a.cfg)
 	if bar != nil {
@@ -284,6 +298,8 @@ type target struct {
 	dial        func() (*client.Client, error)
 	description string
 	cluster     *localcluster.Cluster // the processes of --cluster 3 or 5
+	// processes lists the server processes of a --cluster, or is nil.
+	processes func() ([]bench.Process, error)
 }
 
 // target dials --addr, or starts the --cluster and dials it. The function it returns stops the
@@ -309,6 +325,9 @@ func (a *app) target(ctx context.Context) (target, func() error, error) {
 		return target{
 			dial:        func() (*client.Client, error) { return cl.Dial(addr) },
 			description: fmt.Sprintf("a node in this process at %s, data in a temporary directory", addr),
+			processes: func() ([]bench.Process, error) {
+				return []bench.Process{{Name: localcluster.NodeName(0) + " and the clients (this process)", PID: os.Getpid()}}, nil
+			},
 		}, cl.Close, nil
 	case 3, 5:
 		return a.startProcesses(ctx)
@@ -360,7 +379,23 @@ func (a *app) startProcesses(ctx context.Context) (target, func() error, error) 
 		dial:        func() (*client.Client, error) { return cl.Dial(seeds) },
 		description: fmt.Sprintf("%d dislog processes on 127.0.0.1, as %s", a.cluster, seeds),
 		cluster:     cl,
+		processes:   func() ([]bench.Process, error) { return nodeProcesses(cl) },
 	}, stop, nil
+}
+
+// nodeProcesses finds the processes of a cluster's nodes: the children of this process that run
+// with each node's data directory.
+func nodeProcesses(cl *localcluster.Cluster) ([]bench.Process, error) {
+	var ps []bench.Process
+	for i := range cl.Addrs {
+		name := localcluster.NodeName(i)
+		pid, err := proc.Find(os.Getpid(), "--data-dir", filepath.Join(cl.Dir, name))
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, bench.Process{Name: name, PID: pid})
+	}
+	return ps, nil
 }
 
 // tlsFiles returns the CA, certificate and key to dial with: the ones given, or a dev node's.
@@ -398,13 +433,28 @@ open and its calls hang, as in a long GC pause or a stalled disk), then resumes 
 each the report gives the gap: the time from the last produce acknowledged before the signal to the
 first acknowledged of those sent after it. The run lasts --duration, and longer if the kills need it.`
 
-// nodes is a --cluster's processes as a bench.FailoverCluster.
-type nodes struct{ *localcluster.Cluster }
+// nodes is a --cluster's processes as a bench.FailoverCluster, whose leader is that of the
+// topic's partition 0: the partition a one-partition run writes to.
+type nodes struct {
+	*localcluster.Cluster
+	topic string
+}
 
 func (n nodes) Leader(ctx context.Context) (int, error) {
+	// Once every node is in the cluster again, the cluster's leader (of its metadata)...
 	addr, err := n.Cluster.Leader(ctx)
 	if err != nil {
 		return 0, err
+	}
+	// ... or, once it names one, the partition's.
+	c, err := n.Dial("dislog:///" + strings.Join(n.Addrs, ","))
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	info, err := bench.AwaitLeaders(ctx, []*client.Client{c}, n.topic, 10*time.Second)
+	if err == nil && len(info.PartitionInfo) > 0 {
+		addr = info.PartitionInfo[0].LeaderAddr
 	}
 	if i := slices.Index(n.Addrs, addr); i >= 0 {
 		return i, nil

@@ -71,9 +71,15 @@ agree, reads every topic from every node, and checks: no acknowledged write lost
 phantom value, the same value at each offset on every node, consumer offsets monotonic, and a
 linearizable history (porcupine).
 
-Faults: kill (SIGKILL, restart later), pause (SIGSTOP, SIGCONT later), partition-leader (the leader
-cut from the others), partition-split (a random minority from the majority), partition-oneway (one
-direction between a node and the others), partition (the three), all (every one).
+Topics have --partitions partitions each, held by --replicas nodes; the clients spread their
+operations over every partition, and every check is made per partition.
+
+Faults: kill (SIGKILL, restart later), pause (SIGSTOP, SIGCONT later), partition-leader (a
+partition's leader cut from the others), partition-split (a random minority from the majority),
+partition-oneway (one direction between a node and the others), partition (the three),
+leader-move (SIGTERM of a partition's leader, which hands its leaderships over; restart later),
+remove-readd (SIGKILL, and past --failed-remove-after, once the cluster has removed the node and
+placed its replicas elsewhere, a new empty node with a new ID in its place), all (every one).
 
 Exit status: 0 every check passed, 1 a violation, 2 the run failed or a check reached no verdict.`,
 		Args:          cobra.NoArgs,
@@ -93,9 +99,11 @@ Exit status: 0 every check passed, 1 a violation, 2 the run failed or a check re
 	f.DurationVar(&a.cfg.Duration, "duration", time.Minute, "how long the clients and the nemesis run")
 	f.Int64Var(&a.seed, "seed", 0, "seed of the nemesis's schedule and the clients' choices (default: the time)")
 	f.IntVar(&a.cfg.Clients, "clients", 6, "clients, one operation at a time each")
-	f.IntVar(&a.cfg.Topics, "topics", 2, "topics the clients share (the linearizability check is per topic)")
+	f.IntVar(&a.cfg.Topics, "topics", 2, "topics the clients share")
+	f.IntVar(&a.cfg.Partitions, "partitions", 1, "partitions of each topic (the checks, linearizability too, are per partition)")
+	f.IntVar(&a.cfg.ReplicationFactor, "replicas", 0, "replication factor of each topic: 1, 3 or 5 (0: the cluster's default, 3)")
 	f.Float64Var(&a.cfg.Rate, "rate", 0, "operations a second of all clients together; 0 for no cap")
-	f.StringVar(&a.faults, "faults", "all", "faults to inject, comma separated: kill, pause, partition-leader, partition-split, partition-oneway, partition, all; \"\" for none")
+	f.StringVar(&a.faults, "faults", "all", "faults to inject, comma separated: kill, pause, partition-leader, partition-split, partition-oneway, partition, leader-move, remove-readd, all; \"\" for none")
 	f.IntVar(&a.cfg.MaxFaults, "max-faults", 0, "most faults to inject; 0 for as many as the duration allows")
 	f.DurationVar(&a.cfg.FaultDuration, "fault-duration", 3*time.Second, "mean length of a fault (each lasts 0.5 to 1.5 times it)")
 	f.DurationVar(&a.cfg.FaultInterval, "fault-interval", 2*time.Second, "mean quiet time before each fault")
@@ -104,7 +112,8 @@ Exit status: 0 every check passed, 1 a violation, 2 the run failed or a check re
 	f.DurationVar(&a.cfg.Raft.ElectionTimeout, "raft-election-timeout", d.ElectionTimeout, "the nodes' --raft-election-timeout")
 	f.DurationVar(&a.cfg.Raft.LeaderLeaseTimeout, "raft-leader-lease-timeout", d.LeaderLeaseTimeout, "the nodes' --raft-leader-lease-timeout")
 	f.DurationVar(&a.cfg.Raft.CommitTimeout, "raft-commit-timeout", d.CommitTimeout, "the nodes' --raft-commit-timeout")
-	f.DurationVar(&a.cfg.LinearizabilityTimeout, "lin-timeout", 5*time.Minute, "how long porcupine may search each topic before its verdict is unknown")
+	f.DurationVar(&a.cfg.FailedRemoveAfter, "failed-remove-after", 0, fmt.Sprintf("the nodes' --failed-remove-after (default: dislog's, 1m; %s with remove-readd)", chaos.DefaultFailedRemoveAfter))
+	f.DurationVar(&a.cfg.LinearizabilityTimeout, "lin-timeout", 5*time.Minute, "how long porcupine may search each partition before its verdict is unknown")
 	f.StringVar(&a.dislogBin, "dislog-bin", "", "the dislog binary (default: go build it from this repository)")
 	f.StringVar(&a.dislogTags, "dislog-tags", "", "build tags for the dislog built when --dislog-bin is not given (dislog_unsafe: the deliberately broken server)")
 	f.BoolVar(&a.json, "json", false, "print the report as JSON")
@@ -144,7 +153,7 @@ func runChaos(ctx context.Context, a args, stdout, stderr io.Writer) error {
 		defer f.Close()
 		a.cfg.Log = &lockedWriter{w: f}
 	}
-	fmt.Fprintf(stderr, "dislog-chaos: %d nodes, %v, seed %d\n", a.cfg.Nodes, a.cfg.Duration, a.cfg.Seed)
+	fmt.Fprintf(stderr, "dislog-chaos: %d nodes, %d topics of %d partitions, %v, seed %d\n", a.cfg.Nodes, a.cfg.Topics, max(a.cfg.Partitions, 1), a.cfg.Duration, a.cfg.Seed)
 	rep, err := chaos.Run(ctx, a.cfg)
 	if err != nil {
 		return err
