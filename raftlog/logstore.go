@@ -33,6 +33,9 @@ type Options struct {
 	// StoreLogs takes; a batch holding a larger one is refused whole. Default 16 MiB, or less if a
 	// segment cannot hold that.
 	MaxEntryBytes uint32
+	// NoPreallocate turns off storelog's preallocation of segment files (storelog.Options): every
+	// byte of the log is written to the disk once, at the cost of slower fsyncs of small batches.
+	NoPreallocate bool
 	// Logger receives recovery events. Default: discard.
 	Logger *slog.Logger
 
@@ -72,8 +75,9 @@ func (o Options) storelogOptions() storelog.Options {
 		MaxSegmentRecords: o.MaxSegmentRecords,
 		MaxRecordBytes:    entryBytes,
 		// Raft counts an entry as stored once StoreLogs returns: every batch is fsynced before that.
-		Sync:   storelog.SyncEveryBatch,
-		Logger: o.Logger,
+		Sync:          storelog.SyncEveryBatch,
+		NoPreallocate: o.NoPreallocate,
+		Logger:        o.Logger,
 	}
 }
 

@@ -688,6 +688,13 @@ func produceError(err error) error {
 		return nil
 	case errors.Is(err, raft.ErrNotLeader):
 		return dislogv1.NotLeaderError(err.Error())
+	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress),
+		errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrEnqueueTimeout):
+		// UNAVAILABLE (or DEADLINE_EXCEEDED), as for the controller: a client retries, and an
+		// idempotent producer's retry settles whether the batch was written.
+		return raftError(err)
+	case errors.Is(err, partition.ErrClosed):
+		return status.Error(codes.Unavailable, "the partition's replica on this server is closed (the server is stopping, or the replica moved); retry")
 	}
 	return rpc.ResultError(err)
 }

@@ -100,7 +100,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	l := &Log{dir: dir, opts: opts, done: make(chan struct{})}
 	l.gcCond.L = &l.gcMu
 	l.growDone.L = &l.wmu
-	if opts.Sync != SyncNever {
+	if opts.Sync != SyncNever && !opts.NoPreallocate {
 		l.grow = make(chan struct{}, 1)
 		l.zeros = make([]byte, preallocChunk)
 	}

@@ -53,6 +53,12 @@ type Options struct {
 	MaxSegmentAge time.Duration
 	// Sync is the fsync policy. Default SyncEveryBatch.
 	Sync SyncPolicy
+	// NoPreallocate turns off the preallocation of store files (the package doc's Preallocation):
+	// nothing writes zeros ahead of the appends, so every byte of the log is written to the disk
+	// once, and each append's fdatasync also commits the store file's new size, which costs a
+	// journal commit (slower small appends). For logs whose disk bandwidth and CPU matter more than
+	// the latency of a small append. SyncNever logs never preallocate.
+	NoPreallocate bool
 	// SyncInterval is the period of background fsyncs under SyncInterval. Default 100 ms.
 	SyncInterval time.Duration
 	// RetentionBytes deletes the oldest sealed segments while the log's store files add up to more.

@@ -230,3 +230,48 @@ func TestCloseStopsThePreparation(t *testing.T) {
 		t.Fatalf("next offset %d after reopen, want 1", l.NextOffset())
 	}
 }
+
+// With NoPreallocate nothing is written ahead of the appends: the store file holds the records and
+// nothing else, so every byte of the log is written once; the log reopens with every record.
+func TestNoPreallocateWritesEachByteOnce(t *testing.T) {
+	dir := t.TempDir()
+	l, err := storelog.Open(dir, storelog.Options{NoPreallocate: true, MaxSegmentBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 300)
+	stores, err := filepath.Glob(filepath.Join(dir, "*.store"))
+	if err != nil || len(stores) == 0 {
+		t.Fatalf("no store files: %v", err)
+	}
+	var onDisk int64
+	for _, s := range stores {
+		fi, err := os.Stat(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		onDisk += fi.Size()
+	}
+	if want := l.Stats().Bytes; onDisk != want {
+		t.Fatalf("store files hold %d bytes, the records %d: something was written ahead", onDisk, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "storelog.prepared")); !os.IsNotExist(err) {
+		t.Fatalf("a next segment was prepared: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err = storelog.Open(dir, storelog.Options{NoPreallocate: true, MaxSegmentBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if l.NextOffset() != 300 {
+		t.Fatalf("reopened with next offset %d, want 300", l.NextOffset())
+	}
+	for o := range uint64(300) {
+		if _, err := l.Read(o); err != nil {
+			t.Fatalf("read %d: %v", o, err)
+		}
+	}
+}

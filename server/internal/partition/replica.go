@@ -146,6 +146,10 @@ func Open(cfg Config) (_ *Replica, err error) {
 	opts := raftlog.Options{
 		FS: cfg.FS, MaxSegmentBytes: cfg.MaxSegmentBytes, MaxEntryBytes: cfg.MaxEntryBytes, Logger: r.log,
 		Records: Records, BaseAt: r.fsm.baseAt,
+		// No zeros written ahead: they would be a second write of every byte of the records, and
+		// about a third of a busy server's CPU (docs/BENCHMARKS.md, Partitions). A small batch's
+		// fsync then also commits the file's size.
+		NoPreallocate: true,
 	}
 	if r.logs, err = raftlog.OpenLogStore(filepath.Join(cfg.Dir, "log"), opts); err != nil {
 		return nil, fmt.Errorf("partition %s: %w", group, err)
