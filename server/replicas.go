@@ -354,26 +354,14 @@ func (r *replicas) reconcile(state map[string]fsm.TopicState) {
 		}
 		t.state = want
 		r.mu.Unlock()
+		var toOpen []int
 		for p, ids := range want.Replicas {
 			r.mu.RLock()
 			rep := t.parts[p]
 			r.mu.RUnlock()
 			switch assigned := contains(ids, r.c.id); {
 			case rep == nil && assigned:
-				rep, err := r.open(name, want, p, ids, addrs)
-				if err != nil {
-					r.c.log.Error("opening a partition replica", slog.String("topic", name), slog.Int("partition", p), slog.Any("error", err))
-					continue
-				}
-				r.mu.Lock()
-				if r.closed {
-					r.mu.Unlock()
-					rep.Close()
-					return
-				}
-				t.parts[p] = rep
-				delete(t.unassigned, p)
-				r.mu.Unlock()
+				toOpen = append(toOpen, p)
 			case rep != nil && !assigned:
 				r.dropAssignedAway(t, p, rep)
 			case rep != nil:
@@ -382,7 +370,46 @@ func (r *replicas) reconcile(state map[string]fsm.TopicState) {
 				r.mu.Unlock()
 			}
 		}
+		r.openAll(t, name, want, toOpen, addrs)
 	}
+}
+
+// openWorkers bounds the replicas a server opens at once: opening one is mostly waiting for its
+// files and its Raft instance, and a topic of hundreds of partitions opened one by one would take
+// most of a minute.
+const openWorkers = 16
+
+// openAll opens a topic's partition replicas ps, several at once.
+func (r *replicas) openAll(t *topicReplicas, name string, want fsm.TopicState, ps []int, addrs map[string]string) {
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(openWorkers, len(ps)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				rep, err := r.open(name, want, p, want.Replicas[p], addrs)
+				if err != nil {
+					r.c.log.Error("opening a partition replica", slog.String("topic", name), slog.Int("partition", p), slog.Any("error", err))
+					continue
+				}
+				r.mu.Lock()
+				if r.closed {
+					r.mu.Unlock()
+					rep.Close()
+					continue
+				}
+				t.parts[p] = rep
+				delete(t.unassigned, p)
+				r.mu.Unlock()
+			}
+		}()
+	}
+	for _, p := range ps {
+		work <- p
+	}
+	close(work)
+	wg.Wait()
 }
 
 // dropAssignedAway closes and deletes a replica the controller assigned to other servers, once its
