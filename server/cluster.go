@@ -139,11 +139,6 @@ func openCluster(o *options, log *slog.Logger, m *mux.Mux, addr string, peerTLS 
 	c.startIndex = c.raft.LastIndex()
 	c.goLoop(func() { c.watchLeadership(notify) })
 	c.replicas = newReplicas(c)
-	c.goLoop(c.replicas.run)
-	c.goLoop(c.replicas.retentionLoop)
-	c.goLoop(c.replicas.preferredLeaderLoop)
-	c.goLoop(c.replicas.membershipLoop)
-	c.goLoop(c.replicas.reassignLoop)
 	if o.bootstrap && !hasState {
 		err := c.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
 			Suffrage: raft.Voter, ID: raft.ServerID(o.nodeID), Address: raft.ServerAddress(addr),
@@ -168,6 +163,12 @@ func openCluster(o *options, log *slog.Logger, m *mux.Mux, addr string, peerTLS 
 		c.goLoop(c.reconcileLoop)
 		c.goLoop(c.gossipLastIndex)
 	}
+	// The partition replicas' loops read the membership: they start once it is set.
+	c.goLoop(c.replicas.run)
+	c.goLoop(c.replicas.retentionLoop)
+	c.goLoop(c.replicas.preferredLeaderLoop)
+	c.goLoop(c.replicas.membershipLoop)
+	c.goLoop(c.replicas.reassignLoop)
 	return c, nil
 }
 

@@ -118,7 +118,7 @@ func (r *replicas) preferredLeaderLoop() {
 		if r.c.membershipStopped() {
 			continue
 		}
-		up := r.c.upServers()
+		up := r.c.aliveServers()
 		addrs := r.c.addresses()
 		r.each(func(l localReplica) {
 			preferred := l.state.Replicas[l.p][0]
@@ -504,25 +504,21 @@ func (r *replicas) open(topic string, t fsm.TopicState, p int, ids []string, add
 	return rep, nil
 }
 
-// Floors of a partition group's Raft timings. An idle group costs its leader a timer and an
-// AppendEntries per follower every commit timeout (hashicorp/raft tells followers the commit index
-// that way) and a heartbeat every tenth of the heartbeat timeout: with hundreds of partitions the
-// controller's LAN timings (10 ms, 500 ms) would keep the servers busy doing nothing. A partition's
-// leader is so replaced in about two seconds, and a follower's reader sees the last records of a
-// burst up to 50 ms late.
-const (
-	partitionHeartbeatFloor = time.Second
-	partitionCommitFloor    = 50 * time.Millisecond
-)
+// partitionCommitFloor is the least commit timeout of a partition group. An idle group costs its
+// leader a timer and an AppendEntries per follower every commit timeout (hashicorp/raft tells
+// followers the commit index that way): with hundreds of partitions the controller's 10 ms would keep
+// the servers busy doing nothing. A follower's reader so sees the last records of a burst up to
+// 50 ms late.
+const partitionCommitFloor = 50 * time.Millisecond
 
 // partitionRaftConfig is the template of a partition group's Raft configuration: the server's
-// timings, raised to the floors above (the replica sets the rest, and keeps Raft from compacting
+// timings, the commit timeout raised to its floor (the replica sets the rest, and keeps Raft from compacting
 // the log on its own: retention does, at segment boundaries).
 func partitionRaftConfig(o *options) *raft.Config {
 	conf := raft.DefaultConfig()
-	conf.HeartbeatTimeout = max(o.raft.HeartbeatTimeout, partitionHeartbeatFloor)
-	conf.ElectionTimeout = max(o.raft.ElectionTimeout, partitionHeartbeatFloor)
-	conf.LeaderLeaseTimeout = max(o.raft.LeaderLeaseTimeout, partitionHeartbeatFloor/2)
+	conf.HeartbeatTimeout = o.raft.HeartbeatTimeout
+	conf.ElectionTimeout = o.raft.ElectionTimeout
+	conf.LeaderLeaseTimeout = o.raft.LeaderLeaseTimeout
 	conf.CommitTimeout = max(o.raft.CommitTimeout, partitionCommitFloor)
 	conf.SnapshotInterval = o.raft.SnapshotInterval
 	conf.SnapshotThreshold = o.raft.SnapshotThreshold
@@ -758,25 +754,27 @@ func (c *cluster) Topic(name string) (fsm.TopicState, bool) { return c.fsm.Topic
 // Topics lists the topics, sorted.
 func (c *cluster) Topics() []string { return c.fsm.Topics() }
 
-// upServers lists the servers of the controller's configuration that are up: alive in Serf, or
-// every one of them without Serf (a single server).
+// upServers lists the servers of the controller's configuration: the leader removes a server that
+// leaves at once, and one that fails after the failed-remove grace period, so these are the servers
+// up but for failures younger than that (which Serf may also report, wrongly, of a server too busy
+// to answer its probes).
 func (c *cluster) upServers() []string {
-	alive := map[string]bool{c.id: true}
-	if c.members != nil {
-		for _, m := range c.members.Members() {
-			if m.Status == discovery.StatusAlive {
-				alive[m.ID] = true
-			}
+	return slices.Sorted(maps.Keys(c.addresses()))
+}
+
+// aliveServers lists the servers Serf reports alive (this one always; every server of the
+// configuration without Serf).
+func (c *cluster) aliveServers() []string {
+	if c.members == nil {
+		return c.upServers()
+	}
+	alive := []string{c.id}
+	for _, m := range c.members.Members() {
+		if m.Status == discovery.StatusAlive && m.ID != c.id {
+			alive = append(alive, m.ID)
 		}
 	}
-	var up []string
-	for id := range c.addresses() {
-		if c.members == nil || alive[id] {
-			up = append(up, id)
-		}
-	}
-	slices.Sort(up)
-	return up
+	return alive
 }
 
 // DefaultReplicationFactor is 3 on a cluster of three servers or more, else 1.
@@ -816,12 +814,14 @@ func (c *cluster) Place(partitions, replicationFactor int) ([][]string, error) {
 	return a, nil
 }
 
-// Replica returns this server's replica of a partition, waiting for one assigned here to open.
+// Replica returns this server's replica of a partition, waiting for one assigned here to open and,
+// after a restart, to apply what it knew was committed.
 func (c *cluster) Replica(ctx context.Context, topic string, p int) (*partition.Replica, error) {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if rep, ok := c.replicas.local(topic, p); ok {
+		// A replica that restarted serves once it has applied what it knew was committed.
+		if rep, ok := c.replicas.local(topic, p); ok && rep.CaughtUp() {
 			return rep, nil
 		}
 		t, ok := c.fsm.Topic(topic)
@@ -943,7 +943,7 @@ func (c *cluster) inSync(replicas []string, leader string) []string {
 	if leader == "" {
 		return nil
 	}
-	up := c.upServers()
+	up := c.aliveServers()
 	var in []string
 	for _, r := range replicas {
 		if slices.Contains(up, r) {

@@ -45,7 +45,7 @@ func TestDislogctlWorksAgainstADevNode(t *testing.T) {
 		{"consumes from the start", "", []string{"consume", "hello"}, []string{"one\ntwo\nthree\nfour\n"}},
 		{"consumes from an offset as JSON", "", []string{"consume", "hello", "--offset", "3", "-o", "json"}, []string{`"offset":3`}},
 		{"lists topics", "", []string{"topics", "list"}, []string{"hello"}},
-		{"describes a topic", "", []string{"topics", "describe", "hello"}, []string{"next offset:   4"}},
+		{"describes a topic", "", []string{"topics", "describe", "hello"}, []string{"partitions:         1", "records:            4"}},
 		{"commits an offset", "", []string{"offsets", "commit", "readers", "hello", "2"}, nil},
 		{"fetches it", "", []string{"offsets", "fetch", "readers", "hello"}, []string{"2"}},
 		{"lists the servers", "", []string{"servers"}, []string{"dev1", addr}},

@@ -99,6 +99,10 @@ type Replica struct {
 	raft      *raft.Raft
 	observer  *raft.Observer
 	maxEntry  int
+	// startCommit and startLast are the commit index and the last index the log held at Open, and
+	// caughtUp is set once the state machine has applied what they call for (see CaughtUp).
+	startCommit, startLast uint64
+	caughtUp               atomic.Bool
 
 	// proposeMu serializes the leader's deduplication decisions with the proposals they allow, so
 	// that batches reach the log in the order the table saw them. It guards the fields below.
@@ -152,6 +156,13 @@ func Open(cfg Config) (_ *Replica, err error) {
 		NoPreallocate: true,
 	}
 	if r.logs, err = raftlog.OpenLogStore(filepath.Join(cfg.Dir, "log"), opts); err != nil {
+		return nil, fmt.Errorf("partition %s: %w", group, err)
+	}
+	// What this replica's log held when it opened: its reads wait until it has applied it (CaughtUp).
+	if r.startCommit, err = r.logs.GetCommitIndex(); err != nil {
+		return nil, fmt.Errorf("partition %s: %w", group, err)
+	}
+	if r.startLast, err = r.logs.LastIndex(); err != nil {
 		return nil, fmt.Errorf("partition %s: %w", group, err)
 	}
 	r.maxEntry = int(maxEntryBytes(cfg))
@@ -351,6 +362,31 @@ func (r *Replica) VerifyLeader() error {
 		return r.raftError("verify leader", err)
 	}
 	return nil
+}
+
+// CaughtUp reports whether the replica has applied every entry of its log that was committed when
+// it opened. Raft applies a restarted replica's entries only as it learns again that they are
+// committed, and the commit index stored with the last entries can lag the last acknowledged batch:
+// until then the replica's offsets end short of records it served before, and a reader must wait
+// rather than take that end for the partition's. A leader has caught up once its commit index
+// covers the whole log it opened with (its first entry of the term commits everything before it);
+// a follower once its leader has told it a commit index at least the stored one, and it applied it.
+func (r *Replica) CaughtUp() bool {
+	if r.caughtUp.Load() {
+		return true
+	}
+	commit, applied := r.raft.CommitIndex(), r.raft.AppliedIndex()
+	var ok bool
+	if r.IsLeader() {
+		ok = commit >= r.startLast && applied >= commit
+	} else {
+		id, _ := r.raft.LeaderWithID()
+		ok = id != "" && commit >= r.startCommit && applied >= commit
+	}
+	if ok {
+		r.caughtUp.Store(true)
+	}
+	return ok
 }
 
 // Stats are a replica's figures, for metrics.
