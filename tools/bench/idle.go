@@ -54,8 +54,11 @@ type IdleReport struct {
 	IdleSeconds float64       `json:"idle_seconds"`
 	Servers     []IdleServer  `json:"servers"`
 	Cluster     *ClusterUsage `json:"cluster"`
-	// Leaders is the partitions' spread after the creation and, with a restart, after it.
+	// Leaders is the partitions' spread once every partition first had a leader, LeadersIdle at
+	// the end of the idle measurement (the preferred-leader election may have moved some since),
+	// and LeadersRestart once every partition had a leader again after the restart.
 	Leaders        *Leaders `json:"leaders"`
+	LeadersIdle    *Leaders `json:"leaders_after_idle"`
 	LeadersRestart *Leaders `json:"leaders_after_restart,omitempty"`
 	// StopSeconds is how long stopping every server took, and RestartSeconds from starting them
 	// again to every partition having a leader; both 0 without a restart.
@@ -160,6 +163,10 @@ func Idle(ctx context.Context, dial Dial, cfg IdleConfig) (*IdleReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	if info, err = Describe(ctx, clients, cfg.Topic); err != nil {
+		return nil, err
+	}
+	rep.LeadersIdle = CountLeaders(info, servers)
 	rep.Cluster = total
 	held := map[string]int{}
 	for _, s := range rep.Leaders.Servers {
@@ -240,6 +247,9 @@ func (r *IdleReport) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "server   %s (pid %d): CPU %.2fs, %.1f%% of a core; wrote %s; RSS %s (%s before the topic): %s per replica held (%d), %s per partition\n",
 			s.Name, s.PID, s.CPUSeconds, 100*s.Cores, mib(s.WriteBytes), mib(s.RSSBytes), mib(s.RSSBeforeBytes),
 			kib(s.RSSPerReplicaBytes), s.Replicas, kib(s.RSSPerPartitionBytes))
+	}
+	if r.LeadersIdle != nil {
+		writeLeaders(&b, "leaders ", r.LeadersIdle)
 	}
 	if r.RestartSeconds > 0 {
 		fmt.Fprintf(&b, "restart  every server stopped in %s; every partition had a leader %s after they were started again\n",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,16 +40,37 @@ type workload struct {
 
 	mu   sync.Mutex
 	ends map[Log]uint64 // per partition, one past the highest offset acknowledged
+	// leaders are the partitions' leaders as the workload last learned them, and direct a
+	// connection to each node, for the clients that send each produce to its partition's leader.
+	leaders map[Log]int
+	direct  []*client.Client
 }
+
+// routeInterval is how often the workload learns the partitions' leaders.
+const routeInterval = 200 * time.Millisecond
 
 // run runs the clients until ctx ends; each finishes the operation it is in first.
 func (w *workload) run(ctx context.Context) error {
 	var conns []*client.Client
 	defer func() {
-		for _, c := range conns {
+		for _, c := range append(conns, w.direct...) {
 			c.Close()
 		}
 	}()
+	w.leaders = map[Log]int{}
+	for _, addr := range w.cl.lc.Addrs {
+		c, err := w.cl.lc.Dial(addr, client.WithProduceRetries(0))
+		if err != nil {
+			return err
+		}
+		w.direct = append(w.direct, c)
+	}
+	routing := make(chan struct{})
+	go func() {
+		defer close(routing)
+		w.learnLeaders(ctx)
+	}()
+	defer func() { <-routing }()
 	for i := range w.cfg.Clients {
 		target := "dislog:///" + strings.Join(w.cl.lc.Addrs, ",")
 		if i%2 == 1 {
@@ -74,6 +96,51 @@ func (w *workload) run(ctx context.Context) error {
 		wg.Go(func() { wk.run(ctx) })
 	}
 	wg.Wait()
+	return nil
+}
+
+// learnLeaders asks a node, another each time, for every topic's partition leaders every
+// routeInterval until ctx ends.
+func (w *workload) learnLeaders(ctx context.Context) {
+	topics := []string{}
+	for _, l := range w.logs {
+		if !slices.Contains(topics, l.Topic) {
+			topics = append(topics, l.Topic)
+		}
+	}
+	tick := time.NewTicker(routeInterval)
+	defer tick.Stop()
+	for n := 0; ; n++ {
+		for _, t := range topics {
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			info, err := w.cl.admin[n%w.cl.size()].DescribeTopic(cctx, t)
+			cancel()
+			if err != nil {
+				continue
+			}
+			w.mu.Lock()
+			for _, pi := range info.PartitionInfo {
+				if i := w.cl.index(pi.Leader); i >= 0 {
+					w.leaders[Log{Topic: t, Partition: pi.Partition}] = i
+				}
+			}
+			w.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// leaderAPI is a connection to the leader of partition l as last learned, or nil.
+func (w *workload) leaderAPI(l Log) dislogv1.LogServiceClient {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if i, ok := w.leaders[l]; ok {
+		return w.direct[i].API()
+	}
 	return nil
 }
 
@@ -203,7 +270,15 @@ func (wk *worker) produce(l Log) Op {
 		ProducerId: wk.producer, Sequence: wk.seq[l] + 1,
 	}
 	wk.write(&op, func(ctx context.Context, opt grpc.CallOption) error {
-		resp, err := wk.api.Produce(ctx, req, opt)
+		api := wk.api
+		// The clients of the cluster send a produce to its partition's leader, as the Go client
+		// does; the others to their node, which forwards it.
+		if wk.id%2 == 0 {
+			if leader := wk.w.leaderAPI(l); leader != nil {
+				api = leader
+			}
+		}
+		resp, err := api.Produce(ctx, req, opt)
 		op.Offset = resp.GetBaseOffset()
 		return err
 	})

@@ -468,6 +468,7 @@ func TestPartitionsOnThreeProcesses(t *testing.T) {
 			is.True(s.RSSBytes > 0 && s.RSSBeforeBytes > 0 && s.RSSPerPartitionBytes > 0)
 		}
 		is.Equal(rep.Leaders.Leaderless, 0)
+		is.True(rep.LeadersIdle != nil && rep.LeadersIdle.Partitions == 8)
 		is.True(rep.StopSeconds > 0 && rep.RestartSeconds > 0)
 		is.True(rep.LeadersRestart != nil)
 		is.Equal(rep.LeadersRestart.Leaderless, 0) // every partition has a leader again
