@@ -474,7 +474,7 @@ func (r *replicas) open(topic string, t fsm.TopicState, p int, ids []string, add
 		LocalID:         raft.ServerID(r.c.id),
 		Transport:       transport,
 		Stable:          r.c.stable.Group(group),
-		Raft:            partitionRaftConfig(o),
+		Raft:            partitionRaftConfig(o, len(ids)),
 		Retention:       partition.Retention{Bytes: t.RetentionBytes, Age: time.Duration(t.RetentionAge)},
 		MaxEntryBytes:   uint32(o.maxMessageBytes + 1<<20),
 		MaxSegmentBytes: uint32(o.segmentBytes),
@@ -504,22 +504,35 @@ func (r *replicas) open(topic string, t fsm.TopicState, p int, ids []string, add
 	return rep, nil
 }
 
-// partitionCommitFloor is the least commit timeout of a partition group. An idle group costs its
+// Floors of the Raft timings of a partition group of several replicas. An idle group costs its
 // leader a timer and an AppendEntries per follower every commit timeout (hashicorp/raft tells
-// followers the commit index that way): with hundreds of partitions the controller's 10 ms would keep
-// the servers busy doing nothing. A follower's reader so sees the last records of a burst up to
-// 50 ms late.
-const partitionCommitFloor = 50 * time.Millisecond
+// followers the commit index that way) and a heartbeat every tenth of the heartbeat timeout; and
+// hundreds of new groups electing at once with the controller's 500 ms timeouts split their votes
+// for most of a minute. With these floors a partition's leader is replaced in about two seconds, and
+// a follower's reader sees the last records of a burst up to 50 ms late. A group of one replica has
+// no followers and no contest: it keeps the server's timings, so a single server elects its
+// partitions as fast as its controller.
+const (
+	partitionHeartbeatFloor = time.Second
+	partitionCommitFloor    = 50 * time.Millisecond
+)
 
-// partitionRaftConfig is the template of a partition group's Raft configuration: the server's
-// timings, the commit timeout raised to its floor (the replica sets the rest, and keeps Raft from compacting
-// the log on its own: retention does, at segment boundaries).
-func partitionRaftConfig(o *options) *raft.Config {
+// partitionRaftConfig is the template of the Raft configuration of a partition group of replicas
+// replicas: the server's timings, raised to the floors above for a group of several (the replica
+// sets the rest, and keeps Raft from compacting the log on its own: retention does, at segment
+// boundaries).
+func partitionRaftConfig(o *options, replicas int) *raft.Config {
 	conf := raft.DefaultConfig()
 	conf.HeartbeatTimeout = o.raft.HeartbeatTimeout
 	conf.ElectionTimeout = o.raft.ElectionTimeout
 	conf.LeaderLeaseTimeout = o.raft.LeaderLeaseTimeout
-	conf.CommitTimeout = max(o.raft.CommitTimeout, partitionCommitFloor)
+	conf.CommitTimeout = o.raft.CommitTimeout
+	if replicas > 1 {
+		conf.HeartbeatTimeout = max(conf.HeartbeatTimeout, partitionHeartbeatFloor)
+		conf.ElectionTimeout = max(conf.ElectionTimeout, partitionHeartbeatFloor)
+		conf.LeaderLeaseTimeout = max(conf.LeaderLeaseTimeout, partitionHeartbeatFloor/2)
+		conf.CommitTimeout = max(conf.CommitTimeout, partitionCommitFloor)
+	}
 	conf.SnapshotInterval = o.raft.SnapshotInterval
 	conf.SnapshotThreshold = o.raft.SnapshotThreshold
 	conf.MaxAppendEntries = 256
