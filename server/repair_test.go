@@ -120,6 +120,13 @@ func TestAServerWithADamagedRaftLogRejoinsUnderANewID(t *testing.T) {
 		is.NoErr(err)
 	}
 	sameRecords(t, clientsOf(t, append(others, reborn)), "t", 40)
+	// The partition is on three servers again, the new one among them: its replica on the damaged
+	// server moved there (or, if the move came while two servers were left, was added back).
+	servertest.WaitFor(t, 20*time.Second, "the partition's replicas to include the new server", func() bool {
+		info, err := lc.DescribeTopic(ctx, "t")
+		return err == nil && len(info.PartitionInfo) == 1 && len(info.PartitionInfo[0].Replicas) == 3 &&
+			slices.Contains(info.PartitionInfo[0].Replicas, reborn.ID) && !slices.Contains(info.PartitionInfo[0].Replicas, victim.ID)
+	})
 	servers, err := lc.GetServers(ctx)
 	is.NoErr(err)
 	var ids []string

@@ -208,8 +208,9 @@ func (r *replicas) matchMembers(rep *partition.Replica, want []string, addrs map
 
 // reassignLoop, on the controller's leader, places elsewhere the replicas of servers that have
 // been out of the cluster (out of the controller's configuration, and not alive in Serf) for the
-// failed-remove grace period: a server that merely restarts keeps its replicas. Placement keeps
-// every other replica where it is.
+// failed-remove grace period: a server that merely restarts keeps its replicas. It also gives a
+// partition left with fewer replicas than its replication factor (while too few servers were up)
+// the ones it lacks once servers are there. Placement keeps every other replica where it is.
 func (r *replicas) reassignLoop() {
 	tick := time.NewTicker(r.c.opts.reconcileInterval)
 	defer tick.Stop()
@@ -258,25 +259,28 @@ func (r *replicas) reassign(absent map[string]time.Time) {
 			}
 		}
 	}
-	if len(gone) == 0 {
-		return
-	}
 	for _, name := range r.c.fsm.Topics() {
 		t, _ := r.c.fsm.Topic(name)
-		if !slices.ContainsFunc(t.Replicas, func(rs []string) bool { return slices.ContainsFunc(rs, func(id string) bool { return gone[id] }) }) {
+		rf := min(t.ReplicationFactor, len(servers))
+		// A partition needs new replicas if one of its servers is gone for good, or if it has fewer
+		// than the servers there are allow (it lost one while there were too few, and a server came).
+		needs := func(p int) bool {
+			return len(t.Replicas[p]) < rf || slices.ContainsFunc(t.Replicas[p], func(id string) bool { return gone[id] })
+		}
+		if !slices.ContainsFunc(t.Replicas, func(rs []string) bool { return len(rs) < rf || slices.ContainsFunc(rs, func(id string) bool { return gone[id] }) }) {
 			continue
 		}
 		if len(servers) < t.ReplicationFactor {
 			r.c.log.Warn("a topic's partitions stay under-replicated: too few servers", slog.String("topic", name),
 				slog.Int("replication_factor", t.ReplicationFactor), slog.Int("servers", len(servers)))
 		}
-		placed, err := placement.Place(t.Replicas, servers, t.Partitions(), min(t.ReplicationFactor, len(servers)), nil)
+		placed, err := placement.Place(t.Replicas, servers, t.Partitions(), rf, nil)
 		if err != nil {
 			r.c.log.Warn("placing the replicas of a removed server", slog.String("topic", name), slog.Any("error", err))
 			continue
 		}
 		for p := range placed {
-			if !slices.ContainsFunc(t.Replicas[p], func(id string) bool { return gone[id] }) || slices.Equal(placed[p], t.Replicas[p]) {
+			if !needs(p) || slices.Equal(placed[p], t.Replicas[p]) {
 				continue
 			}
 			cmd := fsm.AppendCommand(nil, &fsm.Command{Kind: fsm.KindAssign, Topic: name, Partition: uint32(p), Replicas: [][]string{placed[p]}})
@@ -284,7 +288,7 @@ func (r *replicas) reassign(absent map[string]time.Time) {
 				r.c.log.Warn("reassigning a partition", slog.String("topic", name), slog.Int("partition", p), slog.Any("error", errors.Join(err, resultErr(res))))
 				continue
 			}
-			r.c.log.Info("reassigned a partition away from a removed server", slog.String("topic", name), slog.Int("partition", p),
+			r.c.log.Info("gave a partition new replicas", slog.String("topic", name), slog.Int("partition", p),
 				slog.Any("from", t.Replicas[p]), slog.Any("to", placed[p]))
 		}
 	}
