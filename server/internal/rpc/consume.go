@@ -171,15 +171,17 @@ func (s *Service) ConsumeStream(req *dislogv1.ConsumeStreamRequest, stream dislo
 const readYourWritesWait = 2 * time.Second
 
 // awaitWrites makes a read of offset see every record acknowledged before it. The leader holds
-// every acknowledged record once it confirms it still leads; a follower's replica waits for the
-// offset, a little, and a replica that does not catch up says so (UNAVAILABLE: read from the leader)
-// rather than call the offset past the end.
+// every acknowledged record once a barrier has applied every entry before it; a follower's replica
+// waits for the offset, a little, and a replica that does not catch up says so (UNAVAILABLE: read
+// from the leader) rather than call the offset past the end.
 func (s *Service) awaitWrites(ctx context.Context, pt part, offset uint64) error {
 	if _, next := pt.rep.Offsets(); offset < next {
 		return nil
 	}
 	if pt.rep.IsLeader() {
-		if err := pt.rep.VerifyLeader(); err != nil {
+		// A barrier, not only a leadership check: a leader new in its term may not have applied
+		// the entries of the term before, acknowledged by its predecessor.
+		if err := pt.rep.Barrier(ctx); err != nil {
 			return status.Errorf(codes.Unavailable, "partition %d of topic %q: this server lost its leadership; retry: %v", pt.p, pt.topic, err)
 		}
 		return nil
