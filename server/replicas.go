@@ -267,7 +267,9 @@ func (r *replicas) reassign(absent map[string]time.Time) {
 		needs := func(p int) bool {
 			return len(t.Replicas[p]) < rf || slices.ContainsFunc(t.Replicas[p], func(id string) bool { return gone[id] })
 		}
-		if !slices.ContainsFunc(t.Replicas, func(rs []string) bool { return len(rs) < rf || slices.ContainsFunc(rs, func(id string) bool { return gone[id] }) }) {
+		if !slices.ContainsFunc(t.Replicas, func(rs []string) bool {
+			return len(rs) < rf || slices.ContainsFunc(rs, func(id string) bool { return gone[id] })
+		}) {
 			continue
 		}
 		if len(servers) < t.ReplicationFactor {
